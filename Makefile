@@ -1,0 +1,37 @@
+# Two commands matter on a fresh machine:  `make repro` (set up + run the embedded default end to end)
+# and `make test` (set up + run the tests). Both create or reuse .venv from requirements.lock.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# Stage commands use whichever `python` is first on PATH, so put the venv first.
+RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
+
+.PHONY: setup test repro bench lock clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(RUN) $(BIN)/python -m pytest
+
+repro: $(STAMP)
+	$(RUN) $(BIN)/dvc repro
+
+bench: $(STAMP)
+	$(RUN) $(BIN)/python bench/bench_evaluation.py
+	$(RUN) $(BIN)/python bench/bench_clustering.py
+
+# Re-freeze the tested environment after changing a pin in pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^reid-repro' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean-venv:
+	rm -rf $(VENV)

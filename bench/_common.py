@@ -1,0 +1,41 @@
+"""Shared helpers for the benchmark scripts: run a case in a fresh process, record peak RSS, write results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(script: str, case: str) -> dict:
+    """Run ``script --case case`` in a new interpreter so its peak RSS is its own."""
+    proc = subprocess.run([sys.executable, script, "--case", case], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"case {case} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def machine() -> dict:
+    import os
+
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def write_results(name: str, rows: list[dict]) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"machine": machine(), "cases": rows}, indent=2) + "\n")
+    for row in rows:
+        print(json.dumps(row))
+    print(f"wrote {path}")
+    return path

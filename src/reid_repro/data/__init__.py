@@ -1,0 +1,1 @@
+"""Dataset formats, manifests, samplers and transforms."""
