@@ -16,6 +16,49 @@ def _prepare(args) -> str:
     return f"prepare {info['dataset']}: {counts}; checksum {info['checksum'][:12]} -> {args.out}"
 
 
+def _world(args) -> str:
+    import os
+    import shutil
+    import time
+    from pathlib import Path
+
+    import pandas as pd
+
+    from reid_repro.config import load_world
+    from reid_repro.world.body import make_body
+    from reid_repro.world.generate import generate_world
+    from reid_repro.world.sheet import identity_sheet
+
+    cfg = load_world(args.params)
+    if args.profile:
+        cfg = load_world_with_profile(args.params, args.profile)
+    start = time.perf_counter()
+    body = make_body(cfg.body_model, os.environ.get("ANNY_CACHE_DIR", ".cache/anny"), cfg.smpl_model_dir)
+    out = Path(args.out)
+    staging = out.with_name(out.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    summary = generate_world(cfg, staging, body)
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)           # the old world stays whole until the new one is complete
+    for name in summary["domains"]:
+        truth = pd.read_parquet(out / name / "ground_truth.parquet")
+        identity_sheet(out / name, truth, Path(args.reports) / f"world_{name}.png", seed=cfg.seed)
+    n = sum(d["train"] + d["query"] + d["gallery"] + d["junk"] for d in summary["domains"].values())
+    return (f"world ({cfg.profile}, seed {cfg.seed}): {n} images in {len(summary['domains'])} domains "
+            f"in {time.perf_counter() - start:.0f} s -> {out}")
+
+
+def load_world_with_profile(params: str, profile: str):
+    from dataclasses import replace
+
+    from reid_repro.config import load_world
+
+    cfg = load_world(params)
+    return replace(cfg, profile=profile)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reid-repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="value of the manifest's dataset column (default: --dataset)")
     p.add_argument("--train-only", action="store_true", help="MSMT17: train list only (default train+val)")
     p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("world", help="render the synthetic person world (params.yaml: world)")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--profile", default=None, help="override world.profile (smoke, default, large)")
+    p.add_argument("--out", default="data/world")
+    p.add_argument("--reports", default="reports")
+    p.set_defaults(func=_world)
     return parser
 
 

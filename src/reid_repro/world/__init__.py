@@ -1,0 +1,1 @@
+"""The synthetic person world: body model adapter, renderer and generator."""

@@ -1,0 +1,298 @@
+"""The synthetic person world: identities rendered from a body model, written in the Market-1501 layout.
+
+Id-related factors (GCL+ Table 1): upper/lower clothing colours with a texture (stripes or a logo), sleeve and
+trouser length, hair colour, body shape, a bag on the back or the front, shoes.
+Id-unrelated factors: walk-cycle phase, yaw (360 degrees), per-camera illumination, colour cast, blur, noise and
+resolution, per-camera backgrounds, crop jitter and partial occlusion.
+
+Each domain writes ``<out>/<domain>/{bounding_box_train,query,bounding_box_test}/`` with Market file names and
+``<out>/<domain>/ground_truth.parquet`` with one row per image (labels, body shape, yaw, phase, camera style).
+The same seed gives byte-identical images.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageFilter
+from tqdm import tqdm
+
+from reid_repro.config import Domain, WorldConfig
+from reid_repro.io import write_json, write_parquet
+from reid_repro.world.body import PARTS, SHAPE_KEYS, Mesh, yaw_matrix
+from reid_repro.world.render import Placement, Renderer
+
+SPLIT_FOLDERS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
+PRETRAIN = "pretrain"
+P = {name: i for i, name in enumerate(PARTS)}
+HAIR = [(20, 15, 10), (60, 40, 20), (120, 80, 40), (200, 170, 90), (90, 90, 90), (150, 40, 20)]
+SKIN = [(240, 200, 170), (220, 170, 130), (180, 130, 90), (120, 80, 55), (80, 55, 40)]
+
+
+@dataclass(frozen=True)
+class CameraStyle:
+    gain: tuple          # per-channel colour cast x brightness
+    gamma: float
+    blur: float          # Gaussian blur radius, pixels
+    noise: float         # Gaussian noise sigma, 0..255
+    resolution: float    # down-sampling factor before up-sampling back, (0, 1]
+    bg_top: tuple
+    bg_bottom: tuple
+    bg_seed: int
+
+
+@dataclass(frozen=True)
+class Identity:
+    pid: int
+    shape: dict
+    upper: tuple
+    lower: tuple
+    texture: str          # none | stripes | logo
+    texture_color: tuple
+    long_sleeves: bool
+    long_trousers: bool
+    hair: tuple
+    long_hair: bool
+    skin: tuple
+    shoes: tuple
+    bag: str              # none | back | front
+    bag_color: tuple
+    cameras: tuple
+
+
+def _hsv(h, s, v):
+    return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
+
+
+def camera_styles(domain: Domain, rng: np.random.Generator) -> list[CameraStyle]:
+    """Camera styles strong enough that generic features cluster partly by camera."""
+    k = domain.style_strength
+    styles = []
+    for _ in range(domain.cameras):
+        cast = np.clip(1 + k * rng.normal(0, 0.18, 3), 0.55, 1.5)
+        bright = float(np.exp(k * rng.normal(0, 0.3)))
+        hue = domain.hue + rng.uniform(-domain.hue_spread, domain.hue_spread)
+        styles.append(CameraStyle(
+            gain=tuple(float(g) for g in cast * bright), gamma=float(np.exp(k * rng.normal(0, 0.15))),
+            blur=float(k * rng.uniform(0, 0.9)), noise=float(k * rng.uniform(1, 8)),
+            resolution=float(np.clip(1 - k * rng.uniform(0, 0.45), 0.35, 1)),
+            bg_top=_hsv(hue, rng.uniform(0.1, 0.6), rng.uniform(0.4, 0.95)),
+            bg_bottom=_hsv(hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.7)),
+            bg_seed=int(rng.integers(2**31))))
+    return styles
+
+
+def sample_identity(pid: int, domain: Domain, rng: np.random.Generator) -> Identity:
+    n_cams = int(rng.integers(2, min(domain.cameras, 5) + 1))
+    return Identity(
+        pid=pid,
+        shape={k: float(rng.uniform(0.15, 0.85)) for k in SHAPE_KEYS},
+        upper=_hsv(rng.random(), rng.uniform(0.2, 1), rng.uniform(0.2, 1)),
+        lower=_hsv(rng.random(), rng.uniform(0.1, 0.9), rng.uniform(0.15, 0.9)),
+        texture=str(rng.choice(["none", "stripes", "logo"])),
+        texture_color=_hsv(rng.random(), rng.uniform(0.3, 1), rng.uniform(0.5, 1)),
+        long_sleeves=bool(rng.random() < 0.5), long_trousers=bool(rng.random() < 0.7),
+        hair=HAIR[int(rng.integers(len(HAIR)))], long_hair=bool(rng.random() < 0.4),
+        skin=SKIN[int(rng.integers(len(SKIN)))],
+        shoes=_hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.1, 0.9)),
+        bag=str(rng.choice(["none", "back", "front"], p=[0.4, 0.4, 0.2])),
+        bag_color=_hsv(rng.random(), rng.uniform(0.2, 0.9), rng.uniform(0.15, 0.8)),
+        cameras=tuple(int(c) for c in np.sort(rng.choice(domain.cameras, n_cams, replace=False))),
+    )
+
+
+def vertex_colors(person: Identity, mesh: Mesh) -> np.ndarray:
+    """Per-vertex RGB from the identity's factors, on an upright mesh facing -y."""
+    v, part = mesh.vertices, mesh.parts
+    colors = np.tile(np.array(person.skin, np.uint8), (len(v), 1))
+    upper = np.isin(part, [P["torso"]] + ([P["upper_arm"], P["lower_arm"]] if person.long_sleeves else [P["upper_arm"]]))
+    waist = v[part == P["torso"], 2].min() + 0.12
+    lower = np.isin(part, [P["thigh"]] + ([P["shin"]] if person.long_trousers else [])) | (
+        (part == P["torso"]) & (v[:, 2] < waist))
+    colors[upper & ~lower] = person.upper
+    colors[lower] = person.lower
+    torso = (part == P["torso"]) & (v[:, 2] >= waist)
+    if person.texture == "stripes":
+        colors[torso & (np.floor(v[:, 2] / 0.06) % 2 == 0)] = person.texture_color
+    elif person.texture == "logo":
+        chest = v[torso, 2].max() - 0.2
+        front = v[torso, 1].min() + 0.06
+        colors[torso & (np.abs(v[:, 0]) < 0.09) & (np.abs(v[:, 2] - chest) < 0.09) & (v[:, 1] < front)] = \
+            person.texture_color
+    head = part == P["head"]
+    top = v[head, 2].max()
+    hair = head & ((v[:, 2] > top - 0.07) | ((v[:, 1] > v[head, 1].mean()) & (v[:, 2] > top - (0.3 if person.long_hair else 0.16))))
+    colors[hair] = person.hair
+    colors[part == P["foot"]] = person.shoes
+    return colors
+
+
+def bag_mesh(person: Identity, mesh: Mesh, yaw: float):
+    """A box on the back or the front of the (yawed) torso, or None."""
+    if person.bag == "none":
+        return None
+    import trimesh
+
+    torso = mesh.vertices[mesh.parts == P["torso"]]
+    facing = yaw_matrix(yaw) @ np.array([0.0, -1.0, 0.0])
+    size = (0.3, 0.12, 0.36) if person.bag == "back" else (0.26, 0.08, 0.22)
+    side = -1.0 if person.bag == "back" else 1.0
+    upright = torso @ yaw_matrix(yaw)            # back to the body frame to measure depth
+    depth = (upright[:, 1].max() - upright[:, 1].min()) / 2
+    centre = torso.mean(0) + side * facing * (depth + size[1] / 2)
+    centre[2] = np.percentile(torso[:, 2], 70 if person.bag == "back" else 45)
+    transform = np.eye(4)
+    transform[:3, :3] = yaw_matrix(yaw)
+    transform[:3, 3] = centre
+    box = trimesh.creation.box(extents=size, transform=transform)
+    return box.vertices.astype(np.float32), box.faces, person.bag_color
+
+
+def background(style: CameraStyle, height: int, width: int, shift: int) -> np.ndarray:
+    rng = np.random.default_rng(style.bg_seed)
+    t = np.linspace(0, 1, height)[:, None, None]
+    img = (1 - t) * np.array(style.bg_top) + t * np.array(style.bg_bottom)
+    img = np.repeat(img, width * 2, axis=1)
+    for _ in range(6):   # wall panels, poles, doors: fixed per camera
+        x0, w = rng.integers(0, width * 2), rng.integers(3, width // 2)
+        y0 = rng.integers(0, height // 2)
+        img[y0:, x0:x0 + w] = img[y0:, x0:x0 + w] * rng.uniform(0.6, 1.3) + rng.uniform(-20, 20, 3)
+    floor = int(height * rng.uniform(0.78, 0.9))
+    img[floor:] *= 0.8
+    return img[:, shift:shift + width]
+
+
+def apply_camera(rgb: np.ndarray, style: CameraStyle, rng: np.random.Generator) -> Image.Image:
+    h, w = rgb.shape[:2]
+    x = np.clip(rgb / 255.0, 0, 1) ** style.gamma * np.array(style.gain)
+    img = Image.fromarray(np.clip(x * 255, 0, 255).astype(np.uint8))
+    if style.resolution < 1:
+        small = (max(8, int(w * style.resolution)), max(16, int(h * style.resolution)))
+        img = img.resize(small, Image.BILINEAR).resize((w, h), Image.BILINEAR)
+    if style.blur > 0.05:
+        img = img.filter(ImageFilter.GaussianBlur(style.blur))
+    arr = np.asarray(img, dtype=np.float32) + rng.normal(0, style.noise, (h, w, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _placement(rng: np.random.Generator) -> Placement:
+    return Placement(dx=float(rng.uniform(-0.08, 0.08)), dz=float(rng.uniform(-0.06, 0.06)),
+                     scale=float(rng.uniform(0.92, 1.08)))
+
+
+def _occlude(img: np.ndarray, rng: np.random.Generator) -> None:
+    h, w = img.shape[:2]
+    oh, ow = int(h * rng.uniform(0.2, 0.4)), int(w * rng.uniform(0.3, 0.6))
+    y0 = h - oh if rng.random() < 0.6 else int(rng.integers(0, h - oh))
+    x0 = int(rng.integers(0, w - ow + 1))
+    img[y0:y0 + oh, x0:x0 + ow] = rng.uniform(30, 220, 3)
+
+
+class WorldWriter:
+    """Renders identities and writes one domain; all randomness comes from the generator passed in."""
+
+    def __init__(self, cfg: WorldConfig, body, renderer: Renderer):
+        self.cfg, self.body, self.renderer = cfg, body, renderer
+
+    def person_images(self, person: Identity, styles, shots, rng):
+        """shots: list of (camera, yaw, phase, placement, occluded). Yields (PIL image, mask fraction)."""
+        meshes = self.body.meshes(person.shape, [s[2] for s in shots], [0.0] * len(shots))
+        colors = vertex_colors(person, meshes[0])
+        h, w = self.cfg.height, self.cfg.width
+        for mesh, (cam, yaw, _, place, occluded) in zip(meshes, shots):
+            v = mesh.vertices @ yaw_matrix(yaw).T
+            yawed = Mesh(v, mesh.faces, mesh.parts)
+            bag = bag_mesh(person, yawed, yaw)
+            rgb, mask = self.renderer.render(v, mesh.faces, colors, place, extras=[bag] if bag else [])
+            bg = background(styles[cam], h, w, int(rng.integers(0, w)))
+            img = np.where(mask[..., None], rgb.astype(np.float64), bg)
+            if occluded:
+                _occlude(img, rng)
+            yield apply_camera(img, styles[cam], rng), float(mask.mean())
+
+    def write_domain(self, name: str, domain: Domain, out: Path, index: int) -> pd.DataFrame:
+        cfg, sizes = self.cfg, self.cfg.sizes
+        rng = np.random.default_rng([cfg.seed, index])
+        styles = camera_styles(domain, rng)
+        n_train = max(2, int(round(sizes.train_ids * domain.id_scale)))
+        n_test = max(2, int(round(sizes.test_ids * domain.id_scale)))
+        n_distr = int(round(sizes.distractor_ids * domain.id_scale))
+        root = out / name
+        if root.exists():
+            shutil.rmtree(root)
+        for folder in SPLIT_FOLDERS.values():
+            (root / folder).mkdir(parents=True)
+        rows, frame = [], 0
+        people = [("train", sample_identity(pid, domain, rng)) for pid in range(1, n_train + 1)]
+        people += [("test", sample_identity(pid, domain, rng)) for pid in range(n_train + 1, n_train + n_test + 1)]
+        people += [("distractor", sample_identity(0, domain, rng)) for _ in range(n_distr)]
+        for role, person in tqdm(people, desc=f"world {name}", unit="id", mininterval=2.0, disable=None):
+            n = max(len(person.cameras), int(rng.poisson(sizes.images_per_id)))
+            if role == "distractor":   # a few gallery images each, all labelled pid 0
+                cams = [int(c) for c in rng.choice(person.cameras, max(1, n // 3))]
+            else:                      # every camera of the identity's subset at least once
+                cams = list(person.cameras) + [int(c) for c in rng.choice(person.cameras, n - len(person.cameras))]
+            shots = [(c, float(rng.uniform(0, 360)), float(rng.uniform(0, 2 * np.pi)), _placement(rng),
+                      bool(rng.random() < 0.12)) for c in cams]
+            splits = ["train"] * n if role == "train" else ["gallery"] * n
+            if role == "test":   # one query in each of the first two cameras, the rest is gallery
+                for cam in person.cameras[:2]:
+                    splits[cams.index(cam)] = "query"
+            for (img, fill), shot, split in zip(self.person_images(person, styles, shots, rng), shots, splits):
+                frame += 1
+                rows.append(self._save(root, img, person, shot, split, frame, styles, fill))
+        for _ in range(sizes.junk_images):   # junk boxes: background or a sliver of a person, pid -1
+            cam = int(rng.integers(domain.cameras))
+            bg = background(styles[cam], cfg.height, cfg.width, int(rng.integers(0, cfg.width)))
+            frame += 1
+            junk = Identity(-1, {}, (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), False, False, (0, 0, 0), False,
+                            (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), (cam,))
+            rows.append(self._save(root, apply_camera(bg, styles[cam], rng), junk, (cam, 0.0, 0.0, Placement(), False),
+                                   "gallery", frame, styles, 0.0))
+        table = pd.DataFrame(rows)
+        table.insert(0, "domain", name)
+        write_parquet(root / "ground_truth.parquet", table)
+        return table
+
+    def _save(self, root, img, person, shot, split, frame, styles, fill) -> dict:
+        cam, yaw, phase, place, occluded = shot
+        pid = "-1" if person.pid < 0 else f"{person.pid:04d}"
+        rel = f"{SPLIT_FOLDERS[split]}/{pid}_c{cam + 1}s1_{frame:06d}_00.jpg"
+        img.save(root / rel, quality=92)
+        style = styles[cam]
+        row = {"path": rel, "split": split, "pid": person.pid, "camid": cam, "frame": frame, "yaw": yaw,
+               "phase": phase, "dx": place.dx, "dz": place.dz, "scale": place.scale, "occluded": occluded,
+               "foreground": fill, **{f"shape_{k}": person.shape.get(k, np.nan) for k in SHAPE_KEYS},
+               "upper": "#%02x%02x%02x" % person.upper, "lower": "#%02x%02x%02x" % person.lower,
+               "texture": person.texture, "hair": "#%02x%02x%02x" % person.hair, "bag": person.bag,
+               "shoes": "#%02x%02x%02x" % person.shoes, "long_sleeves": person.long_sleeves,
+               "long_trousers": person.long_trousers, "cam_gain": list(style.gain), "cam_blur": style.blur,
+               "cam_noise": style.noise, "cam_resolution": style.resolution, "cam_gamma": style.gamma}
+        return row
+
+
+def generate_world(cfg: WorldConfig, out: str | Path, body, renderer: Renderer | None = None) -> dict:
+    """Write every domain of ``cfg`` under ``out``; returns the counts written to ``out/world.json``."""
+    out = Path(out)
+    renderer = renderer or Renderer(cfg.height, cfg.width)
+    writer = WorldWriter(cfg, body, renderer)
+    summary = {"seed": cfg.seed, "profile": cfg.profile, "height": cfg.height, "width": cfg.width, "domains": {}}
+    for index, (name, domain) in enumerate(cfg.domains.items()):
+        table = writer.write_domain(name, domain, out, index)
+        kept = table[table["pid"] >= 0]
+        summary["domains"][name] = {
+            "cameras": domain.cameras,
+            **{s: int((kept["split"] == s).sum()) for s in SPLIT_FOLDERS},
+            "train_ids": int(kept.query("split == 'train'")["pid"].nunique()),
+            "test_ids": int(kept.query("split != 'train' and pid > 0")["pid"].nunique()),
+            "junk": int((table["pid"] < 0).sum()),
+            "distractor_images": int((table["pid"] == 0).sum()),
+            "domain": asdict(domain),
+        }
+    write_json(out / "world.json", summary)
+    return summary
