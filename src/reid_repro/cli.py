@@ -20,6 +20,7 @@ def _world(args) -> str:
     import os
     import shutil
     import time
+    from dataclasses import replace
     from pathlib import Path
 
     import pandas as pd
@@ -30,8 +31,8 @@ def _world(args) -> str:
     from reid_repro.world.sheet import identity_sheet
 
     cfg = load_world(args.params)
-    if args.profile:
-        cfg = load_world_with_profile(args.params, args.profile)
+    if args.profile:   # replace() re-runs the dataclass validation, so an unknown profile is still an error
+        cfg = replace(cfg, profile=args.profile)
     start = time.perf_counter()
     body = make_body(cfg.body_model, os.environ.get("ANNY_CACHE_DIR", ".cache/anny"), cfg.smpl_model_dir)
     out = Path(args.out)
@@ -48,15 +49,6 @@ def _world(args) -> str:
     n = sum(d["train"] + d["query"] + d["gallery"] + d["junk"] for d in summary["domains"].values())
     return (f"world ({cfg.profile}, seed {cfg.seed}): {n} images in {len(summary['domains'])} domains "
             f"in {time.perf_counter() - start:.0f} s -> {out}")
-
-
-def load_world_with_profile(params: str, profile: str):
-    from dataclasses import replace
-
-    from reid_repro.config import load_world
-
-    cfg = load_world(params)
-    return replace(cfg, profile=profile)
 
 
 def build_parser() -> argparse.ArgumentParser:
