@@ -13,36 +13,7 @@ from reid_repro.config import Domain, Profile, load_world
 from reid_repro.data.manifest import prepare
 from reid_repro.errors import ReidReproError
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("ANNY_CACHE_DIR", ROOT / ".cache" / "anny"))
-
-
-@pytest.fixture(scope="module")
-def body():
-    from reid_repro.world.body import make_body
-
-    return make_body("anny", CACHE)
-
-
-@pytest.fixture(scope="module")
-def renderer():
-    from reid_repro.world.render import Renderer
-
-    return Renderer(128, 64)
-
-
-def tiny_config():
-    cfg = load_world(ROOT / "params.yaml")
-    return replace(cfg, profile="smoke", profiles={"smoke": Profile(4, 3, 1, 4, 2)},
-                   domains={"market": cfg.domains["market"], "duke": cfg.domains["duke"]})
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory, body, renderer):
-    from reid_repro.world.generate import generate_world
-
-    out = tmp_path_factory.mktemp("world")
-    return out, generate_world(tiny_config(), out, body, renderer)
+from conftest import CACHE, ROOT, tiny_config
 
 
 def digests(root: Path) -> dict:

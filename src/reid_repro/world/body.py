@@ -173,6 +173,19 @@ class SmplxBody:
         return out
 
 
+    def posed(self, betas, body_pose, global_orient) -> Mesh:
+        """A mesh from raw SMPL parameters in a camera frame (x right, y down, z forward, as HMR/SPIN write
+        them), turned into ours (z up, the camera looking along +y) and put on the ground."""
+        torch = self.torch
+        v = self.model(betas=torch.as_tensor(betas, dtype=torch.float32).reshape(1, -1),
+                       body_pose=torch.as_tensor(body_pose, dtype=torch.float32).reshape(1, 69),
+                       global_orient=torch.as_tensor(global_orient, dtype=torch.float32).reshape(1, 3)
+                       ).vertices[0].detach().numpy()
+        v = v @ np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])   # (x, y, z) -> (x, z, -y)
+        v[:, 2] -= v[:, 2].min()
+        return Mesh(v.astype(np.float32), self.faces, self.parts)
+
+
 def make_body(body_model: str, cache_dir: str | os.PathLike, smpl_model_dir: str | None = None):
     """The adapter named in params.yaml (``world.body_model``)."""
     if body_model == "anny":

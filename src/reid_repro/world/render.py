@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from reid_repro.errors import ReidReproError
+from reid_repro.world.body import yaw_matrix
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
@@ -55,6 +56,12 @@ class Renderer:
             c = np.broadcast_to(np.asarray(c, dtype=np.uint8), (len(v), 3))
             rgba = np.concatenate([c, np.full((len(v), 1), 255, np.uint8)], 1)
             scene.add(pr.Mesh.from_trimesh(tm.Trimesh(v, f, vertex_colors=rgba, process=False), smooth=smooth))
+        self._add_camera_and_light(scene, placement, light)
+        color, depth = self.renderer.render(scene)
+        return color.copy(), depth > 0
+
+    def _add_camera_and_light(self, scene, placement: Placement, light: float) -> None:
+        pr = self.pyrender
         half_h = self.view_height / 2 / placement.scale
         camera = pr.OrthographicCamera(xmag=half_h * self.width / self.height, ymag=half_h, znear=0.1, zfar=20.0)
         # camera at y = -6 looking along +y, image up = +z, centred on (dx, 0.85 + dz)
@@ -64,8 +71,28 @@ class Renderer:
         light_pose = pose.copy()
         light_pose[:3, :3] = pose[:3, :3] @ np.array([[1, 0, 0], [0, 0.9, -0.44], [0, 0.44, 0.9]])
         scene.add(pr.DirectionalLight(intensity=light), pose=light_pose)
-        color, depth = self.renderer.render(scene)
-        return color.copy(), depth > 0
+
+    def turntable(self, vertices, faces, yaws, placement: Placement = Placement(), grey: int = 150,
+                  light: float = 2.5, ambient: float = 0.3) -> list[np.ndarray]:
+        """Grey structure renders (H x W uint8) of one mesh turned about the vertical axis by each of ``yaws``.
+
+        The scene is built once and only the mesh node's pose changes, so the mesh is uploaded once per call.
+        """
+        pr, tm = self.pyrender, self.trimesh
+        scene = pr.Scene(bg_color=[0.0, 0.0, 0.0, 1.0], ambient_light=[ambient] * 3)
+        material = pr.MetallicRoughnessMaterial(baseColorFactor=[grey / 255] * 3 + [1.0], metallicFactor=0.0,
+                                                roughnessFactor=0.8)
+        node = scene.add(pr.Mesh.from_trimesh(tm.Trimesh(vertices, faces, process=False), material=material,
+                                              smooth=True))
+        self._add_camera_and_light(scene, placement, light)
+        out = []
+        for yaw in yaws:
+            pose = np.eye(4)
+            pose[:3, :3] = yaw_matrix(yaw)
+            scene.set_pose(node, pose)
+            color, _ = self.renderer.render(scene)
+            out.append(color[..., 0].copy())
+        return out
 
     def close(self) -> None:
         self.renderer.delete()
