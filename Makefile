@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro bench lock clean-venv
+.PHONY: setup test repro bench lock clean-venv mlflow-ui
 
 setup: $(STAMP)
 
@@ -27,6 +27,9 @@ repro: $(STAMP)
 bench: $(STAMP)
 	$(RUN) $(BIN)/python bench/bench_evaluation.py
 	$(RUN) $(BIN)/python bench/bench_clustering.py
+	$(RUN) $(BIN)/python bench/bench_world.py
+	$(RUN) $(BIN)/python bench/bench_training.py
+	$(RUN) $(BIN)/python bench/screenshot_report.py
 
 # Re-freeze the tested environment after changing a pin in pyproject.toml.
 lock: $(STAMP)
@@ -35,3 +38,8 @@ lock: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Browse the MLflow runs and the Optuna studies; both bind to loopback unless HOST is given.
+HOST ?= 127.0.0.1
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port 5000

@@ -64,6 +64,8 @@ class WorldConfig:
 
 def _convert(value, tp, key: str):
     origin = typing.get_origin(tp)
+    if tp is typing.Any:
+        return value
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if origin is dict:
@@ -71,6 +73,11 @@ def _convert(value, tp, key: str):
             raise ReidReproError(f"params.yaml: {key}: expected a mapping, got {value!r}")
         _, vt = typing.get_args(tp)
         return {k: _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ReidReproError(f"params.yaml: {key}: expected a list, got {value!r}")
+        (vt,) = typing.get_args(tp)
+        return [_convert(v, vt, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is typing.Union:
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
         return None if value is None else _convert(value, inner, key)
@@ -114,3 +121,154 @@ def params_hash(section) -> str:
     """A stable short hash of a params section, recorded with every run."""
     blob = json.dumps(dataclasses.asdict(section) if dataclasses.is_dataclass(section) else section, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Models, the shared training loop, methods and declared runs
+
+SCALES = ("cpu", "paper")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str             # resnet18 | resnet34 | resnet50 (torchvision)
+    last_stride: int      # 1 (re-ID) or 2 (ImageNet)
+    pooling: str          # avg | gem
+    height: int           # training and test input size; may be smaller than the stored images
+    width: int
+    init: str             # pretrain (the pretrain stage's checkpoint) | imagenet (torchvision weights) | scratch
+
+    def __post_init__(self):
+        if self.last_stride not in (1, 2):
+            raise ReidReproError(f"params.yaml: model.last_stride={self.last_stride}; expected 1 or 2")
+        if self.init not in ("pretrain", "imagenet", "scratch"):
+            raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected pretrain, imagenet or scratch")
+        if not (16 <= self.height <= 512 and 8 <= self.width <= 256):
+            raise ReidReproError(f"params.yaml: model.height/width={self.height}x{self.width}; expected "
+                                 "16..512 x 8..256")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig:
+    """The shared loop's settings: every method's section holds one of these per scale."""
+
+    seed: int
+    epochs: int
+    iters: int              # iterations per epoch
+    batch_ids: int          # P identities (pseudo or true) per batch
+    instances: int          # K images of each
+    lr: float
+    weight_decay: float
+    warmup_epochs: int      # linear warm-up from lr/10
+    lr_step: int            # multiply the lr by lr_gamma every lr_step epochs
+    lr_gamma: float
+    eps: float              # DBSCAN radius on the Jaccard distance
+    k1: int                 # k-reciprocal neighbours
+    k2: int                 # query expansion
+    min_samples: int
+    labels: str             # pseudo (clustering) | ground_truth (the supervised upper bound)
+    cross_camera: bool      # the sampler prefers an identity's images from different cameras
+    workers: int            # DataLoader worker processes
+
+    def __post_init__(self):
+        checks = {"epochs": self.epochs >= 1, "iters": self.iters >= 1, "batch_ids": self.batch_ids >= 2,
+                  "instances": self.instances >= 1, "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+                  "warmup_epochs": self.warmup_epochs >= 0, "lr_step": self.lr_step >= 1,
+                  "lr_gamma": 0 < self.lr_gamma <= 1, "eps": 0 < self.eps < 1, "k1": self.k1 >= 2,
+                  "k2": 1 <= self.k2 <= self.k1, "min_samples": self.min_samples >= 1, "workers": self.workers >= 0,
+                  "labels": self.labels in ("pseudo", "ground_truth")}
+        for key, ok in checks.items():
+            if not ok:
+                raise ReidReproError(f"params.yaml: {key}={getattr(self, key)!r} is out of range")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One declared run: a row of a paper table."""
+
+    method: str
+    base: str             # the params section the method builds on (its own name unless ISE: cluster_contrast)
+    dataset: str          # the training domain (a key of params.yaml: data)
+    test: str             # the test domain (the same one unless the row is domain generalisation)
+    init: str             # the checkpoint it starts from: models/<init>.pt
+    paper: str            # which paper's table the row belongs to
+    table: str
+    row: str
+    overrides: typing.Dict[str, typing.Any]          # applied at every scale
+    paper_overrides: typing.Dict[str, typing.Any]    # applied on top at scale: paper (per-dataset paper settings)
+    also: typing.List[str]                           # more rows this run fills, as "<table>/<row>" of the same paper
+
+    def settings_overrides(self, scale: str) -> dict:
+        return {**self.overrides, **(self.paper_overrides if scale == "paper" else {})}
+
+
+def _scale(params: dict) -> str:
+    scale = params.get("scale", "cpu")
+    if scale not in SCALES:
+        raise ReidReproError(f"params.yaml: scale={scale!r}; expected one of {SCALES}")
+    return scale
+
+
+def load_model(params: dict) -> ModelConfig:
+    scale = _scale(params)
+    if "model" not in params or scale not in params["model"]:
+        raise ReidReproError(f"params.yaml: model.{scale}: missing")
+    return from_dict(ModelConfig, params["model"][scale], f"model.{scale}")
+
+
+def load_method_config(params: dict, method: str, cls, overrides: dict | None = None, base: str | None = None):
+    """Flatten ``params[method]``: its own keys plus its ``loop`` (or ``paper_loop``) keys, then ``overrides``.
+
+    ``base`` names a section whose settings come first (ISE builds on ``cluster_contrast``).
+    """
+    scale = _scale(params)
+    loop_key = "loop" if scale == "cpu" else "paper_loop"
+    flat, where = {}, {}
+    for name in ([base] if base else []) + [method]:
+        section = params.get(name)
+        if not isinstance(section, dict):
+            raise ReidReproError(f"params.yaml: no '{name}' section")
+        if loop_key not in section:
+            if name == method and base:
+                section = {**section, loop_key: {}}
+            else:
+                raise ReidReproError(f"params.yaml: {name}.{loop_key}: missing")
+        for k, v in section.items():
+            if k in ("loop", "paper_loop"):
+                if k == loop_key:
+                    flat.update(v)
+                    where.update({kk: f"{name}.{k}.{kk}" for kk in v})
+            else:
+                flat[k] = v
+                where[k] = f"{name}.{k}"
+    for k, v in (overrides or {}).items():
+        if k not in flat:
+            raise ReidReproError(f"params.yaml: runs override {k!r} is not a setting of {method}; expected one of "
+                                 f"{sorted(flat)}")
+        flat[k] = v
+    try:
+        return from_dict(cls, flat, method)
+    except ReidReproError as exc:   # name the key as it is written in params.yaml
+        import re
+
+        match = re.match(rf"params\.yaml: (?:{method}\.)?(\w+)([=:].*)", str(exc), re.S)
+        if match and match.group(1) in where:
+            raise ReidReproError(f"params.yaml: {where[match.group(1)]}{match.group(2)}") from None
+        raise
+
+
+def load_run(params: dict, key: str) -> RunSpec:
+    runs = params.get("runs") or {}
+    if key not in runs:
+        raise ReidReproError(f"params.yaml: runs.{key}: no such run; expected one of {sorted(runs)}")
+    spec = dict(runs[key])
+    for field in ("overrides", "paper_overrides"):
+        spec[field] = spec.get(field) or {}
+    spec["also"] = spec.get("also") or []
+    run = from_dict(RunSpec, spec, f"runs.{key}")
+    data = params.get("data") or {}
+    for field in ("dataset", "test"):
+        if getattr(run, field) not in data:
+            raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r}; expected a key of "
+                                 f"data: {sorted(data)}")
+    return run

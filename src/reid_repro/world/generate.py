@@ -153,7 +153,9 @@ def bag_mesh(person: Identity, mesh: Mesh, yaw: float):
     return box.vertices.astype(np.float32), box.faces, person.bag_color
 
 
-def background(style: CameraStyle, height: int, width: int, shift: int) -> np.ndarray:
+def background(style: CameraStyle, height: int, width: int, shift: int, tint=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """The camera's scene (fixed layout per camera), seen at a horizontal ``shift`` under a per-image ``tint``
+    (light changing over the day, a different spot of the scene)."""
     rng = np.random.default_rng(style.bg_seed)
     t = np.linspace(0, 1, height)[:, None, None]
     img = (1 - t) * np.array(style.bg_top) + t * np.array(style.bg_bottom)
@@ -164,7 +166,7 @@ def background(style: CameraStyle, height: int, width: int, shift: int) -> np.nd
         img[y0:, x0:x0 + w] = img[y0:, x0:x0 + w] * rng.uniform(0.6, 1.3) + rng.uniform(-20, 20, 3)
     floor = int(height * rng.uniform(0.78, 0.9))
     img[floor:] *= 0.8
-    return img[:, shift:shift + width]
+    return img[:, shift:shift + width] * np.asarray(tint)
 
 
 def apply_camera(rgb: np.ndarray, style: CameraStyle, rng: np.random.Generator) -> Image.Image:
@@ -209,7 +211,7 @@ class WorldWriter:
             yawed = Mesh(v, mesh.faces, mesh.parts)
             bag = bag_mesh(person, yawed, yaw)
             rgb, mask = self.renderer.render(v, mesh.faces, colors, place, extras=[bag] if bag else [])
-            bg = background(styles[cam], h, w, int(rng.integers(0, w)))
+            bg = background(styles[cam], h, w, int(rng.integers(0, w)), rng.uniform(0.75, 1.25, 3))
             img = np.where(mask[..., None], rgb.astype(np.float64), bg)
             if occluded:
                 _occlude(img, rng)

@@ -1,0 +1,1 @@
+"""The report stage: tables beside the papers, curves, provenance."""

@@ -1,0 +1,336 @@
+"""The report: every reproduced table with the paper's numbers beside ours, per-epoch curves, provenance.
+
+It reads only DVC-tracked inputs (params.yaml, ``runs/<name>/{metrics.json,history.parquet,run.json}``) and the
+paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html``, ``results.md``, one CSV per table
+under ``tables/`` and PNG figures under ``figures/``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from reid_repro.config import load_run
+from reid_repro.errors import ReidReproError
+from reid_repro.io import atomic_path, write_json
+
+DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in"}
+METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10"}
+
+WHY_DIFFERENT = (
+    "Our numbers come from the synthetic person world (a few hundred rendered images per domain, 6-15 cameras), "
+    "a ResNet-18 at 64x32 pretrained on the world's own labelled set, and a few epochs on 2 CPU cores; the papers "
+    "train a ResNet-50 at 256x128 from ImageNet weights for 50-70 epochs on the real datasets. Absolute values are "
+    "therefore not comparable: what the report checks is whether the paper's orderings and gaps hold on our world. "
+    "`scale: paper` in params.yaml runs the published settings on real data."
+)
+
+
+def paper_numbers() -> dict:
+    return yaml.safe_load(resources.files("reid_repro.report").joinpath("paper_numbers.yaml").read_text())
+
+
+@dataclass
+class Run:
+    name: str
+    spec: object
+    metrics: dict
+    history: pd.DataFrame
+    info: dict
+
+
+def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
+    runs = []
+    for name in params.get("runs") or {}:
+        folder = Path(runs_dir) / name
+        files = [folder / f for f in ("metrics.json", "history.parquet", "run.json")]
+        missing = [f for f in files if not f.is_file()]
+        if missing:
+            raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`)")
+        runs.append(Run(name, load_run(params, name), json.loads(files[0].read_text()), pd.read_parquet(files[1]),
+                        json.loads(files[2].read_text())))
+    return runs
+
+
+def _fmt(value) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.1f}"
+
+
+def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFrame:
+    """One row per paper row (then one per run with no paper row); per dataset and metric, paper and ours (%).
+
+    ``entries`` are (run, the paper row it fills)."""
+    metrics = paper_table["metrics"]
+    datasets = list(paper_table["datasets"]) + sorted({r.spec.test for r, _ in entries} -
+                                                      set(paper_table["datasets"]))
+    ours = {}
+    for r, row in entries:
+        ours.setdefault(row, {})[r.spec.test] = (r.name, [100 * r.metrics[m] for m in metrics])
+    rows = []
+    printed = [p["row"] for p in paper_table["rows"]]
+    for p in paper_table["rows"] + [{"row": row, "group": "ours only"} for row in ours if row not in printed]:
+        entry = {"row": p["row"], "group": p.get("group", ""), "runs": ", ".join(n for n, _ in ours.get(p["row"], {}).values())}
+        for d in datasets:
+            paper_vals = p.get(d) or [None] * len(metrics)
+            our_vals = ours.get(p["row"], {}).get(d, (None, [None] * len(metrics)))[1]
+            for m, pv, ov in zip(metrics, paper_vals, our_vals):
+                entry[f"{d}.{m}.paper"], entry[f"{d}.{m}.ours"] = pv, ov
+        rows.append(entry)
+    return pd.DataFrame(rows)
+
+
+def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, noise: float = 0.5) -> list[dict]:
+    """Does the paper's ordering hold on our world? Each row with our numbers against the table's baseline row,
+    on the first metric (mAP) of each dataset: the paper's gain, ours, and `holds` / `does not hold`, or
+    `inconclusive` when our difference is within ``noise`` points (seed-to-seed variation on the small world)."""
+    base_name = paper_table.get("baseline")
+    if base_name is None or base_name not in set(frame["row"]):
+        return []
+    metric = paper_table["metrics"][0]
+    base = frame.set_index("row").loc[base_name]
+    out = []
+    for _, r in frame.iterrows():
+        if r["row"] == base_name:
+            continue
+        for d in [c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")]:
+            ours, ours_base = r[f"{d}.{metric}.ours"], base[f"{d}.{metric}.ours"]
+            paper_v, paper_base = r[f"{d}.{metric}.paper"], base[f"{d}.{metric}.paper"]
+            if any(v is None or pd.isna(v) for v in (ours, ours_base, paper_v, paper_base)):
+                continue
+            gain_paper, gain_ours = paper_v - paper_base, ours - ours_base
+            if abs(gain_ours) < noise:
+                verdict = "inconclusive"
+            else:
+                verdict = "holds" if (gain_paper > 0) == (gain_ours > 0) else "does not hold"
+            name = paper_table["datasets"].get(d, DATASET_NAMES.get(d, d))
+            out.append({"paper": paper, "table": table, "row": r["row"], "versus": base_name, "dataset": d,
+                        "metric": metric, "paper_gain": round(gain_paper, 1), "our_gain": round(gain_ours, 1),
+                        "verdict": verdict,
+                        "sentence": f"{r['row']} vs {base_name}, {name} {METRIC_NAMES[metric]}: paper "
+                                    f"{gain_paper:+.1f}, ours {gain_ours:+.1f}, {verdict}."})
+    return out
+
+
+def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
+    metrics = paper_table["metrics"]
+    datasets = sorted({c.split(".")[0] for c in frame.columns if c.count(".") == 2},
+                      key=lambda d: list(paper_table["datasets"]).index(d) if d in paper_table["datasets"] else 99)
+    head = ["Method"] + [f"{paper_table['datasets'].get(d, DATASET_NAMES.get(d, d))} {METRIC_NAMES[m]}"
+                         for d in datasets for m in metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in frame.iterrows():
+        cells = [r["row"] + (f" (ours: {r['runs']})" if r["runs"] else "")]
+        for d in datasets:
+            for m in metrics:
+                p, o = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"]
+                cells.append(_fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}**")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
+    """NMI and cluster count per epoch for each run; each dataset's true identity count as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_nmi, ax_k) = plt.subplots(1, 2, figsize=(10, 3.6))
+    seen = set()
+    for r in runs:
+        h = r.history
+        line, = ax_nmi.plot(h["epoch"], h["nmi"], marker="o", ms=3, label=r.name)
+        ax_k.plot(h["epoch"], h["num_clusters"], marker="o", ms=3, color=line.get_color(), label=r.name)
+        if r.spec.dataset not in seen:
+            seen.add(r.spec.dataset)
+            ax_k.axhline(h["num_true_ids"].iat[-1], ls="--", lw=1, color=line.get_color(),
+                         label=f"true ids ({r.spec.dataset})")
+    ax_nmi.set(xlabel="epoch", ylabel="NMI of pseudo labels", title="NMI per epoch")
+    ax_k.set(xlabel="epoch", ylabel="clusters", title="cluster count per epoch")
+    for ax in (ax_nmi, ax_k):
+        ax.grid(alpha=0.3)
+    ax_k.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
+
+
+def clustering_quality_figure(runs: list[Run], out: Path) -> Path:
+    """ISE Fig. 4: clustering quality (FMI, ARI, AMI, V-measure) per epoch, baseline vs ISE
+
+    ``runs`` are pairs (baseline, ISE) per dataset, in order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
+    fig, axes = plt.subplots(len(pairs), 4, figsize=(13, 3 * len(pairs)), squeeze=False)
+    for row, pair in zip(axes, pairs):
+        for ax, score in zip(row, ("fmi", "ari", "ami", "v_measure")):
+            for r, style in zip(pair, ("--", "-")):
+                ax.plot(r.history["epoch"], r.history[score], style, marker="o", ms=3, label=r.name)
+            ax.set(title=f"{score} ({pair[0].spec.dataset})", xlabel="epoch")
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _per_epoch(runs: list[Run], out: Path, column: str, ylabel: str, labels: list[str], truth: bool) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for r, label in zip(runs, labels):
+        ax.plot(r.history["epoch"], r.history[column], marker="o", ms=3, label=f"{label} ({r.name})")
+    if truth:
+        ax.axhline(runs[0].history["num_true_ids"].iat[-1], ls="--", color="k", lw=1, label="true identities")
+    ax.set(xlabel="epoch", ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+ICE_FIG6_LABELS = ["baseline", "w/o hard", "w/o soft", "ICE full"]
+
+
+def ice_cluster_count_figure(runs: list[Run], out: Path) -> Path:
+    """ICE Fig. 6: cluster count per epoch on the Duke stand-in (camera-aware memory)"""
+    return _per_epoch(runs, out, "num_clusters", "clusters (DBSCAN)", ICE_FIG6_LABELS, truth=True)
+
+
+def ice_kl_figure(runs: list[Run], out: Path) -> Path:
+    """ICE Fig. 7: KL(P||Q) of Eq. 12 per epoch on the Duke stand-in"""
+    return _per_epoch(runs, out, "kl", "KL divergence", ICE_FIG6_LABELS, truth=False)
+
+
+# figures beyond the per-table curves: name -> (function, the runs it draws, in order)
+ICE_DUKE = ["ice_aware_base_duke", "ice_aware_soft_duke", "ice_aware_hard_duke", "ice_aware_full_duke"]
+EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
+                                                 ["cc_market", "ise_market", "cc_msmt", "ise_msmt"]),
+                 "ice_fig6_cluster_count": (ice_cluster_count_figure, ICE_DUKE),
+                 "ice_fig7_kl": (ice_kl_figure, ICE_DUKE)}
+
+
+MODEL_FIGURES = {
+    "ice_fig8_tsne": "ICE Fig. 8: t-SNE of 10 random test identities (Duke stand-in), camera-aware baseline vs ICE",
+    "ice_fig9_retrieval": "ICE Fig. 9: top-5 retrievals of ICE (Market stand-in); green correct, red wrong",
+    "ise_fig3_tsne": "ISE Fig. 3: t-SNE of 10 training identities, baseline vs ISE; support samples hollow",
+}
+
+
+def _provenance(runs: list[Run], params_hash_value: str) -> dict:
+    first = runs[0].info if runs else {}
+    return {"git_revisions": sorted({r.info.get("git_revision", "unknown") for r in runs}),
+            "params_hash": params_hash_value, "environment": first.get("environment", {}),
+            "report_machine": {"python": platform.python_version(), "platform": platform.platform()}}
+
+
+def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dict:
+    from reid_repro.config import params_hash
+
+    out_dir = Path(out_dir)
+    runs = collect_runs(params, runs_dir)
+    numbers = paper_numbers()
+    md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
+    body = [f"<h1>reid-repro results</h1><h2>How our numbers differ from the papers'</h2><p>{html.escape(WHY_DIFFERENT)}</p>"]
+    summary = {"tables": [], "figures": []}
+    all_verdicts: list[dict] = []
+    groups: dict[tuple, list[tuple[Run, str]]] = {}
+    for r in runs:
+        groups.setdefault((r.spec.paper, r.spec.table), []).append((r, r.spec.row))
+        for extra in r.spec.also:
+            table, _, row = extra.partition("/")
+            groups.setdefault((r.spec.paper, table), []).append((r, row))
+    for (paper, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
+                                                                           if kv[0][1].isdigit() else 99)):
+        if paper not in numbers or table not in numbers[paper]:
+            raise ReidReproError(f"runs {[r.name for r, _ in entries]}: paper {paper!r} table {table!r} is not "
+                                 "in paper_numbers.yaml")
+        pt = numbers[paper][table]
+        members = list({r.name: r for r, _ in entries}.values())
+        frame = table_frame(pt, entries)
+        slug = f"{paper}_table{table}"
+        with atomic_path(out_dir / "tables" / f"{slug}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        fig = curves_figure(members, out_dir / "figures" / f"{slug}_curves.png", pt["title"])
+        table_md = _markdown_table(frame, pt)
+        found = verdicts(paper, table, pt, frame)
+        all_verdicts += found
+        sentences = [v["sentence"] for v in found]
+        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%).", "", table_md, "",
+               *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
+        body.append(f"<h2>{html.escape(pt['title'])}</h2><p>Cells: paper / <b>ours</b> (%).</p>"
+                    + _html_table(table_md)
+                    + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>" if sentences else "")
+                    + f'<p><img src="figures/{fig.name}" alt="curves" width="900"></p>')
+        summary["tables"].append(slug)
+        summary["figures"].append(f"figures/{fig.name}")
+    by_name = {r.name: r for r in runs}
+    for title, (fn, names) in EXTRA_FIGURES.items():
+        if all(n in by_name for n in names):
+            fig = fn([by_name[n] for n in names], out_dir / "figures" / f"{title}.png")
+            md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
+            body.append(f"<h2>{html.escape(fn.__doc__.splitlines()[0])}</h2>"
+                        f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>')
+            summary["figures"].append(f"figures/{fig.name}")
+    for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
+        if (out_dir / "model_figures" / f"{name}.png").is_file():
+            md += [f"## {caption}", "", f"![{name}](model_figures/{name}.png)", ""]
+            body.append(f"<h2>{html.escape(caption)}</h2>"
+                        f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>')
+            summary["figures"].append(f"model_figures/{name}.png")
+    write_json(out_dir / "verdicts.json", all_verdicts)
+    held = sum(v["verdict"] == "holds" for v in all_verdicts)
+    summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
+                           for k in ("holds", "does not hold", "inconclusive")}
+    md[6:6] = [f"Of {len(all_verdicts)} paper orderings checked, {held} hold on our world "
+               f"({summary['verdicts']['does not hold']} do not, {summary['verdicts']['inconclusive']} are within "
+               "0.5 points); each is listed under its table and in `verdicts.json`.", ""]
+    prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
+    md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
+    body.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>reid-repro results</title><style>"
+            "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
+            "</style></head><body>" + "".join(body) + "</body></html>")
+    with atomic_path(out_dir / "index.html") as tmp:
+        tmp.write_text(page)
+    with atomic_path(out_dir / "results.md") as tmp:
+        tmp.write_text("\n".join(md))
+    write_json(out_dir / "report.json", summary)
+    return summary
+
+
+def _html_table(markdown: str) -> str:
+    """The markdown table above as HTML (the same cells, bold kept)."""
+    import re
+
+    lines = [line for line in markdown.splitlines() if not line.startswith("|---")]
+    out = ["<table>"]
+    for i, line in enumerate(lines):
+        tag = "th" if i == 0 else "td"
+        cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+        cells = [re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", c) for c in cells]
+        out.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+    return "".join(out) + "</table>"

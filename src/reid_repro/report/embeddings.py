@@ -1,0 +1,169 @@
+"""Figures drawn from trained models: t-SNE of test identities (ICE Fig. 8), t-SNE with ISE's support samples
+drawn hollow (ISE Fig. 3) and a top-5 retrieval grid with correct and wrong matches marked (ICE Fig. 9).
+
+``reid-repro figures`` runs these after the training stages; they read run checkpoints and the dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from reid_repro.config import load_model, load_run
+from reid_repro.io import atomic_path
+from reid_repro.models import ReidNet
+from reid_repro.training.data import ImageCache, extract_features, load_split
+
+MARKERS = "os^vD<>pP*"
+
+
+def _model(params: dict, run: str, runs_dir: Path) -> ReidNet:
+    spec = load_run(params, run)
+    cfg = load_model(params)
+    pooling = spec.overrides.get("model.pooling", cfg.pooling)
+    model = ReidNet(cfg.arch, cfg.last_stride, pooling)
+    model.load_state_dict(torch.load(runs_dir / run / "model.pt", map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def _features(params, run, runs_dir, dataset, splits):
+    info = params["data"][dataset]
+    table = load_split(info["manifest"], splits)
+    cfg = load_model(params)
+    cache = ImageCache(info["root"], table, cfg.height, cfg.width, desc=f"{dataset} {'+'.join(splits)}")
+    return table, cache, extract_features(_model(params, run, runs_dir), cache.images, torch.device("cpu"))
+
+
+def _save(fig, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out: Path, identities: int = 10,
+                seed: int = 0) -> Path:
+    """ICE Fig. 8: t-SNE of ``identities`` random test identities, one panel per run (same images)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4.5), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        table, _, feats = _features(params, run, runs_dir, dataset, ("query", "gallery"))
+        pids = table["pid"].to_numpy()
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(np.unique(pids[pids > 0]), identities, replace=False)
+        keep = np.isin(pids, chosen)
+        xy = TSNE(n_components=2, perplexity=min(15, keep.sum() - 1), random_state=seed,
+                  init="pca").fit_transform(feats[keep])
+        for i, pid in enumerate(chosen):
+            sel = pids[keep] == pid
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=18, marker=MARKERS[i % len(MARKERS)], label=str(pid))
+        ax.set(title=run, xticks=[], yticks=[])
+    axes[0][-1].legend(fontsize=6, title="identity", loc="best")
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, dataset: str, out: Path,
+                       identities: int = 10, seed: int = 0) -> Path:
+    """ISE Fig. 3: t-SNE of training samples of 10 identities, shapes = true identity, colours = pseudo label
+    (DBSCAN as in training), ISE's support samples (final degree) drawn hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    from reid_repro.clustering import centroids, dbscan_labels, jaccard_distance, relabel
+    from reid_repro.config import load_method_config
+    from reid_repro.methods import BASE_SECTION, METHODS
+    from reid_repro.methods.ise import degree, support_samples
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    for ax, run in zip(axes, (baseline, ise)):
+        spec = load_run(params, run)
+        cfg = load_method_config(params, spec.method, METHODS[spec.method].config,
+                                 {k: v for k, v in spec.overrides.items() if not k.startswith("model.")},
+                                 base=BASE_SECTION.get(spec.method))
+        table, _, feats = _features(params, run, runs_dir, dataset, ("train",))
+        labels = relabel(dbscan_labels(jaccard_distance(feats, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
+        pids = table["pid"].to_numpy()
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(np.unique(pids), identities, replace=False)
+        keep = np.isin(pids, chosen) & (labels >= 0)
+        points = feats[keep]
+        support = np.zeros((0, feats.shape[1]), dtype=np.float32)
+        if spec.method == "ise" and (labels >= 0).sum():
+            cent = torch.as_tensor(centroids(feats, labels))
+            lam = degree(cfg.schedule, cfg.lambda0, cfg.epochs * cfg.iters, cfg.epochs * cfg.iters)
+            support = support_samples(torch.as_tensor(points), torch.as_tensor(labels[keep]), cent, lam, cfg.k,
+                                      cfg.direction).reshape(-1, feats.shape[1]).numpy()
+        xy = TSNE(n_components=2, perplexity=min(15, len(points) + len(support) - 1), random_state=seed,
+                  init="pca").fit_transform(np.concatenate([points, support]))
+        cmap = plt.get_cmap("tab20")
+        colour = {c: cmap(i % 20) for i, c in enumerate(np.unique(labels[keep]))}
+        for i, pid in enumerate(chosen):
+            sel = pids[keep] == pid
+            for j in np.flatnonzero(sel):
+                ax.scatter(*xy[j], s=22, marker=MARKERS[i % len(MARKERS)], color=colour[labels[keep][j]])
+                for s in range(len(support) // max(1, len(points))):
+                    k = len(points) + j * (len(support) // len(points)) + s
+                    ax.scatter(*xy[k], s=22, marker=MARKERS[i % len(MARKERS)], facecolors="none",
+                               edgecolors=colour[labels[keep][j]])
+        ax.set(title=f"{run}: shape = identity, colour = pseudo label" + (", hollow = support" if len(support)
+                                                                            else ""), xticks=[], yticks=[])
+    fig.tight_layout()
+    return _save(fig, out)
+
+
+def retrieval_grid(params: dict, runs_dir: Path, run: str, dataset: str, out: Path, queries: int = 6,
+                   top: int = 5, seed: int = 0) -> Path:
+    """ICE Fig. 9: queries and their top-5 gallery matches (other cameras), green = correct, red = wrong."""
+    table, cache, feats = _features(params, run, runs_dir, dataset, ("query", "gallery"))
+    q = np.flatnonzero((table["split"] == "query").to_numpy())
+    g = np.flatnonzero((table["split"] == "gallery").to_numpy())
+    pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
+    rng = np.random.default_rng(seed)
+    picked = rng.choice(q, min(queries, len(q)), replace=False)
+    h, w = cache.images.shape[2:]
+    pad = 4
+    sheet = Image.new("RGB", ((top + 1) * (w + pad) + pad, len(picked) * (h + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, qi in enumerate(picked):
+        valid = g[~((pids[g] == pids[qi]) & (cams[g] == cams[qi]))]        # the evaluation protocol's gallery
+        order = valid[np.argsort(-(feats[valid] @ feats[qi]))[:top]]
+        for c, idx in enumerate([qi, *order]):
+            x, y = pad + c * (w + pad), pad + r * (h + pad)
+            sheet.paste(Image.fromarray(cache.images[idx].permute(1, 2, 0).numpy()), (x, y))
+            if c:
+                ok = pids[idx] == pids[qi]
+                draw.rectangle([x - 2, y - 2, x + w + 1, y + h + 1], outline=(0, 170, 0) if ok else (220, 0, 0),
+                               width=2)
+    with atomic_path(out) as tmp:
+        sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST).save(tmp, format="PNG")
+    return out
+
+
+def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path) -> list[str]:
+    runs_dir, out_dir = Path(runs_dir), Path(out_dir)
+    made = []
+    declared = set(params.get("runs") or {})
+    if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
+        made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
+                                out_dir / "ice_fig8_tsne.png"))
+    if {"ice_aware_base_market", "ice_aware_full_market"} <= declared:
+        made.append(retrieval_grid(params, runs_dir, "ice_aware_full_market", "market",
+                                   out_dir / "ice_fig9_retrieval.png"))
+    if {"cc_market", "ise_market"} <= declared:
+        made.append(ise_support_figure(params, runs_dir, "cc_market", "ise_market", "market",
+                                       out_dir / "ise_fig3_tsne.png"))
+    return [str(p) for p in made]

@@ -1,0 +1,1 @@
+"""The shared training loop and what every method uses: data, sampler, memories, checkpoints, tracking."""

@@ -1,0 +1,146 @@
+"""Images, augmentations, the identity-balanced P x K sampler and feature extraction.
+
+Images are decoded once and kept at the model's input size (uint8), so an epoch costs augmentation, not JPEG
+decoding. Augmentations are torchvision transforms on tensors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision.transforms import v2 as T
+from tqdm import tqdm
+
+from reid_repro.errors import ReidReproError
+
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def load_split(manifest_dir: str | Path, split: str | tuple[str, ...]) -> pd.DataFrame:
+    """Rows of ``manifest.parquet`` in ``split`` (one name or several), in manifest order."""
+    path = Path(manifest_dir) / "manifest.parquet"
+    if not path.is_file():
+        raise ReidReproError(f"{path}: missing; expected the output of `reid-repro prepare` (run `dvc repro`)")
+    table = pd.read_parquet(path)
+    splits = (split,) if isinstance(split, str) else split
+    rows = table[table["split"].isin(splits)].reset_index(drop=True)
+    if rows.empty:
+        raise ReidReproError(f"{path}: no images in split {splits}")
+    return rows
+
+
+class ImageCache:
+    """Every image of ``table`` decoded once and resized to (height, width): an N x 3 x H x W uint8 tensor."""
+
+    def __init__(self, root: str | Path, table: pd.DataFrame, height: int, width: int, desc: str = "images"):
+        root = Path(root)
+        if not root.is_dir():
+            raise ReidReproError(f"{root}: dataset folder not found")
+        self.images = torch.empty((len(table), 3, height, width), dtype=torch.uint8)
+        for i, rel in enumerate(tqdm(table["path"], desc=f"decode {desc}", unit="img", mininterval=2.0,
+                                     disable=None)):
+            try:
+                with Image.open(root / rel) as img:
+                    small = img.convert("RGB").resize((width, height), Image.BILINEAR)
+            except (OSError, ValueError) as exc:
+                raise ReidReproError(f"{root / rel}: cannot decode image ({exc}); expected a readable JPEG/PNG "
+                                     "(re-run `reid-repro prepare` to check the whole dataset)") from exc
+            self.images[i] = torch.from_numpy(np.asarray(small).copy()).permute(2, 0, 1)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def make_transform(view: str, height: int, width: int):
+    """The augmentation of a named view. Padding is 10 px at 256x128, scaled with the input size.
+
+    base:   flip, pad-crop, random erasing (Cluster-Contrast, ISE)
+    blur:   flip, pad-crop, Gaussian blur, random erasing (ICE §4.2's strong augmentation)
+    jitter: base plus colour jitter and blur (pretraining: features that ignore camera colour casts)
+    plain:  none (ICE Table 1's un-augmented targets)
+    """
+    pad = max(1, round(10 * height / 256))
+    geometric = [T.RandomHorizontalFlip(), T.Pad(pad), T.RandomCrop((height, width))]
+    blur = [T.RandomApply([T.GaussianBlur(3, sigma=(0.1, 2.0))], p=0.5)]
+    jitter = [T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)]
+    ops = {"base": geometric, "blur": geometric + blur, "jitter": geometric + jitter + blur, "plain": []}
+    if view not in ops:
+        raise ReidReproError(f"augmentation view {view!r}; expected one of {sorted(ops)}")
+    tail = [T.ToDtype(torch.float32, scale=True), T.Normalize(MEAN, STD)]
+    if view != "plain":
+        tail.append(T.RandomErasing(p=0.5, value=0))
+    return T.Compose(ops[view] + tail)
+
+
+def eval_tensor(images: torch.Tensor) -> torch.Tensor:
+    return T.Normalize(MEAN, STD)(images.float() / 255.0)
+
+
+class TrainSet(torch.utils.data.Dataset):
+    """One augmented tensor per view of a cached image; an item is (*views, index)."""
+
+    def __init__(self, cache: ImageCache, transforms: list):
+        self.cache, self.transforms = cache, transforms
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    def __getitem__(self, i):
+        img = self.cache.images[i]
+        return (*[t(img) for t in self.transforms], i)
+
+
+class PKSampler(torch.utils.data.Sampler):
+    """``iters`` batches of P labels x K images each, drawn from a seeded generator.
+
+    Labels with fewer than K images are sampled with replacement. With ``cross_camera`` an identity's K images
+    are taken round-robin over its cameras, so a batch sees it from as many cameras as possible.
+    """
+
+    def __init__(self, labels, cams, batch_ids: int, instances: int, iters: int, seed, cross_camera: bool = False):
+        self.labels, self.cams = np.asarray(labels), np.asarray(cams)
+        self.P, self.K, self.iters, self.seed, self.cross = batch_ids, instances, iters, seed, cross_camera
+        self.groups = {int(c): np.flatnonzero(self.labels == c) for c in np.unique(self.labels[self.labels >= 0])}
+        if len(self.groups) < 2:
+            raise ReidReproError(f"only {len(self.groups)} labelled cluster(s); a P x K batch needs at least 2 "
+                                 "(lower the DBSCAN eps or check the features)")
+
+    def __len__(self) -> int:
+        return self.iters
+
+    def _pick(self, members: np.ndarray, rng) -> np.ndarray:
+        members = rng.permutation(members)
+        if self.cross:
+            cams = self.cams[members]
+            rank = np.zeros(len(members), dtype=int)
+            for cam in np.unique(cams):   # the n-th image of each camera gets rank n
+                rank[cams == cam] = np.arange((cams == cam).sum())
+            members = members[np.argsort(rank, kind="stable")]
+        if len(members) >= self.K:
+            return members[:self.K]
+        return np.concatenate([members, rng.choice(members, self.K - len(members))])
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed)
+        keys = np.array(sorted(self.groups))
+        P = min(self.P, len(keys))
+        for _ in range(self.iters):
+            chosen = rng.choice(keys, P, replace=False)
+            yield np.concatenate([self._pick(self.groups[int(c)], rng) for c in chosen]).tolist()
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, images: torch.Tensor, device, batch: int = 256) -> np.ndarray:
+    """L2-normalised features of uint8 images (N x 3 x H x W), in eval mode; float32 numpy N x d."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch):
+        x = eval_tensor(images[start:start + batch]).to(device, non_blocking=True)
+        out.append(torch.nn.functional.normalize(model(x), dim=1).float().cpu())
+    model.train(was_training)
+    return torch.cat(out).numpy()

@@ -1,0 +1,134 @@
+"""The one training loop every method runs on.
+
+Each epoch: extract features with the method's encoder, build the k-reciprocal Jaccard distance and run DBSCAN
+(or take the true identities when ``labels: ground_truth``), score the clustering against ground truth (logged,
+never trained on), let the method rebuild its memory, then iterate over P x K batches. After each epoch the
+loop writes a checkpoint; a run that finds a checkpoint with the same settings resumes from it. Every epoch
+reseeds all generators from (seed, epoch), so a resumed run follows the uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from reid_repro.clustering import clustering_scores, dbscan_labels, jaccard_distance, relabel
+from reid_repro.config import LoopConfig, params_hash
+from reid_repro.io import atomic_path
+from reid_repro.training.data import ImageCache, PKSampler, TrainSet, extract_features, make_transform
+
+
+@dataclass
+class TrainData:
+    cache: ImageCache          # training images at the model's input size
+    pids: np.ndarray           # true identities: for ground-truth labels and for logging only
+    cams: np.ndarray
+
+
+def seed_everything(seed: int, epoch: int) -> int:
+    s = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    return s
+
+
+def lr_factor(cfg: LoopConfig, epoch: int) -> float:
+    """Linear warm-up from 0.1 over ``warmup_epochs``, then a step decay by ``lr_gamma`` every ``lr_step``."""
+    warm = 0.1 + 0.9 * epoch / cfg.warmup_epochs if epoch < cfg.warmup_epochs else 1.0
+    return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
+
+
+def pseudo_labels(cfg: LoopConfig, features: np.ndarray, data: TrainData) -> np.ndarray:
+    if cfg.labels == "ground_truth":
+        return relabel(data.pids)
+    return relabel(dbscan_labels(jaccard_distance(features, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
+
+
+def fit(method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
+        log_epoch: Callable[[dict], None] | None = None, stop_after: int | None = None) -> list[dict]:
+    """Train ``method`` for ``cfg.epochs``; returns one dict of numbers per epoch.
+
+    ``checkpoint`` is written after every epoch and read back at the start if its settings match.
+    ``stop_after`` ends the call after that many epochs of this call (used to test resuming).
+    """
+    model, device = method.model, method.device
+    checkpoint = Path(checkpoint)
+    opts = [(torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
+                              weight_decay=cfg.weight_decay), None)] + method.extra_optimizers()
+    optimizers = [o for o, _ in opts]
+    schedulers = [s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
+                  for o, s in opts]
+    key = params_hash(dataclasses.asdict(cfg))
+    start, history = 0, []
+    if checkpoint.is_file():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["config_hash"] == key:
+            model.load_state_dict(state["model"])
+            method.load_state_dict(state["method"])
+            for o, s in zip(optimizers, state["optimizers"]):
+                o.load_state_dict(s)
+            for sch, s in zip(schedulers, state["schedulers"]):
+                sch.load_state_dict(s)
+            start, history = state["epoch"], state["history"]
+            print(f"resuming from {checkpoint} after epoch {start}")
+    transforms = [make_transform(view, *data.cache.images.shape[2:]) for view in method.views]
+    for epoch in range(start, cfg.epochs):
+        if stop_after is not None and epoch - start >= stop_after:
+            break
+        t0 = time.perf_counter()
+        seed = seed_everything(cfg.seed, epoch)
+        features = extract_features(method.encoder(), data.cache.images, device)
+        labels = pseudo_labels(cfg, features, data)
+        scores = clustering_scores(labels, data.pids, data.cams)
+        method.on_epoch_start(epoch, features, labels, data.cams)
+        t_cluster = time.perf_counter() - t0
+        sampler = PKSampler(labels, data.cams, cfg.batch_ids, cfg.instances, cfg.iters, [cfg.seed, epoch],
+                            cfg.cross_camera)
+        loader = torch.utils.data.DataLoader(
+            TrainSet(data.cache, transforms), batch_sampler=sampler, num_workers=cfg.workers,
+            generator=torch.Generator().manual_seed(seed), persistent_workers=False,
+            pin_memory=device.type == "cuda")
+        sums: dict[str, float] = defaultdict(float)
+        model.train()
+        labels_t = torch.as_tensor(labels, device=device)
+        cams_t = torch.as_tensor(np.array(data.cams), device=device)
+        for items in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it", mininterval=5.0,
+                          disable=None, leave=False):
+            index = items[-1].to(device)
+            views = [x.to(device, non_blocking=True) for x in items[:-1]]
+            batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
+                     "cams": cams_t[index]}
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            losses = method.training_step(batch)
+            total = sum(losses.values())
+            total.backward()
+            for o in optimizers:
+                o.step()
+            method.after_step()
+            for name, value in losses.items():
+                sums[name] += float(value.detach())
+        lr = optimizers[0].param_groups[0]["lr"]
+        for sch in schedulers:
+            sch.step()
+        row = {"epoch": epoch + 1, "loss": sum(sums.values()) / cfg.iters,
+               **{f"loss_{k}": v / cfg.iters for k, v in sums.items()}, **scores, "lr": lr,
+               "cluster_seconds": t_cluster, "seconds": time.perf_counter() - t0, **method.epoch_metrics()}
+        history.append(row)
+        if log_epoch:
+            log_epoch(row)
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"epoch": epoch + 1, "config_hash": key, "model": model.state_dict(),
+                        "method": method.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                        "schedulers": [s.state_dict() for s in schedulers], "history": history}, tmp)
+    return history

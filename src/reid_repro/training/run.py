@@ -1,0 +1,149 @@
+"""One training run from params.yaml: build the model and method, train on the shared loop, evaluate, write.
+
+Outputs in ``out``: ``metrics.json`` (final mAP/CMC/mINP and the last epoch's clustering scores, a DVC
+metrics file), ``history.parquet`` (one row per epoch), ``model.pt`` (the encoder's weights) and ``run.json``
+(resolved settings and provenance). The resumable checkpoint lives in ``.cache/checkpoints`` until the run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from reid_repro.config import RunSpec, load_method_config, load_model, params_hash
+from reid_repro.device import torch_device
+from reid_repro.errors import ReidReproError
+from reid_repro.evaluation import features_to_metrics
+from reid_repro.io import atomic_path, write_json, write_parquet
+from reid_repro.methods import BASE_SECTION, METHODS
+from reid_repro.models import ReidNet
+from reid_repro.training.data import ImageCache, extract_features, load_split
+from reid_repro.training.loop import TrainData, fit
+from reid_repro.training.tracking import Tracker, environment, git_revision
+
+
+def _dataset(params: dict, name: str) -> dict:
+    data = params.get("data") or {}
+    if name not in data:
+        raise ReidReproError(f"params.yaml: data.{name}: missing; expected {{root, manifest, format}}")
+    return data[name]
+
+
+def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models", section: str | None = None):
+    """(model config, method config, model) for ``spec``; the model carries its starting weights.
+
+    The method's settings come from ``params[section]`` (default: the method's own section)."""
+    overrides = spec.settings_overrides(params.get("scale", "cpu"))
+    model_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("model.")}
+    model_cfg = load_model(params)
+    if model_over:    # a row that changes the model, e.g. ISE + GeM pooling
+        unknown = sorted(set(model_over) - {f.name for f in dataclasses.fields(model_cfg)})
+        if unknown:
+            raise ReidReproError(f"params.yaml: runs override 'model.{unknown[0]}' is not a model setting")
+        model_cfg = dataclasses.replace(model_cfg, **model_over)
+    if spec.method not in METHODS:
+        raise ReidReproError(f"params.yaml: method {spec.method!r}; expected one of {sorted(METHODS)}")
+    cls = METHODS[spec.method]
+    if spec.base != BASE_SECTION.get(spec.method, spec.method) and section is None:
+        raise ReidReproError(f"params.yaml: run base={spec.base!r} for method {spec.method!r}; expected "
+                             f"{BASE_SECTION.get(spec.method, spec.method)!r} (the section its settings build on)")
+    cfg = load_method_config(params, section or spec.method, cls.config,
+                             {k: v for k, v in overrides.items() if not k.startswith("model.")},
+                             base=BASE_SECTION.get(spec.method))
+    torch.manual_seed(cfg.seed)
+    model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling, imagenet=model_cfg.init == "imagenet")
+    if model_cfg.init == "pretrain" and spec.init != "scratch":
+        path = Path(models_dir) / spec.init / "model.pt"
+        if not path.is_file():
+            raise ReidReproError(f"{path}: missing; run {spec.init!r} starts from it (run `dvc repro pretrain`)")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("pool.")]:
+            raise ReidReproError(f"{path}: does not fit model {model_cfg.arch}/{model_cfg.pooling} "
+                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model_cfg, cfg, model.to(device)
+
+
+def evaluate(encoder, params: dict, test: str, model_cfg, device) -> dict:
+    info = _dataset(params, test)
+    table = load_split(info["manifest"], ("query", "gallery"))
+    cache = ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{test} query+gallery")
+    feats = extract_features(encoder, cache.images, device)
+    q = (table["split"] == "query").to_numpy()
+    m = features_to_metrics(feats[q], feats[~q], table["pid"].to_numpy()[q], table["pid"].to_numpy()[~q],
+                            table["camid"].to_numpy()[q], table["camid"].to_numpy()[~q])
+    return {"mAP": m["mAP"], "rank1": float(m["cmc"][0]), "rank5": float(m["cmc"][4]),
+            "rank10": float(m["cmc"][9]), "mINP": m["mINP"]}
+
+
+def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
+            models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
+            section: str | None = None) -> dict:
+    """Train and evaluate run ``name``; returns the metrics written to ``out/metrics.json``.
+
+    With ``stop_after`` the run stops after that many epochs, leaving its checkpoint (to test resuming).
+    """
+    start = time.perf_counter()
+    device = torch_device()
+    model_cfg, cfg, model = build(params, spec, device, models_dir, section)
+    settings = {"run": dataclasses.asdict(spec), "model": dataclasses.asdict(model_cfg),
+                "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
+    key = params_hash(settings)
+    info = _dataset(params, spec.dataset)
+    table = load_split(info["manifest"], "train")
+    data = TrainData(ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{spec.dataset} train"),
+                     table["pid"].to_numpy(), table["camid"].to_numpy())
+    method = METHODS[spec.method](cfg, model, device, **({"num_classes": int(table["pid"].nunique())}
+                                                       if spec.method == "supervised" else {}))
+    checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}-{key}.pt"
+    run_id_file = checkpoint.with_suffix(".mlflow")
+    tracker = None
+    if track:
+        tags = {"paper": spec.paper, "table": spec.table, "row": spec.row, "method": spec.method,
+                "dataset": spec.dataset, "test": spec.test, "seed": cfg.seed, "git_revision": git_revision(root),
+                "params_hash": key, "dvc_stage": stage, "scale": settings["scale"]}
+        flat = {f"{part}.{k}": v for part in ("model", "method") for k, v in settings[part].items()}
+        old = run_id_file.read_text().strip() if run_id_file.is_file() and checkpoint.is_file() else None
+        tracker = Tracker(spec.paper or "reid-repro", name, tags, flat, root=root, run_id=old)
+        run_id_file.parent.mkdir(parents=True, exist_ok=True)
+        run_id_file.write_text(tracker.run_id)
+    initial = evaluate(method.encoder(), params, spec.test, model_cfg, device)   # the starting point
+    try:
+        history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after)
+        if len(history) < cfg.epochs:
+            if tracker:
+                tracker.finish("KILLED")
+            return {"stopped_after_epoch": len(history)}
+        metrics = evaluate(method.encoder(), params, spec.test, model_cfg, device)
+    except BaseException:
+        if tracker:
+            tracker.finish("FAILED")
+        raise
+    last = history[-1]
+    metrics.update({k: last[k] for k in ("nmi", "ami", "ari", "fmi", "v_measure", "num_clusters", "num_outliers",
+                                         "num_true_ids", "lost_ids")})
+    metrics.update({f"initial_{k}": v for k, v in initial.items()})
+    metrics["initial_nmi"] = history[0]["nmi"]
+    metrics["epochs"] = len(history)
+    metrics["train_seconds"] = float(sum(r["seconds"] for r in history))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(out / "history.parquet", pd.DataFrame(history))
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(method.encoder().state_dict(), tmp)
+    write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
+                                  "environment": environment(), **settings})
+    write_json(out / "metrics.json", metrics)
+    if tracker:
+        tracker.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=len(history))
+        for f in ("run.json", "metrics.json", "history.parquet"):
+            tracker.log_artifact(out / f)
+        tracker.finish()
+    checkpoint.unlink(missing_ok=True)
+    run_id_file.unlink(missing_ok=True)
+    metrics["wall_seconds"] = time.perf_counter() - start
+    return metrics

@@ -1,0 +1,132 @@
+"""ISE (methods/ise.py) against hand computations: the degree schedules, support samples, L_LP, L_SE."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reid_repro.methods.ise import degree, label_preserving_loss, support_samples
+
+
+def test_degree_schedules():
+    T = 100
+    assert degree("logarithm", 1.0, 0, T) == 0.0
+    assert degree("logarithm", 1.0, T, T) == pytest.approx(0.5)                  # lambda0/2 * log(e) at t = T
+    assert degree("logarithm", 2.0, 50, T) == pytest.approx(math.log((math.e - 1) / 2 + 1))   # Eq. 5
+    assert degree("constant", 1.0, 7, T) == 0.5
+    assert degree("linear", 1.0, 50, T) == pytest.approx(0.25)
+    assert degree("square", 1.0, 50, T) == pytest.approx(0.125)
+
+
+def test_support_samples_move_towards_the_nearest_other_centroid():
+    c = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+    f = torch.tensor([[0.8, 0.6], [0.6, -0.8]])                  # both in cluster 0
+    y = torch.tensor([0, 0])
+    s = support_samples(f, y, c, lam=0.5, k=1, direction="nearest")
+    # f0 is nearest to cluster 1 (sim 0.6 vs -0.8); f1 to cluster 2 (sim -0.6 vs cluster 1's -0.8)
+    np.testing.assert_allclose(s[0, 0].numpy(), [0.8 + 0.25 * (0 - 1), 0.6 + 0.25 * (1 - 0)], atol=1e-6)
+    np.testing.assert_allclose(s[1, 0].numpy(), [0.6 + 0.25 * (-1 - 1), -0.8], atol=1e-6)
+    far = support_samples(f, y, c, lam=0.5, k=1, direction="farthest")
+    np.testing.assert_allclose(far[0, 0].numpy(), [0.8 + 0.25 * (-1 - 1), 0.6], atol=1e-6)  # cluster 2 is the farthest
+    both = support_samples(f, y, c, lam=1.0, k=2, direction="nearest")
+    assert both.shape == (2, 2, 2)
+    rnd = support_samples(f, torch.tensor([1, 1]), c, lam=1.0, k=2, direction="random",
+                          generator=torch.Generator().manual_seed(0))
+    # random picks other clusters only: with k = 2 of 2 others, the set of directions is {0, 2}
+    targets = {tuple(np.round((rnd[0, j] - f[0]).numpy() * 2 + c[1].numpy(), 6)) for j in range(2)}
+    assert targets == {(1.0, 0.0), (-1.0, 0.0)}
+
+
+def _lp_by_hand(f, labels, support, tau):
+    fn = F.normalize(f, dim=1).numpy()
+    B, k, d = support.shape
+    sn = F.normalize(support.reshape(B * k, d), dim=1).numpy()
+    sl = np.repeat(labels.numpy(), k)
+    total = 0.0
+    for i in range(B):
+        sims = sn @ fn[i] / tau
+        pos = sims[sl == labels[i].item()].min()                     # hardest positive: least similar
+        negs = [sims[sl == c].max() for c in np.unique(sl) if c != labels[i].item()]   # hardest negative
+        total += -(pos - np.log(np.exp(pos) + np.sum(np.exp(negs))))
+    return total / B
+
+
+def test_label_preserving_loss_matches_eq7():
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(6, 5, generator=g)
+    labels = torch.tensor([0, 0, 3, 3, 7, 7])
+    support = torch.randn(6, 2, 5, generator=g)
+    assert label_preserving_loss(f, labels, support, 0.6).item() == pytest.approx(
+        _lp_by_hand(f, labels, support, 0.6), rel=1e-5)
+
+
+def test_hardest_positive_is_the_least_similar_support_sample():
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    close, far = [1.0, 0.1], [1.0, 0.9]                          # anchor 0's own supports
+    support = torch.tensor([[close, far], [[0.0, 1.0], [0.1, 1.0]]])
+    sim_far = F.cosine_similarity(f[0], torch.tensor(far), dim=0).item()
+    sim_neg = max(F.cosine_similarity(f[0], support[1, j], dim=0).item() for j in range(2))
+    expected_0 = -(sim_far / 0.6 - math.log(math.exp(sim_far / 0.6) + math.exp(sim_neg / 0.6)))
+    full = _lp_by_hand(f, labels, support, 0.6)
+    sim_pos_1 = min(F.cosine_similarity(f[1], support[1, j], dim=0).item() for j in range(2))
+    sim_neg_1 = max(F.cosine_similarity(f[1], support[0, j], dim=0).item() for j in range(2))
+    expected_1 = -(sim_pos_1 / 0.6 - math.log(math.exp(sim_pos_1 / 0.6) + math.exp(sim_neg_1 / 0.6)))
+    assert full == pytest.approx((expected_0 + expected_1) / 2, rel=1e-6)
+    assert label_preserving_loss(f, labels, support, 0.6).item() == pytest.approx(full, rel=1e-5)
+
+
+def _method(name, params_override=None):
+    from pathlib import Path
+
+    from reid_repro.config import load_method_config, load_params
+    from reid_repro.methods import BASE_SECTION, METHODS
+    from reid_repro.models import ReidNet
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cls = METHODS[name]
+    cfg = load_method_config(params, name, cls.config, params_override or {}, base=BASE_SECTION.get(name))
+    torch.manual_seed(0)
+    model = ReidNet("resnet18").train()
+    method = cls(cfg, model, torch.device("cpu"))
+    g = torch.Generator().manual_seed(1)
+    feats = F.normalize(torch.randn(16, model.dim, generator=g), dim=1).numpy()
+    labels = np.repeat(np.arange(4), 4)
+    method.on_epoch_start(1, feats, labels, np.arange(16) % 3)
+    images = torch.randn(8, 3, 32, 16, generator=g)
+    batch = {"images": images, "views": [images, images + 0.1 * torch.randn(8, 3, 32, 16, generator=g)], "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+             "cams": torch.tensor([0, 1, 0, 1, 2, 0, 1, 2]), "index": torch.arange(8)}
+    return method, batch
+
+
+@pytest.mark.parametrize("name", ["cluster_contrast", "ise", "ice"])
+def test_a_training_step_has_finite_losses_and_gradients_everywhere(name):
+    method, batch = _method(name)
+    losses = method.training_step(batch)
+    assert losses and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    for pname, p in method.model.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, pname
+
+
+def test_l_se_is_infonce_over_originals_and_support_samples():
+    method, batch = _method("ise")
+    cfg = method.cfg
+    memory_before = method.memory.features.clone()
+    method.step = method.total // 2                                      # lambda > 0
+    losses = method.training_step(batch)
+    f = F.normalize(method.model(batch["images"]), dim=1).detach()      # train-mode BN: the same output again
+    lam = degree(cfg.schedule, cfg.lambda0, method.total // 2, method.total)
+    sup = support_samples(f, batch["labels"], memory_before, lam, cfg.k, cfg.direction)
+    f_hat = F.normalize(torch.cat([f, sup.reshape(-1, f.shape[1])]), dim=1)
+    y_hat = torch.cat([batch["labels"], batch["labels"].repeat_interleave(cfg.k)])
+    logits = (f_hat @ memory_before.t() / cfg.tau1).numpy()
+    expected = np.mean([np.log(np.exp(row).sum()) - row[y] for row, y in zip(logits, y_hat.numpy())])
+    assert losses["se"].item() == pytest.approx(expected, rel=1e-4)
+    assert losses["lp"].item() == pytest.approx(cfg.beta * _lp_by_hand(f, batch["labels"], sup, cfg.tau2), rel=1e-4)
+    # the memory moved towards the batch: each batch cluster's entry changed, with unit norm
+    assert not torch.allclose(method.memory.features, memory_before)
+    np.testing.assert_allclose(method.memory.features.norm(dim=1).numpy(), 1.0, rtol=1e-5)

@@ -1,0 +1,120 @@
+"""The report: paper numbers typed correctly, tables with paper beside ours, figures, a page a browser renders."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reid_repro.errors import ReidReproError
+from reid_repro.report.build import build_report, paper_numbers
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPERS = ROOT.parent / "shared" / "papers"
+FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt"}
+
+
+def _clean(text: str) -> str:
+    return re.sub(r"</?(b|u|i|sup)>", "", text).replace(" †", "†").strip()
+
+
+@pytest.mark.skipif(not PAPERS.is_dir(), reason="../shared/papers is only on developer and CI machines")
+def test_paper_numbers_match_the_paper_text():
+    for paper, tables in paper_numbers().items():
+        lines = [ln for ln in (PAPERS / FILES[paper]).read_text().splitlines() if "\t" in ln]
+        for table, spec in tables.items():
+            for row in spec["rows"]:
+                if not any(row[d] for d in spec["datasets"]):
+                    continue           # a plot: no printed numbers to check
+                if "match" in row:     # tables whose first column does not name the row
+                    m = row["match"]   # the line's start, or (not starting with a tab) a later column
+                    found = [ln for ln in lines if ln.startswith(m) or (not m.startswith("\t") and "\t" + m in ln)]
+                else:
+                    found = [ln for ln in lines if _clean(ln.split("\t")[0]) == row["row"]]
+                assert len(found) >= 1, f"{paper} table {table}: row {row['row']!r} not in the paper text"
+                printed = [v for d in spec["datasets"] for v in (row[d] or []) if v is not None]
+                if not printed:        # a figure: nothing printed to check
+                    continue
+                numbers = [float(x) for x in re.findall(r"\d+\.\d+", _clean(found[0].split("\t", 1)[1]))]
+                assert numbers[-len(printed):] == printed, (table, row["row"], numbers, printed)
+
+
+def _fake_run(runs: Path, name: str, map_: float, nmi: list[float]):
+    folder = runs / name
+    folder.mkdir(parents=True)
+    metrics = {"mAP": map_, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.2, "nmi": nmi[-1]}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    pd.DataFrame({"epoch": range(1, len(nmi) + 1), "nmi": nmi, "num_clusters": [30, 40, 50][:len(nmi)],
+                  "num_true_ids": 60}).to_parquet(folder / "history.parquet")
+    (folder / "run.json").write_text(json.dumps({"git_revision": "abc123", "environment": {"cpus": 2}}))
+
+
+@pytest.fixture
+def report(tmp_path):
+    params = {"data": {"market": {}, "msmt": {}, "duke": {}},
+              "runs": {"cc_market": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market", "test": "market",
+                                     "init": "pretrain", "paper": "ise", "table": "6",
+                                     "row": "Cluster-Contrast (Our Baseline)", "overrides": {}},
+                       "ise_market": {"method": "ise", "base": "cluster_contrast", "dataset": "market", "test": "market", "init": "pretrain",
+                                      "paper": "ise", "table": "6", "row": "Our ISE", "overrides": {},
+                                      "also": ["1/No.5 PLI (progressive λ) + LP = ISE"]},
+                       "cc_duke": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "duke", "test": "duke",
+                                   "init": "pretrain", "paper": "ise", "table": "6",
+                                   "row": "Cluster-Contrast on Duke", "overrides": {}}}}
+    _fake_run(tmp_path / "runs", "cc_market", 0.5, [0.6, 0.7, 0.8])
+    _fake_run(tmp_path / "runs", "cc_duke", 0.25, [0.5, 0.55, 0.6])
+    _fake_run(tmp_path / "runs", "ise_market", 0.502, [0.6, 0.8, 0.9])
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports")
+    return params, tmp_path, summary
+
+
+def test_tables_put_paper_beside_ours(report):
+    _, tmp, summary = report
+    md = (tmp / "reports" / "results.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| Cluster-Contrast (Our Baseline)"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "82.5 / **50.0**" and cells[2] == "92.5 / **60.0**"     # Market mAP, top-1
+    assert cells[5] == "30.1"                                                  # MSMT: paper only, no run
+    assert any(ln.startswith("| Cluster-Contrast on Duke (ours: cc_duke)") and "– / **25.0**" in ln
+               for ln in md.splitlines())
+    frame = pd.read_csv(tmp / "reports" / "tables" / "ise_table6.csv")
+    assert len(frame) == len(paper_numbers()["ise"]["6"]["rows"]) + 1
+    html = (tmp / "reports" / "index.html").read_text()
+    assert "<b>50.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
+    assert summary["figures"] == ["figures/ise_table1_curves.png", "figures/ise_table6_curves.png"]
+
+
+def test_verdicts_compare_gains_against_the_baseline_row(report):
+    _, tmp, summary = report
+    found = json.loads((tmp / "reports" / "verdicts.json").read_text())
+    ise = [v for v in found if v["row"] == "Our ISE"]
+    assert len(ise) == 1 and ise[0]["paper_gain"] == pytest.approx(84.7 - 82.5, abs=0.05)
+    assert ise[0]["our_gain"] == pytest.approx(0.2) and ise[0]["verdict"] == "inconclusive"   # within 0.5 points
+    assert "paper +2.2, ours +0.2, inconclusive" in ise[0]["sentence"]
+    # Table 1's No.5 row has no baseline run of ours in this report: no verdict for it
+    assert not [v for v in found if v["table"] == "1"]
+    assert summary["verdicts"] == {"holds": 0, "does not hold": 0, "inconclusive": 1}
+
+
+def test_missing_run_is_a_clear_error(report):
+    params, tmp, _ = report
+    shutil.rmtree(tmp / "runs" / "cc_duke")
+    with pytest.raises(ReidReproError, match=r"cc_duke/metrics.json: missing"):
+        build_report(params, tmp / "runs", tmp / "reports2")
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by .ci/run")
+def test_page_renders_in_headless_chromium(report):
+    from PIL import Image
+
+    _, tmp, _ = report
+    from reid_repro.report.screenshot import screenshot
+
+    png = screenshot(tmp / "reports" / "index.html", tmp / "shot.png")
+    img = np.asarray(Image.open(png).convert("L"), dtype=float)
+    assert img.shape[0] >= 600 and img.shape[1] >= 1000
+    assert img.std() > 10                           # text, table and figure, not a blank page
+    assert (img < 100).mean() > 0.005               # dark pixels: the table text and the plot lines

@@ -1,0 +1,179 @@
+"""The shared loop's parts against hand computations, and the loop itself: determinism and exact resume."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reid_repro.config import LoopConfig, RunSpec, load_method_config
+from reid_repro.errors import ReidReproError
+from reid_repro.training.data import PKSampler
+from reid_repro.training.loop import lr_factor
+from reid_repro.training.memory import ClusterMemory
+
+
+def test_cluster_memory_loss_is_centroid_infonce():
+    rng = np.random.default_rng(0)
+    cent, f = rng.normal(size=(5, 8)), torch.tensor(rng.normal(size=(3, 8)), dtype=torch.float32)
+    y = torch.tensor([0, 3, 3])
+    mem = ClusterMemory(cent, temperature=0.05, momentum=0.2)
+    c = cent / np.linalg.norm(cent, axis=1, keepdims=True)
+    fn = f.numpy() / np.linalg.norm(f.numpy(), axis=1, keepdims=True)
+    logits = fn @ c.T / 0.05
+    expected = np.mean([-(logits[i, y[i]] - np.log(np.exp(logits[i]).sum())) for i in range(3)])   # Eq. 1
+    assert mem.loss(f, y).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_cluster_memory_updates_hardest_or_mean():
+    cent = np.eye(3, dtype=np.float32)
+    f = torch.tensor([[1.0, 0.1, 0.0], [0.6, 0.8, 0.0], [0.0, 0.0, 1.0]])
+    y = torch.tensor([0, 0, 2])
+    hard = ClusterMemory(cent, 0.05, momentum=0.2, update="hard")
+    hard.update(f, y)
+    # cluster 0: the hardest sample is the one least similar to the centroid e0, i.e. (0.6, 0.8, 0)
+    m = 0.2 * np.array([1, 0, 0]) + 0.8 * np.array([0.6, 0.8, 0])                               # Eq. 2
+    np.testing.assert_allclose(hard.features[0].numpy(), m / np.linalg.norm(m), rtol=1e-5)
+    np.testing.assert_allclose(hard.features[1].numpy(), [0, 1, 0])                            # untouched
+    mean = ClusterMemory(cent, 0.05, momentum=0.2, update="mean")
+    mean.update(f, y)
+    fn = F.normalize(f, dim=1).numpy()
+    m = 0.2 * np.array([1, 0, 0]) + 0.8 * fn[:2].mean(0)
+    np.testing.assert_allclose(mean.features[0].numpy(), m / np.linalg.norm(m), rtol=1e-5)
+
+
+def test_pk_sampler_batches():
+    labels = np.repeat(np.arange(6), [5, 5, 3, 1, 4, 6])
+    cams = np.arange(len(labels)) % 3
+    labels[0] = -1                                                   # an outlier is never sampled
+    sampler = PKSampler(labels, cams, batch_ids=4, instances=3, iters=5, seed=[0, 1], cross_camera=True)
+    batches = list(sampler)
+    assert len(batches) == 5 and batches == list(PKSampler(labels, cams, 4, 3, 5, [0, 1], True))
+    assert batches != list(PKSampler(labels, cams, 4, 3, 5, [0, 2], True))
+    for b in batches:
+        assert len(b) == 12 and 0 not in b
+        ids = labels[b].reshape(4, 3)
+        assert (ids == ids[:, :1]).all() and len(set(ids[:, 0])) == 4
+        for row in np.array(b).reshape(4, 3):
+            available = len(set(cams[labels == labels[row[0]]]))
+            assert len(set(cams[row])) == min(3, available)            # cross-camera: distinct cameras first
+    with pytest.raises(ReidReproError, match="only 1 labelled cluster"):
+        PKSampler(np.zeros(5, dtype=int), np.zeros(5), 2, 2, 1, 0)
+
+
+def test_lr_schedule():
+    cfg = LoopConfig(0, 50, 1, 2, 2, 1e-3, 0, 10, 20, 0.1, 0.5, 20, 6, 4, "pseudo", False, 0)
+    assert [lr_factor(cfg, e) for e in (0, 5, 10, 19, 20, 40)] == pytest.approx([0.1, 0.55, 1, 1, 0.1, 0.01])
+
+
+def test_method_config_errors_name_the_key():
+    from reid_repro.methods.cluster_contrast import ClusterContrastConfig
+    from reid_repro.config import load_params
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    cfg = load_method_config(params, "cluster_contrast", ClusterContrastConfig, {"momentum": 0.1})
+    assert cfg.momentum == 0.1 and cfg.temperature == 0.1
+    with pytest.raises(ReidReproError, match="runs override 'mommentum' is not a setting of cluster_contrast"):
+        load_method_config(params, "cluster_contrast", ClusterContrastConfig, {"mommentum": 0.1})
+    bad = json.loads(json.dumps(params))
+    bad["cluster_contrast"]["loop"]["eps"] = 1.5
+    with pytest.raises(ReidReproError, match=r"cluster_contrast.loop.eps=1.5 is out of range"):
+        load_method_config(bad, "cluster_contrast", ClusterContrastConfig)
+    bad["cluster_contrast"]["loop"]["eps"] = 0.5
+    bad["cluster_contrast"]["update"] = "median"
+    with pytest.raises(ReidReproError, match=r"cluster_contrast.update='median'"):
+        load_method_config(bad, "cluster_contrast", ClusterContrastConfig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the loop end to end on a smoke world
+
+
+@pytest.fixture(scope="module")
+def smoke(world, tmp_path_factory):
+    """params for tiny runs on the session's smoke world (market domain), with manifests prepared."""
+    from reid_repro.config import load_params
+    from reid_repro.data.manifest import prepare
+
+    out, _ = world
+    tmp = tmp_path_factory.mktemp("smoke_runs")
+    prepare("market1501", out / "market", tmp / "manifests" / "market")
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp / "manifests" / "market"),
+                                 "format": "market1501"}}
+    params["model"]["cpu"].update(height=32, width=16, init="pretrain")
+    loop = dict(epochs=3, iters=2, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2, eps=0.6,
+                min_samples=2, workers=0)
+    params["pretrain"]["loop"].update(loop)
+    params["cluster_contrast"]["loop"].update(loop)
+    return params, tmp
+
+
+def _spec(method="cluster_contrast", **kw):
+    base = dict(method=method, base=method, dataset="market", test="market", init="pretrain", paper="ise", table="6",
+                row="Cluster-Contrast (Our Baseline)", overrides={}, paper_overrides={}, also=[])
+    base.update(kw)
+    return RunSpec(**base)
+
+
+@pytest.fixture(scope="module")
+def pretrained(smoke):
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    spec = _spec("supervised", init="scratch", row="pretraining")
+    execute(params, "pretrain", spec, tmp / "models" / "pretrain", "pretrain", root=tmp, track=False,
+            section="pretrain")
+    return tmp / "models"
+
+
+def _history(folder: Path) -> pd.DataFrame:
+    return pd.read_parquet(folder / "history.parquet").drop(columns=["seconds", "cluster_seconds"])
+
+
+def test_same_seed_same_results_and_exact_resume(smoke, pretrained):
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    a = execute(params, "a", _spec(), tmp / "a", "train@a", root=tmp, models_dir=pretrained, track=False)
+    b = execute(params, "b", _spec(), tmp / "b", "train@b", root=tmp, models_dir=pretrained, track=False)
+    for k in ("mAP", "rank1", "mINP", "nmi", "num_clusters"):
+        assert a[k] == b[k], k
+    pd.testing.assert_frame_equal(_history(tmp / "a"), _history(tmp / "b"))
+    # killed after epoch 1, started again: the same final metrics and history as the uninterrupted run
+    stopped = execute(params, "c", _spec(), tmp / "c", "train@c", root=tmp, models_dir=pretrained, track=False,
+                      stop_after=1)
+    assert stopped == {"stopped_after_epoch": 1} and not (tmp / "c" / "metrics.json").exists()
+    assert len(list((tmp / ".cache" / "checkpoints").glob("c-*.pt"))) == 1
+    c = execute(params, "c", _spec(), tmp / "c", "train@c", root=tmp, models_dir=pretrained, track=False)
+    for k in ("mAP", "rank1", "mINP", "nmi", "num_clusters"):
+        assert c[k] == a[k], k
+    pd.testing.assert_frame_equal(_history(tmp / "c"), _history(tmp / "a"))
+    assert not list((tmp / ".cache" / "checkpoints").glob("c-*"))            # removed once the run is done
+    # another seed is another run
+    other = replace(_spec(), overrides={"seed": 1})
+    execute(params, "d", other, tmp / "d", "train@d", root=tmp, models_dir=pretrained, track=False)
+    assert not _history(tmp / "d").equals(_history(tmp / "a"))
+
+
+def test_ground_truth_labels_are_the_true_ids(smoke, pretrained):
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    m = execute(params, "gt", _spec(overrides={"labels": "ground_truth"}), tmp / "gt", "train@gt", root=tmp,
+                models_dir=pretrained, track=False)
+    h = pd.read_parquet(tmp / "gt" / "history.parquet")
+    assert (h["nmi"] == 1.0).all() and (h["num_clusters"] == h["num_true_ids"]).all()
+    assert m["num_outliers"] == 0
+
+
+def test_missing_init_checkpoint_is_a_clear_error(smoke, tmp_path):
+    from reid_repro.training.run import execute
+
+    params, _ = smoke
+    with pytest.raises(ReidReproError, match=r"pretrain/model.pt: missing"):
+        execute(params, "x", _spec(), tmp_path / "x", "train@x", root=tmp_path, models_dir=tmp_path, track=False)
