@@ -101,7 +101,7 @@ def _method(name, params_override=None):
     return method, batch
 
 
-@pytest.mark.parametrize("name", ["cluster_contrast", "ise", "ice"])
+@pytest.mark.parametrize("name", ["cluster_contrast", "ise", "ice", "mixup"])
 def test_a_training_step_has_finite_losses_and_gradients_everywhere(name):
     method, batch = _method(name)
     losses = method.training_step(batch)
@@ -130,3 +130,23 @@ def test_l_se_is_infonce_over_originals_and_support_samples():
     # the memory moved towards the batch: each batch cluster's entry changed, with unit norm
     assert not torch.allclose(method.memory.features, memory_before)
     np.testing.assert_allclose(method.memory.features.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_mixup_mixes_images_and_losses_with_the_same_ratio():
+    from reid_repro.methods.mixup import mix
+
+    method, batch = _method("mixup")
+    memory_before = method.memory.features.clone()
+    state = method.rng.bit_generator.state
+    losses = method.training_step(batch)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state                     # replay the method's draws
+    lam = rng.beta(method.cfg.alpha, method.cfg.alpha)
+    perm = torch.as_tensor(rng.permutation(8))
+    x = batch["images"]
+    np.testing.assert_allclose(mix(x, lam, perm)[0].numpy(), (lam * x[0] + (1 - lam) * x[perm[0]]).numpy(), rtol=1e-6)
+    f = F.normalize(method.model(mix(x, lam, perm)), dim=1).detach()
+    logits = (f @ memory_before.t() / method.cfg.temperature)
+    y = batch["labels"]
+    expected = lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y[perm])
+    assert losses["contrast"].item() == pytest.approx(expected.item(), rel=1e-4)

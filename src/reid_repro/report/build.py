@@ -224,12 +224,72 @@ def ice_kl_figure(runs: list[Run], out: Path) -> Path:
     return _per_epoch(runs, out, "kl", "KL divergence", ICE_FIG6_LABELS, truth=False)
 
 
+def ise_mixup_figure(runs: list[Run], out: Path) -> Path:
+    """ISE Fig. 5: ISE vs image Mixup over α (Market stand-in; mAP, ours)
+
+    ``runs`` are the baseline, ISE, then the Mixup runs in order of α."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    base, ise, mixups = runs[0], runs[1], runs[2:]
+    alphas = [float(r.spec.overrides["alpha"]) for r in mixups]
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(alphas, [100 * r.metrics["mAP"] for r in mixups], marker="o", label="Mixup (baseline + image mixup)")
+    ax.axhline(100 * ise.metrics["mAP"], color="C1", label=f"ISE ({ise.name})")
+    ax.axhline(100 * base.metrics["mAP"], color="k", ls="--", lw=1, label=f"baseline ({base.name})")
+    ax.set(xscale="log", xlabel="α of Beta(α, α)", ylabel="mAP (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
+ICE_FIG5 = {"lambda_h": (1.0, ["ice_lambda_h_0p5_market", "ice_lambda_h_2p0_market"]),
+            "tau_h": (0.1, ["ice_tau_h_0p05_market", "ice_tau_h_0p2_market"]),
+            "lambda_s": (10.0, ["ice_lambda_s_5p0_market", "ice_lambda_s_20p0_market"]),
+            "tau_s": (0.4, ["ice_tau_s_0p2_market", "ice_tau_s_0p6_market"])}
+
+
+def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
+    """ICE Fig. 5: mAP against λ_h.ins, τ_h.ins, λ_s.ins, τ_s.ins (Market stand-in, ours)
+
+    ``runs`` are the default ICE run, then two runs per parameter in the order of ICE_FIG5."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    default, rest = runs[0], runs[1:]
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    for ax, (name, (value, _)), pair in zip(axes, ICE_FIG5.items(), [rest[i:i + 2] for i in range(0, 8, 2)]):
+        points = sorted([(value, default.metrics["mAP"])] + [(float(r.spec.overrides[name]), r.metrics["mAP"])
+                                                             for r in pair])
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o")
+        ax.axvline(value, color="k", ls=":", lw=1)
+        ax.set(xlabel=name, ylabel="mAP (%)", xscale="log")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    return out
+
+
 # figures beyond the per-table curves: name -> (function, the runs it draws, in order)
 ICE_DUKE = ["ice_aware_base_duke", "ice_aware_soft_duke", "ice_aware_hard_duke", "ice_aware_full_duke"]
 EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
                                                  ["cc_market", "ise_market", "cc_msmt", "ise_msmt"]),
                  "ice_fig6_cluster_count": (ice_cluster_count_figure, ICE_DUKE),
-                 "ice_fig7_kl": (ice_kl_figure, ICE_DUKE)}
+                 "ice_fig7_kl": (ice_kl_figure, ICE_DUKE),
+                 "ice_fig5_sensitivity": (ice_sensitivity_figure,
+                                          ["ice_aware_full_market"] + [r for _, rs in ICE_FIG5.values() for r in rs]),
+                 "ise_fig5_mixup": (ise_mixup_figure, ["cc_market", "ise_market", "mixup_a0p2_market",
+                                                       "mixup_a0p5_market", "mixup_a1p0_market", "mixup_a2p0_market"])}
 
 
 MODEL_FIGURES = {

@@ -119,8 +119,8 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
                     k = len(points) + j * (len(support) // len(points)) + s
                     ax.scatter(*xy[k], s=22, marker=MARKERS[i % len(MARKERS)], facecolors="none",
                                edgecolors=colour[labels[keep][j]])
-        ax.set(title=f"{run}: shape = identity, colour = pseudo label" + (", hollow = support" if len(support)
-                                                                            else ""), xticks=[], yticks=[])
+        ax.set(title=run, xticks=[], yticks=[])
+    fig.suptitle("shape = true identity, colour = pseudo label, hollow = ISE support samples", fontsize=10)
     fig.tight_layout()
     return _save(fig, out)
 
