@@ -177,3 +177,21 @@ def test_missing_init_checkpoint_is_a_clear_error(smoke, tmp_path):
     params, _ = smoke
     with pytest.raises(ReidReproError, match=r"pretrain/model.pt: missing"):
         execute(params, "x", _spec(), tmp_path / "x", "train@x", root=tmp_path, models_dir=tmp_path, track=False)
+
+
+@pytest.mark.parametrize("method,row", [("ise", "Our ISE"), ("ice", "ICE(aware)"), ("mixup", "Mixup, α=1.0")])
+def test_each_method_trains_on_the_smoke_world(smoke, pretrained, method, row):
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    params = json.loads(json.dumps(params))
+    params["ice"]["loop"].update(params["cluster_contrast"]["loop"], alpha=0.9)
+    spec = replace(_spec(method), base="cluster_contrast" if method in ("ise", "mixup") else method, row=row,
+                   paper="ise" if method != "ice" else "ice")
+    m = execute(params, method, spec, tmp / method, f"train@{method}", root=tmp, models_dir=pretrained, track=False)
+    h = pd.read_parquet(tmp / method / "history.parquet")
+    losses = [c for c in h.columns if c.startswith("loss_")]
+    assert losses and np.isfinite(h[losses].to_numpy()).all() and (h[losses].to_numpy() > 0).all()
+    assert 0 <= m["mAP"] <= 1 and m["epochs"] == 3
+    if method == "ice":
+        assert {"loss_agnostic", "loss_cross", "loss_h_ins", "loss_s_ins"} <= set(losses) and (h["kl"] > 0).all()

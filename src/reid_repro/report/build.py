@@ -33,6 +33,23 @@ WHY_DIFFERENT = (
 )
 
 
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out: Path, dpi: int = 100) -> Path:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    fig.clf()
+    _pyplot().close(fig)
+    return out
+
+
 def paper_numbers() -> dict:
     return yaml.safe_load(resources.files("reid_repro.report").joinpath("paper_numbers.yaml").read_text())
 
@@ -137,11 +154,7 @@ def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
 
 def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
     """NMI and cluster count per epoch for each run; each dataset's true identity count as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, (ax_nmi, ax_k) = plt.subplots(1, 2, figsize=(10, 3.6))
     seen = set()
     for r in runs:
@@ -159,21 +172,14 @@ def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
     ax_k.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out, dpi=110)
 
 
 def clustering_quality_figure(runs: list[Run], out: Path) -> Path:
     """ISE Fig. 4: clustering quality (FMI, ARI, AMI, V-measure) per epoch, baseline vs ISE
 
     ``runs`` are pairs (baseline, ISE) per dataset, in order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
     fig, axes = plt.subplots(len(pairs), 4, figsize=(13, 3 * len(pairs)), squeeze=False)
     for row, pair in zip(axes, pairs):
@@ -184,18 +190,11 @@ def clustering_quality_figure(runs: list[Run], out: Path) -> Path:
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out, dpi=100)
 
 
 def _per_epoch(runs: list[Run], out: Path, column: str, ylabel: str, labels: list[str], truth: bool) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for r, label in zip(runs, labels):
         ax.plot(r.history["epoch"], r.history[column], marker="o", ms=3, label=f"{label} ({r.name})")
@@ -205,10 +204,7 @@ def _per_epoch(runs: list[Run], out: Path, column: str, ylabel: str, labels: lis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out, dpi=100)
 
 
 ICE_FIG6_LABELS = ["baseline", "w/o hard", "w/o soft", "ICE full"]
@@ -228,11 +224,7 @@ def ise_mixup_figure(runs: list[Run], out: Path) -> Path:
     """ISE Fig. 5: ISE vs image Mixup over α (Market stand-in; mAP, ours)
 
     ``runs`` are the baseline, ISE, then the Mixup runs in order of α."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     base, ise, mixups = runs[0], runs[1], runs[2:]
     alphas = [float(r.spec.overrides["alpha"]) for r in mixups]
     fig, ax = plt.subplots(figsize=(6, 3.4))
@@ -243,10 +235,7 @@ def ise_mixup_figure(runs: list[Run], out: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out, dpi=100)
 
 
 ICE_FIG5 = {"lambda_h": (1.0, ["ice_lambda_h_0p5_market", "ice_lambda_h_2p0_market"]),
@@ -259,11 +248,7 @@ def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
     """ICE Fig. 5: mAP against λ_h.ins, τ_h.ins, λ_s.ins, τ_s.ins (Market stand-in, ours)
 
     ``runs`` are the default ICE run, then two runs per parameter in the order of ICE_FIG5."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     default, rest = runs[0], runs[1:]
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
     for ax, (name, (value, _)), pair in zip(axes, ICE_FIG5.items(), [rest[i:i + 2] for i in range(0, 8, 2)]):
@@ -274,10 +259,7 @@ def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
         ax.set(xlabel=name, ylabel="mAP (%)", xscale="log")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
+    return _save(fig, out, dpi=100)
 
 
 # figures beyond the per-table curves: name -> (function, the runs it draws, in order)
