@@ -26,6 +26,7 @@ class ClusterContrastConfig(LoopConfig):
     temperature: float      # tau of Eq. 1
     momentum: float         # mu of Eq. 2
     update: str             # hard | mean
+    augment: str            # the training view (training/data.py make_transform): base is the paper's
 
     def __post_init__(self):
         super().__post_init__()
@@ -39,6 +40,10 @@ class ClusterContrastConfig(LoopConfig):
 
 class ClusterContrast(Method):
     config = ClusterContrastConfig
+
+    def __init__(self, cfg, model, device):
+        super().__init__(cfg, model, device)
+        self.views = (cfg.augment,)
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:
         self.memory = ClusterMemory(centroids(features, labels), self.cfg.temperature, self.cfg.momentum,
