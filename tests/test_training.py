@@ -108,8 +108,8 @@ def smoke(world, tmp_path_factory):
     params["model"]["cpu"].update(height=32, width=16, init="pretrain")
     loop = dict(epochs=3, iters=2, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2, eps=0.6,
                 min_samples=2, workers=0)
-    params["pretrain"]["loop"].update(loop)
-    params["cluster_contrast"]["loop"].update(loop)
+    for section in ("pretrain", "cluster_contrast", "ice"):
+        params[section]["loop"].update(loop)
     return params, tmp
 
 
@@ -184,14 +184,15 @@ def test_each_method_trains_on_the_smoke_world(smoke, pretrained, method, row):
     from reid_repro.training.run import execute
 
     params, tmp = smoke
-    params = json.loads(json.dumps(params))
-    params["ice"]["loop"].update(params["cluster_contrast"]["loop"], alpha=0.9)
     spec = replace(_spec(method), base="cluster_contrast" if method in ("ise", "mixup") else method, row=row,
                    paper="ise" if method != "ice" else "ice")
     m = execute(params, method, spec, tmp / method, f"train@{method}", root=tmp, models_dir=pretrained, track=False)
     h = pd.read_parquet(tmp / method / "history.parquet")
     losses = [c for c in h.columns if c.startswith("loss_")]
-    assert losses and np.isfinite(h[losses].to_numpy()).all() and (h[losses].to_numpy() > 0).all()
+    # every loss finite and non-negative (ICE's cross-camera term is 0 in an epoch whose clusters each lie in one
+    # camera: no cross-camera positive exists), the total positive
+    assert losses and np.isfinite(h[losses].to_numpy()).all() and (h[losses].to_numpy() >= 0).all()
+    assert (h["loss"] > 0).all()
     assert 0 <= m["mAP"] <= 1 and m["epochs"] == 3
     if method == "ice":
         assert {"loss_agnostic", "loss_cross", "loss_h_ins", "loss_s_ins"} <= set(losses) and (h["kl"] > 0).all()

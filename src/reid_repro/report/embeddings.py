@@ -60,7 +60,8 @@ def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out
         table, _, feats = _features(params, run, runs_dir, dataset, ("query", "gallery"))
         pids = table["pid"].to_numpy()
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(np.unique(pids[pids > 0]), identities, replace=False)
+        present = np.unique(pids[pids > 0])
+        chosen = rng.choice(present, min(identities, len(present)), replace=False)
         keep = np.isin(pids, chosen)
         xy = TSNE(n_components=2, perplexity=min(15, keep.sum() - 1), random_state=seed,
                   init="pca").fit_transform(feats[keep])
@@ -98,7 +99,7 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
         labels = relabel(dbscan_labels(jaccard_distance(feats, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
         pids = table["pid"].to_numpy()
         rng = np.random.default_rng(seed)
-        chosen = rng.choice(np.unique(pids), identities, replace=False)
+        chosen = rng.choice(np.unique(pids), min(identities, len(np.unique(pids))), replace=False)
         keep = np.isin(pids, chosen) & (labels >= 0)
         points = feats[keep]
         support = np.zeros((0, feats.shape[1]), dtype=np.float32)
