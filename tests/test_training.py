@@ -196,3 +196,17 @@ def test_each_method_trains_on_the_smoke_world(smoke, pretrained, method, row):
     assert 0 <= m["mAP"] <= 1 and m["epochs"] == 3
     if method == "ice":
         assert {"loss_agnostic", "loss_cross", "loss_h_ins", "loss_s_ins"} <= set(losses) and (h["kl"] > 0).all()
+
+
+def test_corrupt_or_missing_images_name_the_path(tmp_path):
+    from reid_repro.training.data import ImageCache, load_split
+
+    table = pd.DataFrame({"path": ["bounding_box_train/0001_c1s1_000001_00.jpg"]})
+    (tmp_path / "bounding_box_train").mkdir()
+    (tmp_path / table["path"][0]).write_bytes(b"not a jpeg")
+    with pytest.raises(ReidReproError, match="0001_c1s1_000001_00.jpg: cannot decode image"):
+        ImageCache(tmp_path, table, 32, 16)
+    with pytest.raises(ReidReproError, match="nowhere: dataset folder not found"):
+        ImageCache(tmp_path / "nowhere", table, 32, 16)
+    with pytest.raises(ReidReproError, match="manifest.parquet: missing"):
+        load_split(tmp_path, "train")

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 from reid_repro.config import load_model, load_run
 from reid_repro.io import atomic_path
 from reid_repro.models import ReidNet
+from reid_repro.report.build import _save
 from reid_repro.training.data import ImageCache, extract_features, load_split
 
 MARKERS = "os^vD<>pP*"
@@ -35,15 +36,6 @@ def _features(params, run, runs_dir, dataset, splits):
     cfg = load_model(params)
     cache = ImageCache(info["root"], table, cfg.height, cfg.width, desc=f"{dataset} {'+'.join(splits)}")
     return table, cache, extract_features(_model(params, run, runs_dir), cache.images, torch.device("cpu"))
-
-
-def _save(fig, out: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return out
 
 
 def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out: Path, identities: int = 10,
