@@ -1,6 +1,7 @@
 """The report: paper numbers typed correctly, tables with paper beside ours, figures, a page a browser renders."""
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -13,7 +14,10 @@ from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report, paper_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPERS = ROOT.parent / "shared" / "papers"
+# the papers' text: beside the checkout (developer and CI machines), or where REID_REPRO_PAPERS points
+PAPERS = next((p for p in (Path(os.environ.get("REID_REPRO_PAPERS", ROOT.parent / "shared" / "papers")),
+                           ROOT.parent / "shared" / "papers", Path("/work/shared/papers")) if p.is_dir()),
+              ROOT.parent / "shared" / "papers")
 FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt"}
 
 
