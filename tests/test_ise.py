@@ -82,11 +82,11 @@ def _method(name, params_override=None):
     from pathlib import Path
 
     from reid_repro.config import load_method_config, load_params
-    from reid_repro.methods import BASE_SECTION, METHODS
+    from reid_repro.methods import BASE_SECTION, method_class
     from reid_repro.models import ReidNet
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    cls = METHODS[name]
+    cls = method_class(name)
     cfg = load_method_config(params, name, cls.config, params_override or {}, base=BASE_SECTION.get(name))
     torch.manual_seed(0)
     model = ReidNet("resnet18").train()

@@ -14,10 +14,10 @@ from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report, paper_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
-# the papers' text: beside the checkout (developer and CI machines), or where REID_REPRO_PAPERS points
-PAPERS = next((p for p in (Path(os.environ.get("REID_REPRO_PAPERS", ROOT.parent / "shared" / "papers")),
-                           ROOT.parent / "shared" / "papers", Path("/work/shared/papers")) if p.is_dir()),
-              ROOT.parent / "shared" / "papers")
+# the papers' text: ../shared/papers beside the checkout (developer and CI machines; CI clones beside a copy of
+# shared/), or where REID_REPRO_PAPERS points. In CI its absence is a failure, elsewhere a skip.
+PAPERS = Path(os.environ.get("REID_REPRO_PAPERS", ROOT.parent / "shared" / "papers"))
+IN_CI = bool(os.environ.get("CI"))
 FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt"}
 
 
@@ -25,8 +25,11 @@ def _clean(text: str) -> str:
     return re.sub(r"</?(b|u|i|sup)>", "", text).replace(" †", "†").strip()
 
 
-@pytest.mark.skipif(not PAPERS.is_dir(), reason="../shared/papers is only on developer and CI machines")
 def test_paper_numbers_match_the_paper_text():
+    if not PAPERS.is_dir():
+        if IN_CI:
+            pytest.fail(f"{PAPERS}: the papers' text is missing; CI clones the project beside shared/")
+        pytest.skip(f"{PAPERS}: the papers' text is only beside developer and CI checkouts")
     for paper, tables in paper_numbers().items():
         lines = [ln for ln in (PAPERS / FILES[paper]).read_text().splitlines() if "\t" in ln]
         for table, spec in tables.items():
@@ -67,7 +70,7 @@ def report(tmp_path):
                                       "also": ["1/No.5 PLI (progressive λ) + LP = ISE"]},
                        "cc_duke": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "duke", "test": "duke",
                                    "init": "pretrain", "paper": "ise", "table": "6",
-                                   "row": "Cluster-Contrast on Duke", "overrides": {}}}}
+                                   "row": "Cluster-Contrast on Duke", "ours_only": True, "overrides": {}}}}
     _fake_run(tmp_path / "runs", "cc_market", 0.5, [0.6, 0.7, 0.8])
     _fake_run(tmp_path / "runs", "cc_duke", 0.25, [0.5, 0.55, 0.6])
     _fake_run(tmp_path / "runs", "ise_market", 0.502, [0.6, 0.8, 0.9])
@@ -103,6 +106,40 @@ def test_verdicts_compare_gains_against_the_baseline_row(report):
     assert summary["verdicts"] == {"holds": 0, "does not hold": 0, "inconclusive": 1}
 
 
+def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):
+    params, tmp, _ = report
+    runs = {**params["runs"], "cc_duke": {**params["runs"]["cc_duke"], "ours_only": False}}
+    with pytest.raises(ReidReproError, match=r"runs.cc_duke: row 'Cluster-Contrast on Duke' is not a row of ise "
+                                             r"table 6.*ours_only: true"):
+        build_report({**params, "runs": runs}, tmp / "runs", tmp / "reports3")
+    typo = {**params["runs"], "ise_market": {**params["runs"]["ise_market"], "also": ["1/No.5 PLI + LP = ISE"]}}
+    with pytest.raises(ReidReproError, match=r"runs.ise_market: row 'No.5 PLI \+ LP = ISE' is not a row of ise "
+                                             r"table 1"):
+        build_report({**params, "runs": typo}, tmp / "runs", tmp / "reports3")
+
+
+def test_a_failed_build_leaves_the_previous_report_whole(report, monkeypatch):
+    import reid_repro.report.build as build
+
+    params, tmp, _ = report
+    before = {p.relative_to(tmp): p.read_bytes() for p in (tmp / "reports").rglob("*") if p.is_file()}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+    calls = {"n": 0}
+    real = build.curves_figure
+
+    def second_fails(*args, **kwargs):      # the first table's files are written, then the build fails
+        calls["n"] += 1
+        return real(*args, **kwargs) if calls["n"] == 1 else broken()
+    monkeypatch.setattr(build, "curves_figure", second_fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_report(params, tmp / "runs", tmp / "reports")
+    after = {p.relative_to(tmp): p.read_bytes() for p in (tmp / "reports").rglob("*") if p.is_file()
+             and ".partial" not in str(p)}
+    assert after == before
+
+
 def test_missing_run_is_a_clear_error(report):
     params, tmp, _ = report
     shutil.rmtree(tmp / "runs" / "cc_duke")
@@ -110,9 +147,13 @@ def test_missing_run_is_a_clear_error(report):
         build_report(params, tmp / "runs", tmp / "reports2")
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is installed by .ci/run")
 def test_page_renders_in_headless_chromium(report):
     from PIL import Image
+
+    if shutil.which("chromium") is None:
+        if IN_CI:
+            pytest.fail("chromium is not on PATH; .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
 
     _, tmp, _ = report
     from reid_repro.report.screenshot import screenshot

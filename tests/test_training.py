@@ -14,7 +14,7 @@ from reid_repro.config import LoopConfig, RunSpec, load_method_config
 from reid_repro.errors import ReidReproError
 from reid_repro.training.data import PKSampler
 from reid_repro.training.loop import lr_factor
-from reid_repro.training.memory import ClusterMemory
+from reid_repro.methods.cluster_contrast import ClusterMemory
 
 
 def test_cluster_memory_loss_is_centroid_infonce():
@@ -148,12 +148,12 @@ def test_same_seed_same_results_and_exact_resume(smoke, pretrained):
     stopped = execute(params, "c", _spec(), tmp / "c", "train@c", root=tmp, models_dir=pretrained, track=False,
                       stop_after=1)
     assert stopped == {"stopped_after_epoch": 1} and not (tmp / "c" / "metrics.json").exists()
-    assert len(list((tmp / ".cache" / "checkpoints").glob("c-*.pt"))) == 1
+    assert len(list((tmp / ".cache" / "checkpoints").glob("c.pt"))) == 1
     c = execute(params, "c", _spec(), tmp / "c", "train@c", root=tmp, models_dir=pretrained, track=False)
     for k in ("mAP", "rank1", "mINP", "nmi", "num_clusters"):
         assert c[k] == a[k], k
     pd.testing.assert_frame_equal(_history(tmp / "c"), _history(tmp / "a"))
-    assert not list((tmp / ".cache" / "checkpoints").glob("c-*"))            # removed once the run is done
+    assert not list((tmp / ".cache" / "checkpoints").glob("c.*"))            # removed once the run is done
     # another seed is another run
     other = replace(_spec(), overrides={"seed": 1})
     execute(params, "d", other, tmp / "d", "train@d", root=tmp, models_dir=pretrained, track=False)
@@ -210,3 +210,103 @@ def test_corrupt_or_missing_images_name_the_path(tmp_path):
         ImageCache(tmp_path / "nowhere", table, 32, 16)
     with pytest.raises(ReidReproError, match="manifest.parquet: missing"):
         load_split(tmp_path, "train")
+
+
+def _resumed(capsys) -> str:
+    return capsys.readouterr().out
+
+
+def test_resume_never_mixes_inputs(smoke, pretrained, tmp_path, capsys):
+    """Interrupted, then the data or the starting weights change: the next run starts from scratch."""
+    import shutil
+
+    import torch
+
+    from reid_repro.data.manifest import prepare
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    full = execute(params, "ref", _spec(), tmp / "ref", "train@ref", root=tmp, models_dir=pretrained, track=False)
+    # other data: the same world folder less one training image
+    world = Path(params["data"]["market"]["root"])
+    other = tmp_path / "market"
+    shutil.copytree(world, other)
+    next((other / "bounding_box_train").glob("*.jpg")).unlink()
+    prepare("market1501", other, tmp_path / "manifest")
+    changed = {**params, "data": {"market": {"root": str(other), "manifest": str(tmp_path / "manifest"),
+                                              "format": "market1501"}}}
+    assert execute(params, "k", _spec(), tmp / "k", "train@k", root=tmp, models_dir=pretrained, track=False,
+                   stop_after=1) == {"stopped_after_epoch": 1}
+    capsys.readouterr()
+    execute(changed, "k", _spec(), tmp / "k", "train@k", root=tmp, models_dir=pretrained, track=False)
+    out = _resumed(capsys)
+    assert "written for other inputs" in out and "resuming" not in out
+    # other starting weights (pretraining re-run): the same
+    assert execute(params, "w", _spec(), tmp / "w", "train@w", root=tmp, models_dir=pretrained, track=False,
+                   stop_after=1) == {"stopped_after_epoch": 1}
+    models = tmp_path / "models"
+    (models / "pretrain").mkdir(parents=True)
+    state = torch.load(pretrained / "pretrain" / "model.pt", weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in state.items()}, models / "pretrain" / "model.pt")
+    capsys.readouterr()
+    execute(params, "w", _spec(), tmp / "w", "train@w", root=tmp, models_dir=models, track=False)
+    out = _resumed(capsys)
+    assert "written for other inputs" in out and "resuming" not in out
+    # unchanged inputs still resume, and end where the uninterrupted run ended
+    assert execute(params, "r", _spec(), tmp / "r", "train@r", root=tmp, models_dir=pretrained, track=False,
+                   stop_after=2) == {"stopped_after_epoch": 2}
+    capsys.readouterr()
+    again = execute(params, "r", _spec(), tmp / "r", "train@r", root=tmp, models_dir=pretrained, track=False)
+    assert "resuming" in _resumed(capsys) and again["mAP"] == full["mAP"]
+
+
+def test_truncated_or_old_checkpoint_starts_fresh(smoke, pretrained, capsys):
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    ref = execute(params, "t0", _spec(), tmp / "t0", "train@t0", root=tmp, models_dir=pretrained, track=False)
+    execute(params, "t", _spec(), tmp / "t", "train@t", root=tmp, models_dir=pretrained, track=False, stop_after=1)
+    ckpt = tmp / ".cache" / "checkpoints" / "t.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    m = execute(params, "t", _spec(), tmp / "t", "train@t", root=tmp, models_dir=pretrained, track=False)
+    out = capsys.readouterr().out
+    assert "unreadable" in out and "starting fresh" in out and "Traceback" not in out
+    assert m["mAP"] == ref["mAP"]
+    # a checkpoint of the old format (keyed on settings only)
+    import torch
+
+    torch.save({"epoch": 1, "config_hash": "abc", "model": {}}, ckpt)
+    m = execute(params, "t", _spec(), tmp / "t", "train@t", root=tmp, models_dir=pretrained, track=False)
+    assert "not a checkpoint of this version" in capsys.readouterr().out and m["mAP"] == ref["mAP"]
+
+
+def test_sigkill_during_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """A write through atomic_path killed halfway leaves the old checkpoint loadable; the orphan temporary file
+    is removed by the next load."""
+    import signal
+    import subprocess
+    import sys
+
+    import torch
+
+    from reid_repro.training.loop import load_checkpoint
+
+    ckpt = tmp_path / "run.pt"
+    state = {"epoch": 1, "input_key": "k", "model": {}, "method": {}, "optimizers": [], "schedulers": [],
+             "history": [{"epoch": 1}]}
+    torch.save(state, ckpt)
+    code = ("import sys, time, torch\n"
+            "from reid_repro.io import atomic_path\n"
+            "with atomic_path(sys.argv[1]) as tmp:\n"
+            "    f = open(tmp, 'wb'); f.write(b'partial checkpoint'); f.flush()\n"
+            "    print('writing', flush=True); time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(ckpt)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "writing"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert list(tmp_path.glob(".run.pt.*.tmp"))                 # the killed write's orphan
+    loaded = load_checkpoint(ckpt, "k", torch.device("cpu"))
+    assert loaded is not None and loaded["history"] == [{"epoch": 1}]
+    assert not list(tmp_path.glob(".run.pt.*.tmp"))

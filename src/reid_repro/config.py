@@ -197,6 +197,7 @@ class RunSpec:
     overrides: typing.Dict[str, typing.Any]          # applied at every scale
     paper_overrides: typing.Dict[str, typing.Any]    # applied on top at scale: paper (per-dataset paper settings)
     also: typing.List[str]                           # more rows this run fills, as "<table>/<row>" of the same paper
+    ours_only: bool = False   # a row no paper table has (e.g. a stand-in without a paper column): no paper cell
 
     def settings_overrides(self, scale: str) -> dict:
         return {**self.overrides, **(self.paper_overrides if scale == "paper" else {})}
@@ -265,6 +266,7 @@ def load_run(params: dict, key: str) -> RunSpec:
     for field in ("overrides", "paper_overrides"):
         spec[field] = spec.get(field) or {}
     spec["also"] = spec.get("also") or []
+    spec.setdefault("ours_only", False)
     run = from_dict(RunSpec, spec, f"runs.{key}")
     data = params.get("data") or {}
     for field in ("dataset", "test"):
@@ -272,3 +274,93 @@ def load_run(params: dict, key: str) -> RunSpec:
             raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r}; expected a key of "
                                  f"data: {sorted(data)}")
     return run
+
+
+def pretrain_spec(dataset: str = "pretrain") -> RunSpec:
+    """The supervised pretraining run every method starts from (settings: params.yaml ``pretrain``)."""
+    return RunSpec(method="supervised", base="supervised", dataset=dataset, test=dataset, init="scratch", paper="",
+                   table="", row="pretraining", overrides={}, paper_overrides={}, also=[])
+
+
+def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
+    """(model config, method config) of ``spec`` at ``params['scale']``, with the run's overrides applied.
+
+    The method's settings come from ``params[section]`` (default: the method's own section)."""
+    from reid_repro.methods import BASE_SECTION, method_class
+
+    overrides = spec.settings_overrides(_scale(params))
+    model_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("model.")}
+    model_cfg = load_model(params)
+    if model_over:    # a row that changes the model, e.g. ISE + GeM pooling
+        fields = {f.name for f in dataclasses.fields(model_cfg)}
+        unknown = sorted(set(model_over) - fields)
+        if unknown:
+            raise ReidReproError(f"params.yaml: runs override 'model.{unknown[0]}' is not a model setting; "
+                                 f"expected one of {sorted(fields)}")
+        model_cfg = from_dict(ModelConfig, {**dataclasses.asdict(model_cfg), **model_over}, "model")
+    cls = method_class(spec.method)
+    if spec.base != BASE_SECTION.get(spec.method, spec.method) and section is None:
+        raise ReidReproError(f"params.yaml: run base={spec.base!r} for method {spec.method!r}; expected "
+                             f"{BASE_SECTION.get(spec.method, spec.method)!r} (the section its settings build on)")
+    cfg = load_method_config(params, section or spec.method, cls.config,
+                             {k: v for k, v in overrides.items() if not k.startswith("model.")},
+                             base=BASE_SECTION.get(spec.method))
+    return model_cfg, cfg
+
+
+DATA_KEYS = ("root", "manifest", "format")
+
+
+def validate_params(params: dict) -> None:
+    """Check all of ``params.yaml`` (every section at both scales, every run with its overrides at both scales),
+    so that a typo anywhere stops every stage at its start with an error naming the key, instead of being
+    ignored or surfacing days later at the other scale."""
+    from reid_repro.data.formats import READERS
+    from reid_repro.methods import METHODS
+
+    sections = {"world", "scale", "data", "model", "pretrain", "runs"} | (set(METHODS) - {"supervised"})
+    unknown = sorted(set(params) - sections)
+    if unknown:
+        raise ReidReproError(f"params.yaml: {unknown[0]}: unknown top-level key; expected one of {sorted(sections)}")
+    missing = sorted(sections - set(params))
+    if missing:
+        raise ReidReproError(f"params.yaml: {missing[0]}: missing top-level section")
+    _scale(params)
+    from_dict(WorldConfig, params["world"], "world")
+    data = params["data"]
+    if not isinstance(data, dict) or not data:
+        raise ReidReproError("params.yaml: data: expected a mapping of dataset name -> {root, manifest, format}")
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ReidReproError(f"params.yaml: data.{name}: expected a mapping with keys {list(DATA_KEYS)}")
+        bad = sorted(set(entry) ^ set(DATA_KEYS))
+        if bad:
+            what = "unknown key" if bad[0] in entry else "missing"
+            raise ReidReproError(f"params.yaml: data.{name}.{bad[0]}: {what}; expected keys {list(DATA_KEYS)}")
+        for k in DATA_KEYS:
+            if not isinstance(entry[k], str) or not entry[k]:
+                raise ReidReproError(f"params.yaml: data.{name}.{k}={entry[k]!r}; expected a path or name")
+        if entry["format"] not in READERS:
+            raise ReidReproError(f"params.yaml: data.{name}.format={entry['format']!r}; expected one of "
+                                 f"{sorted(READERS)}")
+    model = params["model"]
+    if not isinstance(model, dict) or sorted(model) != sorted(SCALES):
+        raise ReidReproError(f"params.yaml: model: expected exactly the scales {list(SCALES)}, got "
+                             f"{sorted(model) if isinstance(model, dict) else model!r}")
+    runs = params["runs"] or {}
+    if not isinstance(runs, dict):
+        raise ReidReproError("params.yaml: runs: expected a mapping of run name -> run")
+    for scale in SCALES:
+        at = {**params, "scale": scale}
+        load_model(at)
+        resolve_run(at, pretrain_spec(), section="pretrain")
+        for name in sorted(set(METHODS) - {"supervised"}):
+            from reid_repro.methods import BASE_SECTION, method_class
+
+            load_method_config(at, name, method_class(name).config, base=BASE_SECTION.get(name))
+        for key in runs:
+            try:
+                resolve_run(at, load_run(at, key))
+            except ReidReproError as exc:
+                text = str(exc).removeprefix("params.yaml: ")
+                raise ReidReproError(f"params.yaml: runs.{key} (scale {scale}): {text}") from None

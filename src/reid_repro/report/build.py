@@ -19,7 +19,7 @@ import yaml
 
 from reid_repro.config import load_run
 from reid_repro.errors import ReidReproError
-from reid_repro.io import atomic_path, write_json
+from reid_repro.io import atomic_path, publish_dir, staging_dir, write_json
 
 DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in"}
 METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10"}
@@ -52,6 +52,27 @@ def _save(fig, out: Path, dpi: int = 100) -> Path:
 
 def paper_numbers() -> dict:
     return yaml.safe_load(resources.files("reid_repro.report").joinpath("paper_numbers.yaml").read_text())
+
+
+def check_rows(params: dict, numbers: dict | None = None) -> int:
+    """Every run's table and row (and each of its ``also`` rows) must be a row of ``paper_numbers.yaml``, unless
+    the run is declared ``ours_only`` (a row no paper prints). Returns the number of rows checked."""
+    numbers = numbers or paper_numbers()
+    n = 0
+    for name, raw in (params.get("runs") or {}).items():
+        spec = load_run(params, name)
+        targets = [(spec.table, spec.row, spec.ours_only)] + [(*a.split("/", 1), False) for a in spec.also]
+        for table, row, ours_only in targets:
+            n += 1
+            if spec.paper not in numbers or table not in numbers[spec.paper]:
+                raise ReidReproError(f"params.yaml: runs.{name}: paper {spec.paper!r} table {table!r} is not in "
+                                     f"paper_numbers.yaml; expected one of {sorted(numbers.get(spec.paper, {}))}")
+            printed = [r["row"] for r in numbers[spec.paper][table]["rows"]]
+            if row not in printed and not ours_only:
+                raise ReidReproError(f"params.yaml: runs.{name}: row {row!r} is not a row of {spec.paper} table "
+                                     f"{table} in paper_numbers.yaml (rows: {printed}); fix the row or declare the "
+                                     "run `ours_only: true`")
+    return n
 
 
 @dataclass
@@ -292,8 +313,12 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
     from reid_repro.config import params_hash
 
     out_dir = Path(out_dir)
-    runs = collect_runs(params, runs_dir)
     numbers = paper_numbers()
+    check_rows(params, numbers)
+    runs = collect_runs(params, runs_dir)
+    # tables and figures are built in staging folders and published together at the end, so a build that
+    # fails halfway leaves the previous report whole (never old and new tables mixed)
+    tables_dir, figures_dir = staging_dir(out_dir / "tables"), staging_dir(out_dir / "figures")
     md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
     body = [f"<h1>reid-repro results</h1><h2>How our numbers differ from the papers'</h2><p>{html.escape(WHY_DIFFERENT)}</p>"]
     summary = {"tables": [], "figures": []}
@@ -313,9 +338,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
         members = list({r.name: r for r, _ in entries}.values())
         frame = table_frame(pt, entries)
         slug = f"{paper}_table{table}"
-        with atomic_path(out_dir / "tables" / f"{slug}.csv") as tmp:
+        with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        fig = curves_figure(members, out_dir / "figures" / f"{slug}_curves.png", pt["title"])
+        fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
         table_md = _markdown_table(frame, pt)
         found = verdicts(paper, table, pt, frame)
         all_verdicts += found
@@ -331,7 +356,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
     by_name = {r.name: r for r in runs}
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
-            fig = fn([by_name[n] for n in names], out_dir / "figures" / f"{title}.png")
+            fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
             md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
             body.append(f"<h2>{html.escape(fn.__doc__.splitlines()[0])}</h2>"
                         f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>')
@@ -342,7 +367,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
             body.append(f"<h2>{html.escape(caption)}</h2>"
                         f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>')
             summary["figures"].append(f"model_figures/{name}.png")
-    write_json(out_dir / "verdicts.json", all_verdicts)
     held = sum(v["verdict"] == "holds" for v in all_verdicts)
     summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
                            for k in ("holds", "does not hold", "inconclusive")}
@@ -356,6 +380,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
             "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
             "</style></head><body>" + "".join(body) + "</body></html>")
+    publish_dir(tables_dir, out_dir / "tables")
+    publish_dir(figures_dir, out_dir / "figures")
+    write_json(out_dir / "verdicts.json", all_verdicts)
     with atomic_path(out_dir / "index.html") as tmp:
         tmp.write_text(page)
     with atomic_path(out_dir / "results.md") as tmp:

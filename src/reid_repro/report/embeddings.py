@@ -78,13 +78,13 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
 
     from reid_repro.clustering import centroids, dbscan_labels, jaccard_distance, relabel
     from reid_repro.config import load_method_config
-    from reid_repro.methods import BASE_SECTION, METHODS
+    from reid_repro.methods import BASE_SECTION, method_class
     from reid_repro.methods.ise import degree, support_samples
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, run in zip(axes, (baseline, ise)):
         spec = load_run(params, run)
-        cfg = load_method_config(params, spec.method, METHODS[spec.method].config,
+        cfg = load_method_config(params, spec.method, method_class(spec.method).config,
                                  {k: v for k, v in spec.overrides.items() if not k.startswith("model.")},
                                  base=BASE_SECTION.get(spec.method))
         table, _, feats = _features(params, run, runs_dir, dataset, ("train",))

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from reid_repro.clustering import clustering_scores, dbscan_labels, jaccard_distance, relabel
 from reid_repro.config import LoopConfig, params_hash
-from reid_repro.io import atomic_path
+from reid_repro.io import atomic_path, remove_orphans
+from reid_repro.methods.base import Method
 from reid_repro.training.data import ImageCache, PKSampler, TrainSet, extract_features, make_transform
 
 
@@ -54,11 +55,41 @@ def pseudo_labels(cfg: LoopConfig, features: np.ndarray, data: TrainData) -> np.
     return relabel(dbscan_labels(jaccard_distance(features, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
 
 
-def fit(method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
-        log_epoch: Callable[[dict], None] | None = None, stop_after: int | None = None) -> list[dict]:
+def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
+    """The state saved at ``checkpoint`` if it was written for inputs ``key``; else None, saying why in one line.
+
+    A missing file is a fresh start; a corrupt, truncated or old-format file, or one written for other inputs
+    (settings, data, starting weights or code), is reported and ignored. Temporary files left by a write that
+    was killed are removed.
+    """
+    for orphan in remove_orphans(checkpoint):
+        print(f"removed {orphan.name}, left by an interrupted checkpoint write")
+    if not checkpoint.is_file():
+        return None
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        required = {"epoch", "input_key", "model", "method", "optimizers", "schedulers", "history"}
+        if not isinstance(state, dict) or not required <= set(state):
+            print(f"{checkpoint}: not a checkpoint of this version (no {sorted(required - set(state or {}))[:1]}); "
+                  "starting fresh")
+            return None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file means: start again
+        print(f"{checkpoint}: unreadable ({type(exc).__name__}: {str(exc)[:80]}); starting fresh")
+        return None
+    if state["input_key"] != key:
+        print(f"{checkpoint}: written for other inputs (key {state['input_key']} != {key}: settings, data, "
+              "starting weights or code changed); starting fresh")
+        return None
+    return state
+
+
+def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
+        log_epoch: Callable[[dict], None] | None = None, stop_after: int | None = None,
+        key: str | None = None) -> list[dict]:
     """Train ``method`` for ``cfg.epochs``; returns one dict of numbers per epoch.
 
-    ``checkpoint`` is written after every epoch and read back at the start if its settings match.
+    ``checkpoint`` is written after every epoch and read back at the start if it was written for the same
+    inputs: ``key`` (default: the hash of ``cfg``) identifies everything the run reads.
     ``stop_after`` ends the call after that many epochs of this call (used to test resuming).
     """
     model, device = method.model, method.device
@@ -68,21 +99,23 @@ def fit(method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
     optimizers = [o for o, _ in opts]
     schedulers = [s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
                   for o, s in opts]
-    key = params_hash(dataclasses.asdict(cfg))
+    key = key or params_hash(dataclasses.asdict(cfg))
     start, history = 0, []
-    if checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["config_hash"] == key:
-            model.load_state_dict(state["model"])
-            method.load_state_dict(state["method"])
-            for o, s in zip(optimizers, state["optimizers"]):
-                o.load_state_dict(s)
-            for sch, s in zip(schedulers, state["schedulers"]):
-                sch.load_state_dict(s)
-            start, history = state["epoch"], state["history"]
-            print(f"resuming from {checkpoint} after epoch {start}")
+    state = load_checkpoint(checkpoint, key, device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        method.load_state_dict(state["method"])
+        for o, s in zip(optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+        start, history = state["epoch"], state["history"]
+        print(f"resuming from {checkpoint} after epoch {start}")
     transforms = [make_transform(view, *data.cache.images.shape[2:]) for view in method.views]
-    for epoch in range(start, cfg.epochs):
+    # the run's progress in epochs, with the time left estimated from the epochs done so far
+    progress = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="train", unit="epoch",
+                    mininterval=5.0, disable=None)
+    for epoch in progress:
         if stop_after is not None and epoch - start >= stop_after:
             break
         t0 = time.perf_counter()
@@ -125,10 +158,12 @@ def fit(method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
                **{f"loss_{k}": v / cfg.iters for k, v in sums.items()}, **scores, "lr": lr,
                "cluster_seconds": t_cluster, "seconds": time.perf_counter() - t0, **method.epoch_metrics()}
         history.append(row)
+        progress.set_postfix(loss=f"{row['loss']:.3f}", clusters=row.get("num_clusters"), refresh=False)
         if log_epoch:
             log_epoch(row)
         with atomic_path(checkpoint) as tmp:
-            torch.save({"epoch": epoch + 1, "config_hash": key, "model": model.state_dict(),
+            torch.save({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
                         "method": method.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
                         "schedulers": [s.state_dict() for s in schedulers], "history": history}, tmp)
+    progress.close()
     return history

@@ -8,18 +8,21 @@ metrics file), ``history.parquet`` (one row per epoch), ``model.pt`` (the encode
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from reid_repro.config import RunSpec, load_method_config, load_model, params_hash
+from reid_repro import codedeps
+from reid_repro.config import RunSpec, params_hash, resolve_run
 from reid_repro.device import torch_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics
 from reid_repro.io import atomic_path, write_json, write_parquet
-from reid_repro.methods import BASE_SECTION, METHODS
+from reid_repro.methods import method_class
 from reid_repro.models import ReidNet
 from reid_repro.training.data import ImageCache, extract_features, load_split
 from reid_repro.training.loop import TrainData, fit
@@ -37,23 +40,7 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
     """(model config, method config, model) for ``spec``; the model carries its starting weights.
 
     The method's settings come from ``params[section]`` (default: the method's own section)."""
-    overrides = spec.settings_overrides(params.get("scale", "cpu"))
-    model_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("model.")}
-    model_cfg = load_model(params)
-    if model_over:    # a row that changes the model, e.g. ISE + GeM pooling
-        unknown = sorted(set(model_over) - {f.name for f in dataclasses.fields(model_cfg)})
-        if unknown:
-            raise ReidReproError(f"params.yaml: runs override 'model.{unknown[0]}' is not a model setting")
-        model_cfg = dataclasses.replace(model_cfg, **model_over)
-    if spec.method not in METHODS:
-        raise ReidReproError(f"params.yaml: method {spec.method!r}; expected one of {sorted(METHODS)}")
-    cls = METHODS[spec.method]
-    if spec.base != BASE_SECTION.get(spec.method, spec.method) and section is None:
-        raise ReidReproError(f"params.yaml: run base={spec.base!r} for method {spec.method!r}; expected "
-                             f"{BASE_SECTION.get(spec.method, spec.method)!r} (the section its settings build on)")
-    cfg = load_method_config(params, section or spec.method, cls.config,
-                             {k: v for k, v in overrides.items() if not k.startswith("model.")},
-                             base=BASE_SECTION.get(spec.method))
+    model_cfg, cfg = resolve_run(params, spec, section)
     torch.manual_seed(cfg.seed)
     model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling, imagenet=model_cfg.init == "imagenet")
     if model_cfg.init == "pretrain" and spec.init != "scratch":
@@ -68,10 +55,15 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
     return model_cfg, cfg, model.to(device)
 
 
-def evaluate(encoder, params: dict, test: str, model_cfg, device) -> dict:
+def test_set(params: dict, test: str, model_cfg) -> tuple[pd.DataFrame, ImageCache]:
+    """The query and gallery images of ``test``, decoded once per run."""
     info = _dataset(params, test)
     table = load_split(info["manifest"], ("query", "gallery"))
-    cache = ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{test} query+gallery")
+    return table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{test} query+gallery")
+
+
+def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device) -> dict:
+    table, cache = test
     feats = extract_features(encoder, cache.images, device)
     q = (table["split"] == "query").to_numpy()
     m = features_to_metrics(feats[q], feats[~q], table["pid"].to_numpy()[q], table["pid"].to_numpy()[~q],
@@ -80,12 +72,39 @@ def evaluate(encoder, params: dict, test: str, model_cfg, device) -> dict:
             "rank10": float(m["cmc"][9]), "mINP": m["mINP"]}
 
 
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Path = "models") -> dict:
+    """Everything a run's result depends on, by content: its resolved settings, the manifests' checksums of its
+    training and test data, the starting weights and the code it imports. The resume checkpoint is keyed on
+    the hash of this, so a checkpoint from other data, weights or code is never resumed."""
+    manifests = {}
+    for name in dict.fromkeys((spec.dataset, spec.test)):
+        info_file = Path(_dataset(params, name)["manifest"]) / "dataset.json"
+        if not info_file.is_file():
+            raise ReidReproError(f"{info_file}: missing; run `reid-repro prepare` (dvc repro prepare@{name})")
+        manifests[name] = json.loads(info_file.read_text())["checksum"]
+    init = Path(models_dir) / spec.init / "model.pt"
+    kind = "pretrain" if spec.method == "supervised" else "train"
+    return {"settings": settings, "manifests": manifests,
+            "init": _file_digest(init) if settings["model"]["init"] == "pretrain" and init.is_file() else None,
+            "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
+
+
 def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
             models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
-            section: str | None = None) -> dict:
+            section: str | None = None, evaluate_start: bool = True) -> dict:
     """Train and evaluate run ``name``; returns the metrics written to ``out/metrics.json``.
 
     With ``stop_after`` the run stops after that many epochs, leaving its checkpoint (to test resuming).
+    ``evaluate_start`` also evaluates the starting weights (``initial_*`` metrics); pretraining from scratch
+    skips it.
     """
     start = time.perf_counter()
     device = torch_device()
@@ -93,13 +112,15 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     settings = {"run": dataclasses.asdict(spec), "model": dataclasses.asdict(model_cfg),
                 "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
     key = params_hash(settings)
+    inputs = run_inputs(params, spec, settings, models_dir)
+    input_key = params_hash(inputs)
     info = _dataset(params, spec.dataset)
     table = load_split(info["manifest"], "train")
     data = TrainData(ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{spec.dataset} train"),
                      table["pid"].to_numpy(), table["camid"].to_numpy())
-    method = METHODS[spec.method](cfg, model, device, **({"num_classes": int(table["pid"].nunique())}
+    method = method_class(spec.method)(cfg, model, device, **({"num_classes": int(table["pid"].nunique())}
                                                        if spec.method == "supervised" else {}))
-    checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}-{key}.pt"
+    checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}.pt"
     run_id_file = checkpoint.with_suffix(".mlflow")
     tracker = None
     if track:
@@ -107,18 +128,23 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
                 "dataset": spec.dataset, "test": spec.test, "seed": cfg.seed, "git_revision": git_revision(root),
                 "params_hash": key, "dvc_stage": stage, "scale": settings["scale"]}
         flat = {f"{part}.{k}": v for part in ("model", "method") for k, v in settings[part].items()}
-        old = run_id_file.read_text().strip() if run_id_file.is_file() and checkpoint.is_file() else None
+        old = None
+        if run_id_file.is_file() and checkpoint.is_file():
+            saved_key, _, saved_id = run_id_file.read_text().strip().partition(" ")
+            old = saved_id if saved_key == input_key and saved_id else None
         tracker = Tracker(spec.paper or "reid-repro", name, tags, flat, root=root, run_id=old)
         run_id_file.parent.mkdir(parents=True, exist_ok=True)
-        run_id_file.write_text(tracker.run_id)
-    initial = evaluate(method.encoder(), params, spec.test, model_cfg, device)   # the starting point
+        run_id_file.write_text(f"{input_key} {tracker.run_id}")
+    test = test_set(params, spec.test, model_cfg)
+    initial = evaluate(method.encoder(), test, device) if evaluate_start else {}   # the starting point
     try:
-        history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after)
+        history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after,
+                      key=input_key)
         if len(history) < cfg.epochs:
             if tracker:
                 tracker.finish("KILLED")
             return {"stopped_after_epoch": len(history)}
-        metrics = evaluate(method.encoder(), params, spec.test, model_cfg, device)
+        metrics = evaluate(method.encoder(), test, device)
     except BaseException:
         if tracker:
             tracker.finish("FAILED")
@@ -136,7 +162,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     with atomic_path(out / "model.pt") as tmp:
         torch.save(method.encoder().state_dict(), tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
-                                  "environment": environment(), **settings})
+                                  "inputs": {k: v for k, v in inputs.items() if k != "settings"},
+                                  "input_key": input_key, "environment": environment(), **settings})
     write_json(out / "metrics.json", metrics)
     if tracker:
         tracker.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=len(history))

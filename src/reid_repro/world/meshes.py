@@ -14,7 +14,6 @@ Three sources:
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from reid_repro.errors import ReidReproError
+from reid_repro.io import check_replaceable, publish_dir, publish_link, staging_dir
 from reid_repro.world.body import SHAPE_KEYS, Mesh
 from reid_repro.world.render import Placement
 
@@ -39,18 +39,15 @@ def render_dir(angle: int) -> str:
 
 
 def _staging(out: Path) -> Path:
-    staging = out.with_name(out.name + ".partial")
-    if staging.exists():
-        shutil.rmtree(staging)
+    check_replaceable(out)
+    staging = staging_dir(out)
     for angle in ANGLES:
         (staging / render_dir(angle)).mkdir(parents=True)
     return staging
 
 
 def _publish(staging: Path, out: Path) -> None:
-    if out.exists() or out.is_symlink():
-        shutil.rmtree(out)
-    staging.rename(out)      # the previous renders stay whole until the new set is complete
+    publish_dir(staging, out)      # the previous renders stay whole until the new set is complete
 
 
 def _save_turntable(renderer, mesh: Mesh, yaw: float, place: Placement, name: str, staging: Path) -> None:
@@ -152,13 +149,7 @@ def link_renders(renders: str | Path, manifest: str | Path, out: str | Path) -> 
                 img.load()
         except Exception as exc:
             raise ReidReproError(f"{folder / names[0]}: not a readable image ({exc})") from exc
-    if out.exists() or out.is_symlink():
-        if out.is_symlink() or out.is_file():
-            out.unlink()
-        else:
-            shutil.rmtree(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.symlink_to(renders, target_is_directory=True)
+    publish_link(renders, out)
     return {"source": "renders", "images": len(names), "renders": len(names) * len(ANGLES)}
 
 

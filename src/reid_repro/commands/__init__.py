@@ -1,0 +1,1 @@
+"""One module per ``reid-repro`` subcommand (see :mod:`reid_repro.cli`)."""

@@ -1,0 +1,19 @@
+"""``reid-repro figures``: t-SNE and retrieval figures from trained runs."""
+
+from __future__ import annotations
+
+HELP = "t-SNE and retrieval figures from trained runs -> reports/model_figures"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--out", default="reports/model_figures")
+    p.add_argument("--params", default="params.yaml")
+
+
+def run(args) -> str:
+    from reid_repro.config import load_params
+    from reid_repro.report.embeddings import build_figures
+
+    made = build_figures(load_params(args.params), args.runs, args.out)
+    return f"figures: {len(made)} model figures (t-SNE, retrieval grid) -> {args.out}"

@@ -1,0 +1,19 @@
+"""``reid-repro report``: tables beside the papers' numbers, curves, verdicts and provenance."""
+
+from __future__ import annotations
+
+HELP = "tables beside the papers' numbers, curves and provenance -> reports/"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--out", default="reports")
+    p.add_argument("--params", default="params.yaml")
+
+
+def run(args) -> str:
+    from reid_repro.config import load_params
+    from reid_repro.report.build import build_report
+
+    summary = build_report(load_params(args.params), args.runs, args.out)
+    return f"report: {len(summary['tables'])} tables, {len(summary['figures'])} figures -> {args.out}/index.html"

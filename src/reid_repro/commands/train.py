@@ -1,0 +1,37 @@
+"""``reid-repro train --run <run>``: train and evaluate one declared run (params.yaml: runs.<run>)."""
+
+from __future__ import annotations
+
+HELP = "train and evaluate one declared run (params.yaml: runs.<name>)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--run", required=True, help="a key of params.yaml: runs")
+    p.add_argument("--out", default=None, help="output folder (default runs/<run>)")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop after this many epochs, keeping the checkpoint (resume by running again)")
+    common_arguments(p)
+
+
+def common_arguments(p) -> None:
+    p.add_argument("--models", default="models", help="folder of starting checkpoints (<init>/model.pt)")
+    p.add_argument("--no-mlflow", action="store_true", help="do not record the run in MLflow")
+    p.add_argument("--params", default="params.yaml")
+
+
+def summary(name: str, metrics: dict) -> str:
+    if "stopped_after_epoch" in metrics:
+        return f"{name}: stopped after epoch {metrics['stopped_after_epoch']} (checkpoint kept; run again to resume)"
+    return (f"{name}: mAP {100 * metrics['mAP']:.1f}  rank-1 {100 * metrics['rank1']:.1f}  NMI {metrics['nmi']:.3f}  "
+            f"{metrics['num_clusters']} clusters / {metrics['num_true_ids']} ids  in {metrics['wall_seconds']:.0f} s")
+
+
+def run(args) -> str:
+    from reid_repro.config import load_params, load_run
+    from reid_repro.training.run import execute
+
+    params = load_params(args.params)
+    spec = load_run(params, args.run)
+    metrics = execute(params, args.run, spec, args.out or f"runs/{args.run}", stage=f"train@{args.run}",
+                      models_dir=args.models, track=not args.no_mlflow, stop_after=args.stop_after)
+    return summary(args.run, metrics)
