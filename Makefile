@@ -7,11 +7,15 @@ STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro bench lock clean-venv mlflow-ui
+.PHONY: setup test repro check-system bench lock clean-venv mlflow-ui
 
 setup: $(STAMP)
 
+check-system:
+	@bash scripts/check_system.sh
+
 $(STAMP): requirements.lock pyproject.toml
+	bash scripts/check_system.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -21,7 +25,9 @@ $(STAMP): requirements.lock pyproject.toml
 test: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest
 
+# check validates all of params.yaml and every run's paper row before hours of training
 repro: $(STAMP)
+	$(RUN) $(BIN)/reid-repro check
 	$(RUN) $(BIN)/dvc repro
 
 bench: $(STAMP)
@@ -39,7 +45,9 @@ lock: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# Browse the MLflow runs and the Optuna studies; both bind to loopback unless HOST is given.
-HOST ?= 127.0.0.1
+# Browse the MLflow runs on loopback unless MLFLOW_HOST is given (not HOST: some shells export the machine's
+# name as HOST).
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(HOST) --port 5000
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)

@@ -35,9 +35,10 @@ def project(tmp_path_factory):
         pytest.fail("dvc is not on PATH; run the tests through `make test`")
     work = tmp_path_factory.mktemp("pipeline") / "project"
     work.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml"):
+    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
-    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    # with its caches: .dvcignore must keep them out of the hashes
+    shutil.copytree(ROOT / "src", work / "src")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["world"]["profile"] = "smoke"
     params["model"]["cpu"].update(height=32, width=16)
@@ -78,3 +79,66 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     out = _run(["dvc", "exp", "run", "-S", f"{section}.{key}={value}"], work)
     affected = {f"train@{r}" for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
     assert affected and ran(out) == affected | {"figures", "report"}, out
+
+
+def _changed(work) -> set[str]:
+    import json
+
+    proc = subprocess.run(["dvc", "status", "--json"], cwd=work, capture_output=True, text=True, check=True)
+    return set(json.loads(proc.stdout or "{}"))
+
+
+def _importers(params, module: str) -> set[str]:
+    """The stages whose command imports ``module`` (a path below src/reid_repro), by the import graph."""
+    from reid_repro import codedeps
+
+    out = set()
+    stages = {"world": ("world", None), "pretrain": ("pretrain", None), "figures": ("figures", None),
+              "report": ("report", None),
+              **{f"prepare@{d}": ("prepare", None) for d in params["data"]},
+              **{f"meshes@{d}": ("meshes", None) for d in ("market", "duke", "msmt")},
+              **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()}}
+    for name, (kind, method) in stages.items():
+        if codedeps.SRC / module in codedeps.stage_files(kind, method):
+            out.add(name)
+    return out
+
+
+@pytest.mark.parametrize("module", ["config.py", "methods/cluster_contrast.py", "methods/ice.py",
+                                    "report/build.py"])
+def test_editing_a_module_changes_exactly_the_stages_that_import_it(project, module):
+    work, params, _ = project
+    assert _changed(work) == set()
+    path = work / "src" / "reid_repro" / module
+    original = path.read_text()
+    try:
+        path.write_text(original + "\n# an edit\n")
+        expected = _importers(params, module)
+        assert expected and _changed(work) == expected
+    finally:
+        path.write_text(original)
+    assert _changed(work) == set()
+    # a compiled cache next to the sources changes nothing
+    cache = path.parent / "__pycache__"
+    cache.mkdir(exist_ok=True)
+    (cache / "extra.cpython-311.pyc").write_bytes(b"compiled")
+    (cache / "jaccard.kernel-1.py311.nbi").write_bytes(b"numba index")
+    assert _changed(work) == set()
+
+
+def test_a_lab_shares_the_pipeline_through_a_dvc_remote(project, tmp_path):
+    """Push the built smoke pipeline to a local-folder remote, pull it into a second clone: there `dvc status`
+    is clean and `dvc exp run -S ise.lambda0=2.0` runs only the ISE runs, the figures drawn from them and the
+    report."""
+    work, params, _ = project
+    remote = tmp_path / "remote"
+    _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], work)
+    _run(["dvc", "push", "-r", "lab"], work)
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], clone)
+    _run(["dvc", "pull", "-r", "lab"], clone)
+    assert _changed(clone) == set()
+    out = _run(["dvc", "exp", "run", "-S", "ise.lambda0=2.0"], clone)
+    ise = {f"train@{r}" for r, spec in params["runs"].items() if spec["method"] == "ise"}
+    assert ise and ran(out) == ise | {"figures", "report"}, out

@@ -120,3 +120,23 @@ def test_missing_smpl_files_name_the_file(tmp_path):
 
     with pytest.raises(ReidReproError, match="SMPL_NEUTRAL.pkl: missing"):
         make_body("smplx", CACHE, str(tmp_path))
+
+
+# sha256 of each tiny-world domain's ground-truth table as CSV (exact float repr). Recorded once; the same on
+# every machine of any CPU (NumPy's AVX-512 exp/pow gave other last bits before camera styles used math.exp).
+GROUND_TRUTH_SHA256 = {"market": "0932b593375658735fc261b8722e2783314e3cfec20b02533f0a3312c045791b",
+                       "duke": "12bff95a8541275515e56e52d213570ab8c072488ee874dcea49de79d09eaf5e"}
+
+
+def test_ground_truth_is_identical_on_every_machine(world):
+    import hashlib
+
+    out, _ = world
+    got = {}
+    for name in ("market", "duke"):
+        table = pd.read_parquet(out / name / "ground_truth.parquet")
+        assert "foreground" not in table      # what the renderer measured lives in render_stats.parquet
+        got[name] = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+        stats = pd.read_parquet(out / name / "render_stats.parquet")
+        assert list(stats["path"]) == list(table["path"]) and (stats["foreground_pixels"] >= 0).all()
+    assert got == GROUND_TRUTH_SHA256

@@ -126,7 +126,8 @@ class AnnyBody:
         for v, yaw in zip(verts, yaws):
             v = v @ yaw_matrix(yaw).T
             v[:, 2] -= v[:, 2].min()
-            out.append(Mesh(v.astype(np.float32), self.faces, self.parts))
+            # micrometres: the model's float reductions differ below 1e-16 m between CPU instruction sets
+            out.append(Mesh(np.round(v, 6).astype(np.float32), self.faces, self.parts))
         return out
 
 
@@ -169,7 +170,8 @@ class SmplxBody:
             v = self.model(betas=betas, body_pose=body_pose, global_orient=orient).vertices[0].detach().numpy()
             v = v @ yaw_matrix(yaw).T
             v[:, 2] -= v[:, 2].min()
-            out.append(Mesh(v.astype(np.float32), self.faces, self.parts))
+            # micrometres: the model's float reductions differ below 1e-16 m between CPU instruction sets
+            out.append(Mesh(np.round(v, 6).astype(np.float32), self.faces, self.parts))
         return out
 
 

@@ -13,6 +13,7 @@ The same seed gives byte-identical images.
 from __future__ import annotations
 
 import colorsys
+import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,18 +70,26 @@ def _hsv(h, s, v):
     return tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h % 1.0, s, v))
 
 
+def _q(x: float) -> float:
+    """A style value rounded to 6 decimals: the table and the renderer use the same number on every machine."""
+    return round(float(x), 6)
+
+
 def camera_styles(domain: Domain, rng: np.random.Generator) -> list[CameraStyle]:
-    """Camera styles strong enough that generic features cluster partly by camera."""
+    """Camera styles strong enough that generic features cluster partly by camera.
+
+    ``math.exp``, not ``np.exp``: NumPy's AVX-512 exp differs from the C library's in the last bit for a few
+    percent of inputs, which made the ground truth of two machines of the same kind differ."""
     k = domain.style_strength
     styles = []
     for _ in range(domain.cameras):
         cast = np.clip(1 + k * rng.normal(0, 0.18, 3), 0.55, 1.5)
-        bright = float(np.exp(k * rng.normal(0, 0.3)))
+        bright = math.exp(k * float(rng.normal(0, 0.3)))
         hue = domain.hue + rng.uniform(-domain.hue_spread, domain.hue_spread)
         styles.append(CameraStyle(
-            gain=tuple(float(g) for g in cast * bright), gamma=float(np.exp(k * rng.normal(0, 0.15))),
-            blur=float(k * rng.uniform(0, 0.9)), noise=float(k * rng.uniform(1, 8)),
-            resolution=float(np.clip(1 - k * rng.uniform(0, 0.45), 0.35, 1)),
+            gain=tuple(_q(g * bright) for g in cast), gamma=_q(math.exp(k * float(rng.normal(0, 0.15)))),
+            blur=_q(k * rng.uniform(0, 0.9)), noise=_q(k * rng.uniform(1, 8)),
+            resolution=_q(np.clip(1 - k * rng.uniform(0, 0.45), 0.35, 1)),
             bg_top=_hsv(hue, rng.uniform(0.1, 0.6), rng.uniform(0.4, 0.95)),
             bg_bottom=_hsv(hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.7)),
             bg_seed=int(rng.integers(2**31))))
@@ -171,7 +180,9 @@ def background(style: CameraStyle, height: int, width: int, shift: int, tint=(1.
 
 def apply_camera(rgb: np.ndarray, style: CameraStyle, rng: np.random.Generator) -> Image.Image:
     h, w = rgb.shape[:2]
-    x = np.clip(rgb / 255.0, 0, 1) ** style.gamma * np.array(style.gain)
+    # gamma through a 256-entry table of math.pow (np.power's AVX-512 path differs in the last bit)
+    lut = np.array([math.pow(i / 255.0, style.gamma) for i in range(256)])
+    x = lut[np.clip(rgb, 0, 255).astype(np.uint8)] * np.array(style.gain)
     img = Image.fromarray(np.clip(x * 255, 0, 255).astype(np.uint8))
     if style.resolution < 1:
         small = (max(8, int(w * style.resolution)), max(16, int(h * style.resolution)))
@@ -202,7 +213,7 @@ class WorldWriter:
         self.cfg, self.body, self.renderer = cfg, body, renderer
 
     def person_images(self, person: Identity, styles, shots, rng):
-        """shots: list of (camera, yaw, phase, placement, occluded). Yields (PIL image, mask fraction)."""
+        """shots: list of (camera, yaw, phase, placement, occluded). Yields (PIL image, foreground pixels)."""
         meshes = self.body.meshes(person.shape, [s[2] for s in shots], [0.0] * len(shots))
         colors = vertex_colors(person, meshes[0])
         h, w = self.cfg.height, self.cfg.width
@@ -215,7 +226,7 @@ class WorldWriter:
             img = np.where(mask[..., None], rgb.astype(np.float64), bg)
             if occluded:
                 _occlude(img, rng)
-            yield apply_camera(img, styles[cam], rng), float(mask.mean())
+            yield apply_camera(img, styles[cam], rng), int(mask.sum())
 
     def write_domain(self, name: str, domain: Domain, out: Path, index: int) -> pd.DataFrame:
         cfg, sizes = self.cfg, self.cfg.sizes
@@ -229,7 +240,7 @@ class WorldWriter:
             shutil.rmtree(root)
         for folder in SPLIT_FOLDERS.values():
             (root / folder).mkdir(parents=True)
-        rows, frame = [], 0
+        rows, stats, frame = [], [], 0
         people = [("train", sample_identity(pid, domain, rng)) for pid in range(1, n_train + 1)]
         people += [("test", sample_identity(pid, domain, rng)) for pid in range(n_train + 1, n_train + n_test + 1)]
         people += [("distractor", sample_identity(0, domain, rng)) for _ in range(n_distr)]
@@ -247,7 +258,8 @@ class WorldWriter:
                     splits[cams.index(cam)] = "query"
             for (img, fill), shot, split in zip(self.person_images(person, styles, shots, rng), shots, splits):
                 frame += 1
-                rows.append(self._save(root, img, person, shot, split, frame, styles, fill))
+                rows.append(self._save(root, img, person, shot, split, frame, styles))
+                stats.append({"path": rows[-1]["path"], "foreground_pixels": fill})
         for _ in range(sizes.junk_images):   # junk boxes: background or a sliver of a person, pid -1
             cam = int(rng.integers(domain.cameras))
             bg = background(styles[cam], cfg.height, cfg.width, int(rng.integers(0, cfg.width)))
@@ -255,13 +267,17 @@ class WorldWriter:
             junk = Identity(-1, {}, (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), False, False, (0, 0, 0), False,
                             (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), (cam,))
             rows.append(self._save(root, apply_camera(bg, styles[cam], rng), junk, (cam, 0.0, 0.0, Placement(), False),
-                                   "gallery", frame, styles, 0.0))
+                                   "gallery", frame, styles))
+            stats.append({"path": rows[-1]["path"], "foreground_pixels": 0})
         table = pd.DataFrame(rows)
         table.insert(0, "domain", name)
+        # ground_truth.parquet holds only what the seed draws (identical on every machine); what the OpenGL
+        # renderer measured (it may differ in a few pixels between drivers) goes beside it
         write_parquet(root / "ground_truth.parquet", table)
+        write_parquet(root / "render_stats.parquet", pd.DataFrame(stats))
         return table
 
-    def _save(self, root, img, person, shot, split, frame, styles, fill) -> dict:
+    def _save(self, root, img, person, shot, split, frame, styles) -> dict:
         cam, yaw, phase, place, occluded = shot
         pid = "-1" if person.pid < 0 else f"{person.pid:04d}"
         rel = f"{SPLIT_FOLDERS[split]}/{pid}_c{cam + 1}s1_{frame:06d}_00.jpg"
@@ -269,7 +285,7 @@ class WorldWriter:
         style = styles[cam]
         row = {"path": rel, "split": split, "pid": person.pid, "camid": cam, "frame": frame, "yaw": yaw,
                "phase": phase, "dx": place.dx, "dz": place.dz, "scale": place.scale, "occluded": occluded,
-               "foreground": fill, **{f"shape_{k}": person.shape.get(k, np.nan) for k in SHAPE_KEYS},
+               **{f"shape_{k}": person.shape.get(k, np.nan) for k in SHAPE_KEYS},
                "upper": "#%02x%02x%02x" % person.upper, "lower": "#%02x%02x%02x" % person.lower,
                "texture": person.texture, "hair": "#%02x%02x%02x" % person.hair, "bag": person.bag,
                "shoes": "#%02x%02x%02x" % person.shoes, "long_sleeves": person.long_sleeves,
