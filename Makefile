@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro check-system bench lock clean-venv mlflow-ui
+.PHONY: setup test repro paper check-system bench lock clean-venv mlflow-ui
 
 setup: $(STAMP)
 
@@ -29,6 +29,14 @@ test: $(STAMP)
 repro: $(STAMP)
 	$(RUN) $(BIN)/reid-repro check
 	$(RUN) $(BIN)/dvc repro
+
+# One paper only: its runs (and what they start from), then its own report in reports/papers/<P>/.
+# `make paper P=ise` or `make paper P=ice`; `make repro` still rebuilds everything.
+paper: $(STAMP)
+	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice)" >&2; exit 2; }
+	$(RUN) $(BIN)/reid-repro check
+	$(RUN) $(BIN)/dvc repro $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
+	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P)
 
 bench: $(STAMP)
 	$(RUN) $(BIN)/python bench/bench_evaluation.py

@@ -99,11 +99,18 @@ def test_verdicts_compare_gains_against_the_baseline_row(report):
     found = json.loads((tmp / "reports" / "verdicts.json").read_text())
     ise = [v for v in found if v["row"] == "Our ISE"]
     assert len(ise) == 1 and ise[0]["paper_gain"] == pytest.approx(84.7 - 82.5, abs=0.05)
-    assert ise[0]["our_gain"] == pytest.approx(0.2) and ise[0]["verdict"] == "inconclusive"   # within 0.5 points
-    assert "paper +2.2, ours +0.2, inconclusive" in ise[0]["sentence"]
+    v = ise[0]
+    # the values are the runs' metrics.json in points, paired by seed; one seed: no interval, inconclusive
+    assert v["seeds"] == [0] and v["row_values"] == [50.2] and v["versus_values"] == [50.0]
+    assert v["our_gain"] == pytest.approx(0.2) and v["ci"] == [None, None] and v["verdict"] == "inconclusive"
+    for key in ("paper", "table", "row", "versus", "dataset", "metric", "detectable"):
+        assert key in v
+    assert "paper +2.2, ours +0.2 (one seed: no interval), inconclusive" in v["sentence"]
     # Table 1's No.5 row has no baseline run of ours in this report: no verdict for it
     assert not [v for v in found if v["table"] == "1"]
     assert summary["verdicts"] == {"holds": 0, "does not hold": 0, "inconclusive": 1}
+    md = (tmp / "reports" / "results.md").read_text()
+    assert "ISE: 0 hold, 0 do not, 1 inconclusive" in md and "Inconclusive does not mean" in md
 
 
 def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):

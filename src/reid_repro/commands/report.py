@@ -9,11 +9,12 @@ def add_arguments(p) -> None:
     p.add_argument("--runs", default="runs")
     p.add_argument("--out", default="reports")
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice); `make paper P=ise`")
 
 
 def run(args) -> str:
     from reid_repro.config import load_params
     from reid_repro.report.build import build_report
 
-    summary = build_report(load_params(args.params), args.runs, args.out)
+    summary = build_report(load_params(args.params), args.runs, args.out, paper=args.paper)
     return f"report: {len(summary['tables'])} tables, {len(summary['figures'])} figures -> {args.out}/index.html"

@@ -124,10 +124,21 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, noise: float = 0.5) -> list[dict]:
-    """Does the paper's ordering hold on our world? Each row with our numbers against the table's baseline row,
-    on the first metric (mAP) of each dataset: the paper's gain, ours, and `holds` / `does not hold`, or
-    `inconclusive` when our difference is within ``noise`` points (seed-to-seed variation on the small world)."""
+def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
+    """{(row, test dataset): {seed: value in points}} from the runs that fill each row."""
+    out: dict = {}
+    for r, row in entries:
+        seed = int(r.info.get("method", {}).get("seed", 0))
+        out.setdefault((row, r.spec.test), {})[seed] = 100 * float(r.metrics[metric])
+    return out
+
+
+def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict) -> list[dict]:
+    """Does the paper's ordering hold on our world? Each row with our runs against the table's baseline row, on
+    the first metric (mAP) of each dataset: the paper's gain and the paired comparison over seeds
+    (report/verdicts.py). ``values`` is :func:`seed_values` of the table's runs."""
+    from reid_repro.report import verdicts as rule
+
     base_name = paper_table.get("baseline")
     if base_name is None or base_name not in set(frame["row"]):
         return []
@@ -138,22 +149,33 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, noi
         if r["row"] == base_name:
             continue
         for d in [c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")]:
-            ours, ours_base = r[f"{d}.{metric}.ours"], base[f"{d}.{metric}.ours"]
             paper_v, paper_base = r[f"{d}.{metric}.paper"], base[f"{d}.{metric}.paper"]
-            if any(v is None or pd.isna(v) for v in (ours, ours_base, paper_v, paper_base)):
+            ours, ours_base = values.get((r["row"], d)), values.get((base_name, d))
+            if not ours or not ours_base or any(v is None or pd.isna(v) for v in (paper_v, paper_base)):
                 continue
-            gain_paper, gain_ours = paper_v - paper_base, ours - ours_base
-            if abs(gain_ours) < noise:
-                verdict = "inconclusive"
-            else:
-                verdict = "holds" if (gain_paper > 0) == (gain_ours > 0) else "does not hold"
+            seeds, row_v, base_v = rule.paired(sorted(set(ours) | set(ours_base)), ours, ours_base)
+            if not seeds:
+                continue
+            v = rule.verdict(paper_v - paper_base, seeds, row_v, base_v)
             name = paper_table["datasets"].get(d, DATASET_NAMES.get(d, d))
+            interval = (f"95% CI [{v['ci'][0]:+.1f}, {v['ci'][1]:+.1f}] over {len(seeds)} seeds"
+                        if v["ci"][0] is not None else "one seed: no interval")
             out.append({"paper": paper, "table": table, "row": r["row"], "versus": base_name, "dataset": d,
-                        "metric": metric, "paper_gain": round(gain_paper, 1), "our_gain": round(gain_ours, 1),
-                        "verdict": verdict,
+                        "metric": metric, **v,
                         "sentence": f"{r['row']} vs {base_name}, {name} {METRIC_NAMES[metric]}: paper "
-                                    f"{gain_paper:+.1f}, ours {gain_ours:+.1f}, {verdict}."})
+                                    f"{v['paper_gain']:+.1f}, ours {v['our_gain']:+.1f} ({interval}), "
+                                    f"{v['verdict']}."})
     return out
+
+
+INCONCLUSIVE_MEANS = (
+    "A verdict compares seed s of a row with seed s of the row it is measured against (same pretrained start, "
+    "world and data order) and reads the 95% Student-t interval of the mean paired difference: it holds when the "
+    "interval lies on the paper's side of zero, does not hold when it lies on the other side, and is inconclusive "
+    "otherwise. Inconclusive does not mean the claim is false: it means this world, at this scale and with these "
+    "seeds, cannot tell a difference of that size from seed-to-seed noise. Each verdict names the smallest "
+    "difference it could have detected (the interval's half-width); with a single seed there is no interval and "
+    "every verdict is inconclusive.")
 
 
 def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
@@ -309,12 +331,17 @@ def _provenance(runs: list[Run], params_hash_value: str) -> dict:
             "report_machine": {"python": platform.python_version(), "platform": platform.platform()}}
 
 
-def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dict:
+def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None) -> dict:
+    """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only."""
     from reid_repro.config import params_hash
 
     out_dir = Path(out_dir)
     numbers = paper_numbers()
     check_rows(params, numbers)
+    if paper is not None:
+        if paper not in numbers:
+            raise ReidReproError(f"--paper {paper!r}: expected one of {sorted(numbers)}")
+        params = {**params, "runs": {k: v for k, v in params["runs"].items() if v["paper"] == paper}}
     runs = collect_runs(params, runs_dir)
     # tables and figures are built in staging folders and published together at the end, so a build that
     # fails halfway leaves the previous report whole (never old and new tables mixed)
@@ -342,7 +369,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
             frame.to_csv(tmp, index=False)
         fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
         table_md = _markdown_table(frame, pt)
-        found = verdicts(paper, table, pt, frame)
+        found = verdicts(paper, table, pt, frame, seed_values(entries, pt["metrics"][0]))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%).", "", table_md, "",
@@ -362,17 +389,25 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path) -> dic
                         f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>')
             summary["figures"].append(f"figures/{fig.name}")
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
+        if paper is not None and not name.startswith(f"{paper}_"):
+            continue
         if (out_dir / "model_figures" / f"{name}.png").is_file():
             md += [f"## {caption}", "", f"![{name}](model_figures/{name}.png)", ""]
             body.append(f"<h2>{html.escape(caption)}</h2>"
                         f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>')
             summary["figures"].append(f"model_figures/{name}.png")
-    held = sum(v["verdict"] == "holds" for v in all_verdicts)
     summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
                            for k in ("holds", "does not hold", "inconclusive")}
-    md[6:6] = [f"Of {len(all_verdicts)} paper orderings checked, {held} hold on our world "
-               f"({summary['verdicts']['does not hold']} do not, {summary['verdicts']['inconclusive']} are within "
-               "0.5 points); each is listed under its table and in `verdicts.json`.", ""]
+    per_paper = {}
+    for v in all_verdicts:
+        per_paper.setdefault(v["paper"], {"holds": 0, "does not hold": 0, "inconclusive": 0})[v["verdict"]] += 1
+    counts = "; ".join(f"{p.upper()}: {c['holds']} hold, {c['does not hold']} do not, {c['inconclusive']} "
+                       "inconclusive" for p, c in sorted(per_paper.items()))
+    line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
+            "`verdicts.json`.")
+    md[6:6] = [line, "", INCONCLUSIVE_MEANS, ""]
+    body.insert(1, f"<p><b>{html.escape(line)}</b></p><p>{html.escape(INCONCLUSIVE_MEANS)}</p>")
+    summary["verdicts_by_paper"] = per_paper
     prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
     md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
     body.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
