@@ -170,3 +170,24 @@ def test_page_renders_in_headless_chromium(report):
     assert img.shape[0] >= 600 and img.shape[1] >= 1000
     assert img.std() > 10                           # text, table and figure, not a blank page
     assert (img < 100).mean() > 0.005               # dark pixels: the table text and the plot lines
+
+
+def test_a_paper_report_holds_only_that_papers_runs(report):
+    params, tmp, _ = report
+    only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
+                                                          "table": "2", "row": "nonexistent", "ours_only": True}}}
+    summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
+    assert summary["tables"] == ["ise_table1", "ise_table6"]
+    with pytest.raises(ReidReproError, match=r"--paper 'gcl'"):
+        build_report(params, tmp / "runs", tmp / "x", paper="gcl")
+
+
+def test_stages_command_lists_one_papers_train_stages(capsys):
+    import yaml
+
+    from reid_repro.cli import main
+
+    assert main(["stages", "--paper", "ise", "--params", str(ROOT / "params.yaml")]) == 0
+    listed = capsys.readouterr().out.split()
+    runs = yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]
+    assert listed == [f"train@{k}" for k, v in runs.items() if v["paper"] == "ise"] and listed
