@@ -1,0 +1,71 @@
+"""All of params.yaml is validated by every stage at its start: an unknown or missing key anywhere (every
+section, both scales, every run's overrides) stops the stage with the key and its section named."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reid_repro.cli import main
+from reid_repro.config import load_params, validate_params
+from reid_repro.errors import ReidReproError
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "params.yaml")
+
+
+def _bad(edit):
+    p = copy.deepcopy(PARAMS)
+    edit(p)
+    return p
+
+
+CASES = [
+    ("top-level typo", lambda p: p.update(sclae="paper"), r"sclae: unknown top-level key"),
+    ("inactive scale's loop", lambda p: p["ice"]["paper_loop"].update(alpah=0.9), r"ice\.paper_loop\.alpah: unknown"),
+    ("a data entry", lambda p: p["data"]["market"].update(rooot="x"), r"data\.market\.rooot: unknown key"),
+    ("a data entry's reader", lambda p: p["data"]["duke"].update(format="duke"), r"data\.duke\.format='duke'"),
+    ("the paper model", lambda p: p["model"]["paper"].update(arhc="resnet50"), r"model\.paper\.arhc: unknown"),
+    ("out of range at the other scale", lambda p: p["cluster_contrast"]["paper_loop"].update(eps=1.5),
+     r"cluster_contrast\.paper_loop\.eps"),
+    ("a run's paper_overrides", lambda p: p["runs"]["cc_msmt"]["paper_overrides"].update(esp=0.7),
+     r"runs\.cc_msmt \(scale paper\).*'esp' is not a setting"),
+    ("a run's model override", lambda p: p["runs"]["ise_market"]["overrides"].update({"model.poling": "gem"}),
+     r"runs\.ise_market \(scale cpu\).*model\.poling"),
+    ("a run field", lambda p: p["runs"]["cc_market"].update(tabel="6"), r"runs\.cc_market\.tabel: unknown key"),
+    ("a missing section", lambda p: p.pop("mixup"), r"mixup: missing top-level section"),
+]
+
+
+def test_the_committed_params_are_valid():
+    validate_params(PARAMS)
+
+
+@pytest.mark.parametrize("what,edit,message", CASES, ids=[c[0] for c in CASES])
+def test_a_typo_anywhere_is_a_named_error(what, edit, message):
+    with pytest.raises(ReidReproError, match=message):
+        validate_params(_bad(edit))
+
+
+STAGE_ARGS = {
+    "world": ["--out", "{tmp}/w"],
+    "prepare": ["--dataset", "market1501", "--root", "{tmp}/none", "--out", "{tmp}/m"],
+    "meshes": ["--images", "{tmp}/none", "--out", "{tmp}/me"],
+    "pretrain": ["--out", "{tmp}/p"],
+    "train": ["--run", "cc_market", "--out", "{tmp}/t"],
+    "figures": ["--out", "{tmp}/f"],
+    "report": ["--out", "{tmp}/r"],
+    "check": [],
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_ARGS))
+def test_every_stage_stops_on_a_typo_before_it_starts(stage, tmp_path, capsys):
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(_bad(lambda p: p["ise"].update(lamda0=2.0))))
+    args = [a.format(tmp=tmp_path) for a in STAGE_ARGS[stage]]
+    assert main([stage, *args, "--params", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"reid-repro {stage}: error: params.yaml: ise.lamda0: unknown key" in err
+    assert not [p for p in tmp_path.iterdir() if p.name != "params.yaml"]      # nothing was written
