@@ -96,7 +96,8 @@ def _method(name, params_override=None):
     labels = np.repeat(np.arange(4), 4)
     method.on_epoch_start(1, feats, labels, np.arange(16) % 3)
     images = torch.randn(8, 3, 32, 16, generator=g)
-    batch = {"images": images, "views": [images, images + 0.1 * torch.randn(8, 3, 32, 16, generator=g)], "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+    views = [images] + [images + 0.1 * torch.randn(8, 3, 32, 16, generator=g) for _ in method.views[1:]]
+    batch = {"images": images, "views": views, "labels": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
              "cams": torch.tensor([0, 1, 0, 1, 2, 0, 1, 2]), "index": torch.arange(8)}
     return method, batch
 

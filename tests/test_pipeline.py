@@ -133,7 +133,7 @@ def test_a_lab_shares_the_pipeline_through_a_dvc_remote(project, tmp_path):
     work, params, _ = project
     remote = tmp_path / "remote"
     _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], work)
-    _run(["dvc", "push", "-r", "lab"], work)
+    _run(["dvc", "push", "--all-commits", "-r", "lab"], work)   # the committed lock, not the last experiment
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
     _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], clone)

@@ -177,7 +177,9 @@ def test_a_paper_report_holds_only_that_papers_runs(report):
     only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
                                                           "table": "2", "row": "nonexistent", "ours_only": True}}}
     summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
-    assert summary["tables"] == ["ise_table1", "ise_table6"]
+    assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity"]
+    fid = pd.read_csv(tmp / "ise_only" / "tables" / "fidelity.csv")
+    assert set(fid["paper"]) == {"ise"}
     with pytest.raises(ReidReproError, match=r"--paper 'gcl'"):
         build_report(params, tmp / "runs", tmp / "x", paper="gcl")
 
@@ -191,3 +193,28 @@ def test_stages_command_lists_one_papers_train_stages(capsys):
     listed = capsys.readouterr().out.split()
     runs = yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]
     assert listed == [f"train@{k}" for k, v in runs.items() if v["paper"] == "ise"] and listed
+
+
+def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
+    from reid_repro.report.build import Run, fidelity_frame
+    from reid_repro.report.fidelity import DISAGREEMENTS
+
+    def run(name, mAP):
+        spec = type("S", (), {"test": "market"})()
+        return Run(name, spec, {"mAP": mAP}, pd.DataFrame(), {"method": {"seed": 0}})
+
+    frame = fidelity_frame({"ice_aware_full_market": run("ice_aware_full_market", 0.60),
+                            "ice_fid_kl_market": run("ice_fid_kl_market", 0.55)})
+    kl = frame[frame["disagreement"] == "kl"].iloc[0]
+    assert kl["code_mAP"] == 60.0 and kl["paper_mAP"] == 55.0 and kl["code_minus_paper"] == 5.0
+    assert kl["ci"] is None and kl["seeds"] == [0]                  # one seed: no interval
+    assert "trainers.py" in kl["official_code"] and kl["default"] == "code"
+    cross = frame[frame["disagreement"] == "cross"].iloc[0]
+    assert cross["dataset"] == "not run"                            # its variant run is missing
+    # every switch named in the section is a real setting of its method
+    from test_ise import _method
+
+    cfg = _method("ice")[0].cfg
+    for d in DISAGREEMENTS:
+        if d["setting"] and d["setting"].startswith("ice.") and d["setting"].count(".") == 1:
+            assert hasattr(cfg, d["setting"].split(".")[1]), d["setting"]

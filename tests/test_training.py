@@ -179,15 +179,18 @@ def test_missing_init_checkpoint_is_a_clear_error(smoke, tmp_path):
         execute(params, "x", _spec(), tmp_path / "x", "train@x", root=tmp_path, models_dir=tmp_path, track=False)
 
 
-@pytest.mark.parametrize("method,row", [("ise", "Our ISE"), ("ice", "ICE(aware)"), ("mixup", "Mixup, α=1.0")])
-def test_each_method_trains_on_the_smoke_world(smoke, pretrained, method, row):
+@pytest.mark.parametrize("method,row,overrides", [("ise", "Our ISE", {}), ("ice", "ICE(aware)", {}),
+                                                 ("ice", "ICE(aware)", {"fidelity": "paper", "cross_camera": False}),
+                                                 ("mixup", "Mixup, α=1.0", {})], ids=["ise", "ice-code", "ice-paper", "mixup"])
+def test_each_method_trains_on_the_smoke_world(smoke, pretrained, method, row, overrides):
     from reid_repro.training.run import execute
 
     params, tmp = smoke
     spec = replace(_spec(method), base="cluster_contrast" if method in ("ise", "mixup") else method, row=row,
-                   paper="ise" if method != "ice" else "ice")
-    m = execute(params, method, spec, tmp / method, f"train@{method}", root=tmp, models_dir=pretrained, track=False)
-    h = pd.read_parquet(tmp / method / "history.parquet")
+                   paper="ise" if method != "ice" else "ice", overrides=overrides)
+    name = f"{method}-{len(overrides)}"
+    m = execute(params, name, spec, tmp / name, f"train@{name}", root=tmp, models_dir=pretrained, track=False)
+    h = pd.read_parquet(tmp / name / "history.parquet")
     losses = [c for c in h.columns if c.startswith("loss_")]
     # every loss finite and non-negative (ICE's cross-camera term is 0 in an epoch whose clusters each lie in one
     # camera: no cross-camera positive exists), the total positive

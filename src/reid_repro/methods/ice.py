@@ -7,12 +7,31 @@ cross-camera loss over camera-aware proxies, Eq. 6-8) + lambda_h x the hard inst
 + lambda_s x the soft instance consistency loss KL(P || Q) (Eq. 10-12). Augmentations follow ICE Table 1:
 online predictions see the strong view (flip, crop, blur, erasing), hard-instance targets are momentum features
 of the same strong view, and the soft targets Q come from the un-augmented images.
+
+Paper or released code. Where the official code (chenhao2345/ICE, ``ice/trainers.py`` ``ImageTrainer.train``
+and ``examples/unsupervised_train.py``) computes something other than the equations, ``fidelity: code`` (the
+default: the code produced the published numbers) follows the code and ``fidelity: paper`` the equations; each
+disagreement is also a switch of its own (``null`` = follow ``fidelity``):
+
+- ``agnostic``: code = the raw (un-normalised) BN-neck feature against un-normalised centroids of the momentum
+  features, over tau_a, with label smoothing 0.1 (``CrossEntropyLabelSmooth``); paper = cosine / tau_a (Eq. 5).
+- ``cross``: code = per camera in the batch, the mean over its samples of one softmax over *all* of the
+  cluster's camera proxies (uniform 1/|P| targets) and the 50 nearest negatives, *summed* over the cameras;
+  paper = Eq. 7, one term per other-camera positive, averaged.
+- ``kl``: code = KL(Q || P) (``nn.KLDivLoss(log P, Q)``); paper = KL(P || Q) (Eq. 12).
+- ``target``: code = the momentum features of the hard-instance loss and of P come from a second, independent
+  strong augmentation; paper = the same strong view as the online input (Table 1 says only "strong").
+- ``ema_bn``: code = the momentum encoder runs in train mode (batch-statistic BN; ShuffleBN is a no-op on one
+  device) and the EMA covers parameters only; paper (not specified; our reading) = eval mode, BN buffers
+  averaged with the parameters.
+- the sampler (code: one image per camera first, ``MoreCameraSampler``) is the loop's ``cross_camera`` setting.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import typing
 
 import numpy as np
 import torch
@@ -24,6 +43,8 @@ from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Method
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
+FIDELITY = ("code", "paper")
+SWITCHES = ("agnostic", "cross", "kl", "target", "ema_bn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,9 +63,21 @@ class IceConfig(LoopConfig):
     lambda_s: float         # 10
     tau_s: float            # 0.4
     consistency: str        # kl (ours) | mse | strong_strong (Table 3)
+    fidelity: str           # code (the official code's computation) | paper (the equations)
+    agnostic: typing.Optional[str]   # each switch: code | paper | null (= fidelity); see the module docstring
+    cross: typing.Optional[str]
+    kl: typing.Optional[str]
+    target: typing.Optional[str]
+    ema_bn: typing.Optional[str]
 
     def __post_init__(self):
         super().__post_init__()
+        if self.fidelity not in FIDELITY:
+            raise ReidReproError(f"params.yaml: fidelity={self.fidelity!r}; expected one of {FIDELITY}")
+        for name in SWITCHES:
+            if getattr(self, name) not in (None,) + FIDELITY:
+                raise ReidReproError(f"params.yaml: {name}={getattr(self, name)!r}; expected code, paper or null "
+                                     "(follow fidelity)")
         if not 0 <= self.alpha < 1:
             raise ReidReproError(f"params.yaml: alpha={self.alpha}; expected 0 <= alpha < 1")
         if self.negatives not in ("all", "hardest"):
@@ -54,10 +87,16 @@ class IceConfig(LoopConfig):
         if min(self.tau_a, self.tau_c, self.tau_h, self.tau_s) <= 0 or self.n_neg < 1:
             raise ReidReproError("params.yaml: ice temperatures must be > 0 and n_neg >= 1")
 
+    def follows(self, switch: str) -> str:
+        """``code`` or ``paper``: what the disagreement ``switch`` computes in this run."""
+        return getattr(self, switch) or self.fidelity
 
-def agnostic_proxy_loss(f: torch.Tensor, labels: torch.Tensor, proxies: torch.Tensor, tau: float) -> torch.Tensor:
-    """Eq. 5: softmax over all cluster proxies, the own cluster's proxy positive (f, proxies L2-normalised)."""
-    return F.cross_entropy(f @ proxies.t() / tau, labels)
+
+def agnostic_proxy_loss(f: torch.Tensor, labels: torch.Tensor, proxies: torch.Tensor, tau: float,
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """Eq. 5: softmax over all cluster proxies, the own cluster's proxy positive. Paper: f and proxies
+    L2-normalised; code: the raw BN-neck feature, un-normalised centroids, label smoothing 0.1."""
+    return F.cross_entropy(f @ proxies.t() / tau, labels, label_smoothing=label_smoothing)
 
 
 def cross_camera_proxy_loss(f, labels, cams, proxies, proxy_cluster, proxy_cam, tau: float, n_neg: int):
@@ -76,6 +115,26 @@ def cross_camera_proxy_loss(f, labels, cams, proxies, proxy_cluster, proxy_cam, 
         logits = torch.cat([pos[:, None], hard_neg[i].expand(len(pos), -1)], 1)
         losses.append(-(F.log_softmax(logits, dim=1)[:, 0]).mean())
     return torch.stack(losses).mean() if losses else f.sum() * 0.0
+
+
+def cross_camera_proxy_loss_code(f, labels, cams, proxies, proxy_cluster, tau: float, n_neg: int):
+    """The official cross-camera loss: for each camera in the batch, the mean over its samples of
+    -sum_j (1/|P|) log softmax over [every proxy of the sample's cluster (its own camera's included), the n_neg
+    most similar proxies of other clusters], *summed* over the cameras (the caller applies the 0.5)."""
+    sims = f @ proxies.t() / tau                                              # B x P
+    own = labels[:, None] == proxy_cluster[None, :]
+    negatives = sims.masked_fill(own, float("-inf"))
+    k = min(n_neg, int((~own).sum(1).min()))
+    hard_neg = negatives.topk(k, dim=1).values if k > 0 else sims[:, :0]
+    total = f.sum() * 0.0
+    for cam in torch.unique(cams).tolist():
+        terms = []
+        for i in torch.nonzero(cams == cam).flatten().tolist():
+            logits = torch.cat([sims[i, own[i]], hard_neg[i]])
+            n_pos = int(own[i].sum())
+            terms.append(-(F.log_softmax(logits, dim=0)[:n_pos]).sum() / n_pos)
+        total = total + torch.stack(terms).mean()
+    return total
 
 
 def hard_instance_loss(f, m, labels, tau: float, negatives: str = "all") -> torch.Tensor:
@@ -103,6 +162,11 @@ def kl_p_q(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     return (log_p.exp() * (log_p - log_q)).sum(1).mean()
 
 
+def kl_q_p(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """The official code's KLDivLoss(log P, Q) = D_KL(Q || P) = sum_j Q_j (log Q_j - log P_j), per anchor."""
+    return (log_q.exp() * (log_q - log_p)).sum(1).mean()
+
+
 class Ice(Method):
     config = IceConfig
 
@@ -111,8 +175,11 @@ class Ice(Method):
         self.ema = copy.deepcopy(model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)
-        # strong view for predictions; targets of the soft loss: none (ours) or a second strong view
+        # views: [0] strong (online input), [1] the soft targets' view: none (plain) or strong (Table 3's
+        # strong-strong), [2] with target: code, a second strong view for the momentum targets m
         self.views = ("blur", "blur") if cfg.consistency == "strong_strong" else ("blur", "plain")
+        if cfg.follows("target") == "code":
+            self.views = self.views + ("blur",)
         self._kl: list[float] = []
 
     def encoder(self):
@@ -120,7 +187,8 @@ class Ice(Method):
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:
         dev = self.device
-        self.proxies = torch.as_tensor(centroids(features, labels), device=dev)                   # Eq. 4
+        raw = self.cfg.follows("agnostic") == "code"   # the code's centres: means of the features, not renormed
+        self.proxies = torch.as_tensor(centroids(features, labels, normalize=not raw), device=dev)  # Eq. 4
         cam_proxies, cluster, cam = camera_centroids(features, labels, cams)                     # Eq. 6
         self.cam_proxies = torch.as_tensor(cam_proxies, device=dev)
         self.proxy_cluster = torch.as_tensor(cluster, device=dev)
@@ -129,19 +197,30 @@ class Ice(Method):
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         cfg, y, cams = self.cfg, batch["labels"], batch["cams"]
-        strong, target_view = batch["views"]
-        f = F.normalize(self.model(strong), dim=1)
+        strong, target_view = batch["views"][:2]
+        m_view = batch["views"][2] if len(batch["views"]) > 2 else strong
+        raw = self.model(strong)
+        f = F.normalize(raw, dim=1)
+        self.ema.train(cfg.follows("ema_bn") == "code")        # code: batch-statistic BN in the teacher
         with torch.no_grad():
-            m = F.normalize(self.ema(strong), dim=1)            # h.ins targets: momentum, strong (Table 1)
+            m = F.normalize(self.ema(m_view), dim=1)            # h.ins targets: momentum, strong (Table 1)
             m_t = F.normalize(self.ema(target_view), dim=1)     # s.ins targets: momentum, none (or strong)
-        losses = {"agnostic": agnostic_proxy_loss(f, y, self.proxies, cfg.tau_a)}
+        if cfg.follows("agnostic") == "code":
+            losses = {"agnostic": agnostic_proxy_loss(raw, y, self.proxies, cfg.tau_a, label_smoothing=0.1)}
+        else:
+            losses = {"agnostic": agnostic_proxy_loss(f, y, self.proxies, cfg.tau_a)}
         if cfg.camera_aware:
-            losses["cross"] = cfg.cross_weight * cross_camera_proxy_loss(                       # Eq. 8
-                f, y, cams, self.cam_proxies, self.proxy_cluster, self.proxy_cam, cfg.tau_c, cfg.n_neg)
+            if cfg.follows("cross") == "code":
+                cross = cross_camera_proxy_loss_code(f, y, cams, self.cam_proxies, self.proxy_cluster, cfg.tau_c,
+                                                     cfg.n_neg)
+            else:
+                cross = cross_camera_proxy_loss(f, y, cams, self.cam_proxies, self.proxy_cluster, self.proxy_cam,
+                                                cfg.tau_c, cfg.n_neg)
+            losses["cross"] = cfg.cross_weight * cross                                            # Eq. 8
         if cfg.hard_instance:
             losses["h_ins"] = cfg.lambda_h * hard_instance_loss(f, m, y, cfg.tau_h, cfg.negatives)
         log_p, log_q = soft_distributions(f, m, m_t, cfg.tau_s)
-        kl = kl_p_q(log_p, log_q)
+        kl = kl_q_p(log_p, log_q) if cfg.follows("kl") == "code" else kl_p_q(log_p, log_q)
         self._kl.append(float(kl.detach()))
         if cfg.soft_instance:
             soft = ((log_p.exp() - log_q.exp()) ** 2).sum(1).mean() if cfg.consistency == "mse" else kl
@@ -150,7 +229,12 @@ class Ice(Method):
 
     @torch.no_grad()
     def after_step(self) -> None:
-        """Eq. 2 on parameters; BN running statistics follow the online network's the same way."""
+        """Eq. 2 on parameters. ema_bn: paper (our reading): BN running statistics follow the online network's
+        the same way; code: parameters only (the teacher's statistics come from its own train-mode passes)."""
+        if self.cfg.follows("ema_bn") == "code":
+            for ema_p, p in zip(self.ema.parameters(), self.model.parameters()):
+                ema_p.mul_(self.cfg.alpha).add_(p.detach(), alpha=1 - self.cfg.alpha)
+            return
         online = self.model.state_dict()
         for name, value in self.ema.state_dict().items():
             if value.dtype.is_floating_point:

@@ -1,0 +1,116 @@
+"""How noisy is a verdict? Evaluation noise and seed-to-seed noise of the Cluster-Contrast baseline, per stand-in.
+
+- evaluation noise: the 95% bootstrap half-width of mAP over the test queries (queries resampled with
+  replacement, B times), for the pretrained start and for the trained baseline (runs/cc_<domain>/model.pt);
+- seed noise (``--seeds N``): the baseline trained with seeds 0..N-1 from the same pretrained start; the
+  standard deviation of the final mAP, and the mean gain over the start with its 95% Student-t interval.
+
+Writes bench/results/noise.json. Targets (issue 9): half-width <= 2.0 points, seed std <= 1.5 points, and the
+gain's interval above zero on every stand-in.
+
+    python bench/bench_noise.py                # evaluation noise only (needs `dvc repro` outputs)
+    python bench/bench_noise.py --seeds 5      # + 5 seeds per stand-in (about 35 s each on 2 cores)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+DOMAINS = ("market", "duke", "msmt")
+
+
+def per_query_ap(qf, gf, q_pids, g_pids, q_cams, g_cams) -> np.ndarray:
+    from reid_repro.evaluation.features import DistanceBlocks
+    from reid_repro.evaluation.ranking import RankingAccumulator
+
+    acc = RankingAccumulator()
+    for start, dist in DistanceBlocks(qf, gf):
+        stop = start + len(dist)
+        acc.add(dist, q_pids[start:stop], g_pids, q_cams[start:stop], g_cams)
+    ap, valid = np.concatenate(acc.ap), np.concatenate(acc.valid)
+    return ap[valid]
+
+
+def bootstrap_half_width(ap: np.ndarray, rounds: int = 2000, seed: int = 0) -> float:
+    rng = np.random.default_rng(seed)
+    means = ap[rng.integers(0, len(ap), (rounds, len(ap)))].mean(1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float((high - low) / 2)
+
+
+def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
+    import torch
+
+    from reid_repro.config import load_run, resolve_run
+    from reid_repro.device import torch_device
+    from reid_repro.models import ReidNet
+    from reid_repro.training.data import extract_features
+    from reid_repro.training.run import test_set
+
+    model_cfg, _ = resolve_run(params, load_run(params, f"cc_{domain}"))
+    table, cache = test_set(params, domain, model_cfg)
+    model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
+    feats = extract_features(model, cache.images, torch_device())
+    q = (table["split"] == "query").to_numpy()
+    pid, cam = table["pid"].to_numpy(), table["camid"].to_numpy()
+    ap = per_query_ap(feats[q], feats[~q], pid[q], pid[~q], cam[q], cam[~q])
+    return {"queries": int(len(ap)), "mAP": round(100 * float(ap.mean()), 2),
+            "bootstrap_half_width": round(100 * bootstrap_half_width(ap), 2)}
+
+
+def seed_noise(params: dict, domain: str, seeds: int) -> dict:
+    from scipy import stats
+
+    from reid_repro.config import load_run
+    from reid_repro.training.run import execute
+
+    spec = load_run(params, f"cc_{domain}")
+    finals, starts = [], []
+    for s in range(seeds):
+        run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": s})
+        m = execute(params, f"noise_cc_{domain}_s{s}", run, ROOT / ".cache" / "bench_noise" / f"{domain}_s{s}",
+                    stage="bench", root=ROOT, track=False)
+        finals.append(100 * m["mAP"])
+        starts.append(100 * m["initial_mAP"])
+    gains = np.array(finals) - np.array(starts)
+    half = stats.t.ppf(0.975, seeds - 1) * gains.std(ddof=1) / math.sqrt(seeds) if seeds > 1 else math.inf
+    return {"seeds": seeds, "final_mAP": [round(v, 2) for v in finals], "start_mAP": round(starts[0], 2),
+            "seed_std": round(float(np.std(finals, ddof=1)), 2) if seeds > 1 else None,
+            "gain_mean": round(float(gains.mean()), 2),
+            "gain_ci": [round(float(gains.mean() - half), 2), round(float(gains.mean() + half), 2)]}
+
+
+def main() -> None:
+    import os
+
+    from reid_repro.config import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=0)
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    params = load_params("params.yaml")
+    rows = []
+    for d in DOMAINS:
+        row = {"case": d, "start": evaluation_noise(params, d, ROOT / "models" / "pretrain" / "model.pt"),
+               "baseline": evaluation_noise(params, d, ROOT / "runs" / f"cc_{d}" / "model.pt"),
+               "target_half_width": 2.0, "target_seed_std": 1.5}
+        if args.seeds:
+            row["seed_noise"] = seed_noise(params, d, args.seeds)
+        rows.append(row)
+    write_results("noise", rows)
+
+
+if __name__ == "__main__":
+    main()
