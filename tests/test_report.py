@@ -91,7 +91,8 @@ def test_tables_put_paper_beside_ours(report):
     assert len(frame) == len(paper_numbers()["ise"]["6"]["rows"]) + 1
     html = (tmp / "reports" / "index.html").read_text()
     assert "<b>50.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
-    assert summary["figures"] == ["figures/ise_table1_curves.png", "figures/ise_table6_curves.png"]
+    assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",
+                                  "figures/ise_table6_curves.png"]
 
 
 def test_verdicts_compare_gains_against_the_baseline_row(report):
@@ -218,3 +219,21 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
     for d in DISAGREEMENTS:
         if d["setting"] and d["setting"].startswith("ice.") and d["setting"].count(".") == 1:
             assert hasattr(cfg, d["setting"].split(".")[1]), d["setting"]
+
+
+def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
+    import re
+
+    _, tmp, _ = report
+    page = (tmp / "reports" / "index.html").read_text()
+    links = re.findall(r"href='#([^']+)'", page)
+    ids = re.findall(r"<section id='([^']+)'>", page)
+    assert links == ids and ids[0] == "summary" and "ise-table-6" in ids and "provenance" in ids
+    first = page.index("<section id='summary'>")
+    assert first < page.index("<section id='ise-table-6'>")
+    assert "reproduction.png" in page[first:page.index("</section>", first)]
+    assert (tmp / "reports" / "figures" / "reproduction.png").stat().st_size > 5000
+    assert "ISE headline — Our ISE vs Cluster-Contrast (Our Baseline) (Market stand-in mAP): paper +2.2" in page
+    # the columns say which number comes from which dataset
+    assert "mAP: Market-1501 (paper) / Market stand-in (ours)" in page
+    assert "dvc repro train@cc_market train@ise_market" in page

@@ -183,7 +183,8 @@ def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
     metrics = paper_table["metrics"]
     datasets = sorted({c.split(".")[0] for c in frame.columns if c.count(".") == 2},
                       key=lambda d: list(paper_table["datasets"]).index(d) if d in paper_table["datasets"] else 99)
-    head = ["Method"] + [f"{paper_table['datasets'].get(d, DATASET_NAMES.get(d, d))} {METRIC_NAMES[m]}"
+    head = ["Method"] + [f"{METRIC_NAMES[m]}: {paper_table['datasets'][d]} (paper) / {DATASET_NAMES.get(d, d)} (ours)"
+                         if d in paper_table["datasets"] else f"{METRIC_NAMES[m]}: {DATASET_NAMES.get(d, d)} (ours)"
                          for d in datasets for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for _, r in frame.iterrows():
@@ -325,6 +326,61 @@ MODEL_FIGURES = {
 }
 
 
+VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787"}
+# each paper's headline claim: (table, row, dataset) of its verdict
+HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market")}
+
+
+def reproduction_figure(found: list[dict], out: Path) -> Path:
+    """Every claim's paper gain (x) against our paired gain (y) with its 95% interval, coloured by verdict, one
+    panel per paper; zero lines and the diagonal (our gain = the paper's) drawn. A claim with one seed has no
+    interval and is drawn hollow."""
+    plt = _pyplot()
+    papers = sorted({v["paper"] for v in found}) or ["none"]
+    fig, axes = plt.subplots(1, len(papers), figsize=(5.2 * len(papers), 4.6), squeeze=False)
+    for ax, paper in zip(axes[0], papers):
+        mine = [v for v in found if v["paper"] == paper]
+        for kind, color in VERDICT_COLORS.items():
+            pts = [v for v in mine if v["verdict"] == kind]
+            if not pts:
+                continue
+            x = np.array([v["paper_gain"] for v in pts])
+            y = np.array([v["our_gain"] for v in pts])
+            has_ci = np.array([v["ci"][0] is not None for v in pts])
+            if has_ci.any():
+                lo = np.array([v["ci"][0] for v, h in zip(pts, has_ci) if h])
+                hi = np.array([v["ci"][1] for v, h in zip(pts, has_ci) if h])
+                ax.errorbar(x[has_ci], y[has_ci], yerr=[y[has_ci] - lo, hi - y[has_ci]], fmt="o", color=color,
+                            ms=5, lw=1, capsize=2, label=f"{kind} ({len(pts)})")
+            if (~has_ci).any():
+                ax.scatter(x[~has_ci], y[~has_ci], facecolors="none", edgecolors=color, s=30,
+                           label=f"{kind}, one seed ({int((~has_ci).sum())})" if not has_ci.any() else None)
+        lim = max([abs(v) for v in ax.get_xlim() + ax.get_ylim()] + [1.0])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.plot([-lim, lim], [-lim, lim], ls="--", color="#555", lw=0.8, label="ours = paper")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="paper's gain (points)", ylabel="our paired gain (points)",
+               title=f"{paper.upper()}: {len(mine)} claims")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Reproduction: each claim's gain in the paper vs on our world (95% interval over seeds)",
+                 fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out, dpi=100)
+
+
+def headline(found: list[dict], paper: str) -> dict | None:
+    table, row, dataset = HEADLINES.get(paper, (None, None, None))
+    return next((v for v in found if v["paper"] == paper and v["table"] == table and v["row"] == row
+                 and v["dataset"] == dataset), None)
+
+
+def _anchor(text: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
 def _provenance(runs: list[Run], params_hash_value: str) -> dict:
     first = runs[0].info if runs else {}
     return {"git_revisions": sorted({r.info.get("git_revision", "unknown") for r in runs}),
@@ -348,7 +404,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     # fails halfway leaves the previous report whole (never old and new tables mixed)
     tables_dir, figures_dir = staging_dir(out_dir / "tables"), staging_dir(out_dir / "figures")
     md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
-    body = [f"<h1>reid-repro results</h1><h2>How our numbers differ from the papers'</h2><p>{html.escape(WHY_DIFFERENT)}</p>"]
+    # (anchor, title, html) per section; the table of contents and the page are assembled at the end
+    sections: list[tuple[str, str, str]] = [("how-ours-differ", "How our numbers differ from the papers'",
+                                             f"<p>{html.escape(WHY_DIFFERENT)}</p>")]
     summary = {"tables": [], "figures": []}
     all_verdicts: list[dict] = []
     groups: dict[tuple, list[tuple[Run, str]]] = {}
@@ -375,10 +433,14 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         sentences = [v["sentence"] for v in found]
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%).", "", table_md, "",
                *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
-        body.append(f"<h2>{html.escape(pt['title'])}</h2><p>Cells: paper / <b>ours</b> (%).</p>"
-                    + _html_table(table_md)
-                    + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>" if sentences else "")
-                    + f'<p><img src="figures/{fig.name}" alt="curves" width="900"></p>')
+        sections.append((f"{paper}-table-{_anchor(table)}", pt["title"],
+                         "<p>Cells: paper / <b>ours</b> (%): the paper's number on the real dataset, ours on its "
+                         "synthetic stand-in.</p>" + _html_table(table_md)
+                         + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>"
+                            if sentences else "")
+                         + f"<p>Rebuild: <code>dvc repro {' '.join('train@' + m.name for m in members)}</code> "
+                           "then <code>dvc repro report</code>.</p>"
+                         + f'<p><img src="figures/{fig.name}" alt="curves" width="900"></p>'))
         summary["tables"].append(slug)
         summary["figures"].append(f"figures/{fig.name}")
     by_name = {r.name: r for r in runs}
@@ -387,23 +449,23 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         with atomic_path(tables_dir / "fidelity.csv") as tmp:
             fid.to_csv(tmp, index=False)
         md += ["## Paper vs released code", "", FIDELITY_INTRO, "", _fidelity_markdown(fid), ""]
-        body.append("<h2>Paper vs released code</h2><p>" + html.escape(FIDELITY_INTRO) + "</p>"
-                    + _html_table(_fidelity_markdown(fid)))
+        sections.append(("paper-vs-code", "Paper vs released code", "<p>" + html.escape(FIDELITY_INTRO) + "</p>"
+                         + _html_table(_fidelity_markdown(fid))))
         summary["tables"].append("fidelity")
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
             md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
-            body.append(f"<h2>{html.escape(fn.__doc__.splitlines()[0])}</h2>"
-                        f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>')
+            sections.append((_anchor(title.replace("_", " ")), fn.__doc__.splitlines()[0],
+                             f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>'))
             summary["figures"].append(f"figures/{fig.name}")
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
         if paper is not None and not name.startswith(f"{paper}_"):
             continue
         if (out_dir / "model_figures" / f"{name}.png").is_file():
             md += [f"## {caption}", "", f"![{name}](model_figures/{name}.png)", ""]
-            body.append(f"<h2>{html.escape(caption)}</h2>"
-                        f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>')
+            sections.append((_anchor(name.replace("_", " ")), caption,
+                             f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>'))
             summary["figures"].append(f"model_figures/{name}.png")
     summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
                            for k in ("holds", "does not hold", "inconclusive")}
@@ -414,16 +476,38 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                        "inconclusive" for p, c in sorted(per_paper.items()))
     line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
             "`verdicts.json`.")
-    md[6:6] = [line, "", INCONCLUSIVE_MEANS, ""]
-    body.insert(1, f"<p><b>{html.escape(line)}</b></p><p>{html.escape(INCONCLUSIVE_MEANS)}</p>")
+    repro_fig = reproduction_figure(all_verdicts, figures_dir / "reproduction.png")
+    summary["figures"].insert(0, f"figures/{repro_fig.name}")
+    heads = []
+    for p_name in sorted(per_paper):
+        h = headline(all_verdicts, p_name)
+        if h:
+            ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
+                  if h["ci"][0] is not None else "one seed: no interval")
+            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({DATASET_NAMES[h['dataset']]} "
+                         f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
+    md[6:6] = [line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
+               f"![reproduction plot](figures/{repro_fig.name})", ""]
+    cards = "".join(f"<div class='card'><h3>{p_name.upper()}</h3><p>{c['holds']} hold · {c['does not hold']} do "
+                    f"not hold · {c['inconclusive']} inconclusive</p></div>" for p_name, c in sorted(per_paper.items()))
+    sections.insert(0, ("summary", "Summary", f"<div class='cards'>{cards}</div><p><b>{html.escape(line)}</b></p>"
+                        + "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul>"
+                        + f"<p>{html.escape(INCONCLUSIVE_MEANS)}</p>"
+                        + f'<p><img src="figures/{repro_fig.name}" alt="reproduction plot" width="1000"></p>'))
     summary["verdicts_by_paper"] = per_paper
     prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
     md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
-    body.append("<h2>Provenance</h2><pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>")
+    sections.append(("provenance", "Provenance", "<pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>"))
+    toc = "".join(f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in sections)
+    main_html = "".join(f"<section id='{a}'><h2>{html.escape(t)}</h2>{content}</section>" for a, t, content in sections)
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>reid-repro results</title><style>"
-            "body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;font-size:12px}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}td:first-child{text-align:left}"
-            "</style></head><body>" + "".join(body) + "</body></html>")
+            "body{font-family:sans-serif;margin:0}nav{position:fixed;top:0;left:0;width:260px;height:100vh;"
+            "overflow-y:auto;background:#f6f6f6;border-right:1px solid #ddd;font-size:12px;padding:8px}"
+            "nav ol{padding-left:18px}main{margin-left:290px;padding:1em 2em;max-width:1300px}"
+            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
+            "text-align:right}td:first-child{text-align:left}.cards{display:flex;gap:1em}.card{border:1px solid "
+            "#ccc;border-radius:6px;padding:0 1em}</style></head><body><nav><b>reid-repro results</b><ol>" + toc
+            + "</ol></nav><main><h1>reid-repro results</h1>" + main_html + "</main></body></html>")
     publish_dir(tables_dir, out_dir / "tables")
     publish_dir(figures_dir, out_dir / "figures")
     write_json(out_dir / "verdicts.json", all_verdicts)
