@@ -133,7 +133,11 @@ def test_a_lab_shares_the_pipeline_through_a_dvc_remote(project, tmp_path):
     work, params, _ = project
     remote = tmp_path / "remote"
     _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], work)
-    _run(["dvc", "push", "--all-commits", "-r", "lab"], work)   # the committed lock, not the last experiment
+    # the experiments above left their results in the workspace: share the committed pipeline
+    _run(["git", "checkout", "--", "."], work)
+    _run(["dvc", "checkout", "--force"], work)
+    assert _changed(work) == set()
+    _run(["dvc", "push", "-r", "lab"], work)
     clone = tmp_path / "clone"
     _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
     _run(["dvc", "remote", "add", "-f", "--local", "lab", str(remote)], clone)
