@@ -125,12 +125,16 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def run_seed(r: Run) -> int:
+    """The seed a run trained with (its resolved method settings in run.json)."""
+    return int(r.info.get("method", {}).get("seed", 0))
+
+
 def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
     """{(row, test dataset): {seed: value in points}} from the runs that fill each row."""
     out: dict = {}
     for r, row in entries:
-        seed = int(r.info.get("method", {}).get("seed", 0))
-        out.setdefault((row, r.spec.test), {})[seed] = 100 * float(r.metrics[metric])
+        out.setdefault((row, r.spec.test), {})[run_seed(r)] = 100 * float(r.metrics[metric])
     return out
 
 
@@ -547,8 +551,8 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
                    "code_minus_paper": None, "ci": None, "seeds": None}
             if pair and all(n in by_name for n in pair):
                 code, variant = (by_name[n] for n in pair)
-                seeds_c = {int(code.info.get("method", {}).get("seed", 0)): 100 * code.metrics["mAP"]}
-                seeds_v = {int(variant.info.get("method", {}).get("seed", 0)): 100 * variant.metrics["mAP"]}
+                seeds_c = {run_seed(code): 100 * code.metrics["mAP"]}
+                seeds_v = {run_seed(variant): 100 * variant.metrics["mAP"]}
                 seeds, cv, vv = rule.paired(sorted(seeds_c), seeds_c, seeds_v)
                 if seeds:
                     iv = rule.paired_interval(cv, vv)

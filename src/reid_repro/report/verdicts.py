@@ -47,9 +47,7 @@ def rule(paper_gain: float, ci: list[float]) -> str:
         return HOLDS
     if (high < 0 and claimed_positive) or (low > 0 and not claimed_positive):
         return DOES_NOT_HOLD
-    if low == high == 0:
-        return INCONCLUSIVE       # identical on every seed: no difference at all
-    return INCONCLUSIVE
+    return INCONCLUSIVE           # the interval spans (or, identical on every seed, sits at) zero
 
 
 def verdict(paper_gain: float, seeds: list[int], row_values, versus_values) -> dict:
