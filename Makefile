@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro paper check-system bench lock clean-venv mlflow-ui
+.PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui
 
 setup: $(STAMP)
 
@@ -35,8 +35,13 @@ repro: $(STAMP)
 paper: $(STAMP)
 	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice)" >&2; exit 2; }
 	$(RUN) $(BIN)/reid-repro check
-	$(RUN) $(BIN)/dvc repro $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
+	$(RUN) $(BIN)/dvc repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
 	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P)
+
+# Re-train a few committed runs on this machine and check each lands inside the committed interval
+# (`make verify` or `make verify RUNS="cc_market ise_market cc_duke"`).
+verify: $(STAMP)
+	$(RUN) $(BIN)/reid-repro verify $(RUNS)
 
 bench: $(STAMP)
 	$(RUN) $(BIN)/python bench/bench_evaluation.py

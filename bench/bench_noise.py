@@ -1,21 +1,23 @@
 """How noisy is a verdict? Evaluation noise and seed-to-seed noise of the Cluster-Contrast baseline, per stand-in.
 
 - evaluation noise: the 95% bootstrap half-width of mAP over the test queries (queries resampled with
-  replacement, B times), for the pretrained start and for the trained baseline (runs/cc_<domain>/model.pt);
+  replacement, B times), for the pretrained start (models/pretrain/model.pt);
 - seed noise (``--seeds N``): the baseline trained with seeds 0..N-1 from the same pretrained start; the
   standard deviation of the final mAP, and the mean gain over the start with its 95% Student-t interval.
 
 Writes bench/results/noise.json. Targets (issue 9): half-width <= 2.0 points, seed std <= 1.5 points, and the
 gain's interval above zero on every stand-in.
 
-    python bench/bench_noise.py                # evaluation noise only (needs `dvc repro` outputs)
+    python bench/bench_noise.py                # evaluation noise only (needs `dvc repro start`)
     python bench/bench_noise.py --seeds 5      # + 5 seeds per stand-in (about 35 s each on 2 cores)
+    python bench/bench_noise.py --seeds 3 --domains duke --set lr=3.5e-4 --name noise_lr   # compare a schedule
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -69,23 +71,28 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
             "bootstrap_half_width": round(100 * bootstrap_half_width(ap), 2)}
 
 
-def seed_noise(params: dict, domain: str, seeds: int) -> dict:
+def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, overrides: dict | None = None) -> dict:
+    """The baseline trained with seeds 0..seeds-1 from the same pretrained start (one process, the images
+    decoded once): the seed standard deviation of the final mAP and the mean gain over the start (95% t)."""
     from scipy import stats
 
     from reid_repro.config import load_run
     from reid_repro.training.run import execute
 
     spec = load_run(params, f"cc_{domain}")
-    finals, starts = [], []
+    spec = dataclasses.replace(spec, overrides={**spec.overrides, **(overrides or {})})
+    finals, loaded = [], {}
     for s in range(seeds):
         run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": s})
         m = execute(params, f"noise_cc_{domain}_s{s}", run, ROOT / ".cache" / "bench_noise" / f"{domain}_s{s}",
-                    stage="bench", root=ROOT, track=False)
+                    stage="bench", root=ROOT, track=False, loaded=loaded, keep_model=False)
         finals.append(100 * m["mAP"])
-        starts.append(100 * m["initial_mAP"])
-    gains = np.array(finals) - np.array(starts)
+        print(f"  {domain} seed {s}: mAP {finals[-1]:.2f} (start {start_mAP:.2f}) in {m['wall_seconds']:.0f} s",
+              flush=True)
+    gains = np.array(finals) - start_mAP
     half = stats.t.ppf(0.975, seeds - 1) * gains.std(ddof=1) / math.sqrt(seeds) if seeds > 1 else math.inf
-    return {"seeds": seeds, "final_mAP": [round(v, 2) for v in finals], "start_mAP": round(starts[0], 2),
+    return {"seeds": seeds, "overrides": overrides or {}, "final_mAP": [round(v, 2) for v in finals],
+            "start_mAP": round(start_mAP, 2),
             "seed_std": round(float(np.std(finals, ddof=1)), 2) if seeds > 1 else None,
             "gain_mean": round(float(gains.mean()), 2),
             "gain_ci": [round(float(gains.mean() - half), 2), round(float(gains.mean() + half), 2)]}
@@ -94,22 +101,35 @@ def seed_noise(params: dict, domain: str, seeds: int) -> dict:
 def main() -> None:
     import os
 
+    import yaml
+
     from reid_repro.config import load_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=0)
+    parser.add_argument("--domains", nargs="+", default=list(DOMAINS))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="loop/method overrides for the seed runs (e.g. lr=3.5e-4), to compare schedules")
+    parser.add_argument("--name", default="noise", help="results file bench/results/<name>.json")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params("params.yaml")
+    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     rows = []
-    for d in DOMAINS:
+    for d in args.domains:
         row = {"case": d, "start": evaluation_noise(params, d, ROOT / "models" / "pretrain" / "model.pt"),
-               "baseline": evaluation_noise(params, d, ROOT / "runs" / f"cc_{d}" / "model.pt"),
                "target_half_width": 2.0, "target_seed_std": 1.5}
         if args.seeds:
-            row["seed_noise"] = seed_noise(params, d, args.seeds)
+            row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides)
         rows.append(row)
-    write_results("noise", rows)
+        print(row, flush=True)
+    # a run of some domains updates their rows and keeps the others' (each row says what it measured)
+    path = ROOT / "bench" / "results" / f"{args.name}.json"
+    if path.is_file():
+        done = {r["case"] for r in rows}
+        rows = [r for r in json.loads(path.read_text())["cases"] if r["case"] not in done] + rows
+        rows.sort(key=lambda r: DOMAINS.index(r["case"]) if r["case"] in DOMAINS else 99)
+    write_results(args.name, rows)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def run() -> dict:
     params = load_params("params.yaml")
     t0 = time.perf_counter()
     m = execute(params, "bench_cc_market", load_run(params, "cc_market"), ROOT / ".cache" / "bench_run",
-                stage="bench", track=True)
+                stage="bench", track=True, evaluate_start=True)
     wall = time.perf_counter() - t0
     h = pd.read_parquet(ROOT / ".cache" / "bench_run" / "history.parquet")
     loop = params["cluster_contrast"]["loop"]

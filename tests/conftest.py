@@ -28,7 +28,9 @@ def renderer():
 
 def tiny_config():
     cfg = load_world(ROOT / "params.yaml")
-    return replace(cfg, profile="smoke", profiles={"smoke": Profile(4, 3, 1, 4, 2)},
+    smoke = Profile(train_ids=4, test_ids=3, distractor_ids=1, images_per_id=4, test_images_per_id=4,
+                    queries_per_id=2, junk_images=2)
+    return replace(cfg, profile="smoke", profiles={"smoke": smoke},
                    domains={"market": cfg.domains["market"], "duke": cfg.domains["duke"]})
 
 

@@ -49,13 +49,17 @@ def test_paper_numbers_match_the_paper_text():
                 assert numbers[-len(printed):] == printed, (table, row["row"], numbers, printed)
 
 
-def _fake_run(runs: Path, name: str, map_: float, nmi: list[float]):
+def _fake_run(runs: Path, name: str, maps: list[float], nmi: list[float]):
+    """A run folder as `reid-repro train` writes it: the mean over seeds, each seed's values and history."""
     folder = runs / name
-    folder.mkdir(parents=True)
-    metrics = {"mAP": map_, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.2, "nmi": nmi[-1]}
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    pd.DataFrame({"epoch": range(1, len(nmi) + 1), "nmi": nmi, "num_clusters": [30, 40, 50][:len(nmi)],
-                  "num_true_ids": 60}).to_parquet(folder / "history.parquet")
+    seeds = {}
+    for s, m in enumerate(maps):
+        seeds[str(s)] = {"mAP": m, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.2, "nmi": nmi[-1]}
+        (folder / "seeds" / str(s)).mkdir(parents=True)
+        pd.DataFrame({"epoch": range(1, len(nmi) + 1), "nmi": nmi, "num_clusters": [30, 40, 50][:len(nmi)],
+                      "num_true_ids": 60}).to_parquet(folder / "seeds" / str(s) / "history.parquet")
+    metrics = {k: float(np.mean([v[k] for v in seeds.values()])) for k in seeds["0"]}
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "seeds": seeds}))
     (folder / "run.json").write_text(json.dumps({"git_revision": "abc123", "environment": {"cpus": 2}}))
 
 
@@ -71,10 +75,11 @@ def report(tmp_path):
                        "cc_duke": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "duke", "test": "duke",
                                    "init": "pretrain", "paper": "ise", "table": "6",
                                    "row": "Cluster-Contrast on Duke", "ours_only": True, "overrides": {}}}}
-    _fake_run(tmp_path / "runs", "cc_market", 0.5, [0.6, 0.7, 0.8])
-    _fake_run(tmp_path / "runs", "cc_duke", 0.25, [0.5, 0.55, 0.6])
-    _fake_run(tmp_path / "runs", "ise_market", 0.502, [0.6, 0.8, 0.9])
-    summary = build_report(params, tmp_path / "runs", tmp_path / "reports")
+    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
+    _fake_run(tmp_path / "runs", "cc_duke", [0.25, 0.26, 0.24], [0.5, 0.55, 0.6])
+    _fake_run(tmp_path / "runs", "ise_market", [0.53, 0.55, 0.52], [0.6, 0.8, 0.9])
+    (tmp_path / "start.json").write_text(json.dumps({"market": {"mAP": 0.45}, "duke": {"mAP": 0.255}}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", start=tmp_path / "start.json")
     return params, tmp_path, summary
 
 
@@ -83,14 +88,17 @@ def test_tables_put_paper_beside_ours(report):
     md = (tmp / "reports" / "results.md").read_text()
     row = next(ln for ln in md.splitlines() if ln.startswith("| Cluster-Contrast (Our Baseline)"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "82.5 / **50.0**" and cells[2] == "92.5 / **60.0**"     # Market mAP, top-1
+    # Market mAP and top-1: the paper's, then ours as mean ± standard deviation over the seeds
+    assert cells[1] == "82.5 / **50.0 ± 2.0**" and cells[2] == "92.5 / **60.0 ± 0.0**"
     assert cells[5] == "30.1"                                                  # MSMT: paper only, no run
-    assert any(ln.startswith("| Cluster-Contrast on Duke (ours: cc_duke)") and "– / **25.0**" in ln
+    assert any(ln.startswith("| Cluster-Contrast on Duke (ours: cc_duke)") and "– / **25.0 ± 1.0**" in ln
                for ln in md.splitlines())
     frame = pd.read_csv(tmp / "reports" / "tables" / "ise_table6.csv")
     assert len(frame) == len(paper_numbers()["ise"]["6"]["rows"]) + 1
+    base = frame.set_index("row").loc["Cluster-Contrast (Our Baseline)"]
+    assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00" and base["market.mAP.ours_std"] == 2.0
     html = (tmp / "reports" / "index.html").read_text()
-    assert "<b>50.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
+    assert "<b>50.0 ± 2.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
     assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",
                                   "figures/ise_table6_curves.png"]
 
@@ -101,17 +109,32 @@ def test_verdicts_compare_gains_against_the_baseline_row(report):
     ise = [v for v in found if v["row"] == "Our ISE"]
     assert len(ise) == 1 and ise[0]["paper_gain"] == pytest.approx(84.7 - 82.5, abs=0.05)
     v = ise[0]
-    # the values are the runs' metrics.json in points, paired by seed; one seed: no interval, inconclusive
-    assert v["seeds"] == [0] and v["row_values"] == [50.2] and v["versus_values"] == [50.0]
-    assert v["our_gain"] == pytest.approx(0.2) and v["ci"] == [None, None] and v["verdict"] == "inconclusive"
+    # the per-seed values of the runs' metrics.json in points, paired by seed: differences 3, 3, 4 points,
+    # mean 3.33, sd 0.577, t(0.975, 2) = 4.303: half-width 1.43, interval [1.90, 4.77] above zero: holds
+    assert v["seeds"] == [0, 1, 2] and v["row_values"] == [53.0, 55.0, 52.0] and v["versus_values"] == [50.0, 52.0, 48.0]
+    assert v["our_gain"] == pytest.approx(10 / 3, abs=1e-4)
+    assert v["ci"] == pytest.approx([10 / 3 - 1.4343, 10 / 3 + 1.4343], abs=1e-3) and v["verdict"] == "holds"
+    assert v["detectable"] == pytest.approx(1.4343, abs=1e-3)
     for key in ("paper", "table", "row", "versus", "dataset", "metric", "detectable"):
         assert key in v
-    assert "paper +2.2, ours +0.2 (one seed: no interval), inconclusive" in v["sentence"]
+    assert "paper +2.2, ours +3.3 (95% CI [+1.9, +4.8] over 3 seeds), holds" in v["sentence"]
     # Table 1's No.5 row has no baseline run of ours in this report: no verdict for it
     assert not [v for v in found if v["table"] == "1"]
-    assert summary["verdicts"] == {"holds": 0, "does not hold": 0, "inconclusive": 1}
+    assert summary["verdicts"] == {"holds": 1, "does not hold": 0, "inconclusive": 0}
     md = (tmp / "reports" / "results.md").read_text()
-    assert "ISE: 0 hold, 0 do not, 1 inconclusive" in md and "Inconclusive does not mean" in md
+    assert "ISE: 1 hold, 0 do not, 0 inconclusive" in md and "Inconclusive does not mean" in md
+
+
+def test_the_baselines_gain_over_the_pretrained_start(report):
+    """Final mAP per seed against the start (start.json): Market 50, 52, 48 vs 45 -> +5.0, sd 2.0, half-width
+    4.303 * 2 / sqrt(3) = 4.97: [+0.03, +9.97], learns; Duke 25, 26, 24 vs 25.5 -> -0.5: does not."""
+    _, tmp, summary = report
+    gains = pd.read_csv(tmp / "reports" / "tables" / "baseline_gains.csv").set_index("run")
+    assert gains.loc["cc_market", "gain"] == pytest.approx(5.0) and gains.loc["cc_duke", "gain"] == pytest.approx(-0.5)
+    low, high = json.loads(gains.loc["cc_market", "ci"])
+    assert low == pytest.approx(5.0 - 4.9683, abs=1e-2) and high == pytest.approx(5.0 + 4.9683, abs=1e-2)
+    assert summary["baselines_learn"] == {"cc_market": True, "cc_duke": False}
+    assert "Does the baseline learn?" in (tmp / "reports" / "results.md").read_text()
 
 
 def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):
@@ -178,7 +201,7 @@ def test_a_paper_report_holds_only_that_papers_runs(report):
     only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
                                                           "table": "2", "row": "nonexistent", "ours_only": True}}}
     summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
-    assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity"]
+    assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity"]     # no start given: no gains table
     fid = pd.read_csv(tmp / "ise_only" / "tables" / "fidelity.csv")
     assert set(fid["paper"]) == {"ise"}
     with pytest.raises(ReidReproError, match=r"--paper 'gcl'"):
@@ -234,6 +257,7 @@ def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
     assert "reproduction.png" in page[first:page.index("</section>", first)]
     assert (tmp / "reports" / "figures" / "reproduction.png").stat().st_size > 5000
     assert "ISE headline — Our ISE vs Cluster-Contrast (Our Baseline) (Market stand-in mAP): paper +2.2" in page
+    assert "baseline-gains" in ids
     # the columns say which number comes from which dataset
     assert "mAP: Market-1501 (paper) / Market stand-in (ours)" in page
     assert "dvc repro train@cc_market train@ise_market" in page

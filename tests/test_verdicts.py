@@ -59,3 +59,17 @@ def test_pairing_uses_only_seeds_both_rows_have_in_order():
     assert verdict(1.0, [0, 1, 2], row_v, base_v)["verdict"] == HOLDS
     unpaired = stats.ttest_ind(row_v, base_v)
     assert unpaired.pvalue > 0.05              # unpaired, the same numbers are not significant
+
+
+def test_verify_checks_a_repeat_against_the_committed_interval():
+    """Committed mAP 50, 52, 48 (sd 2, n 3): a repeat's mean should land in 50 ± 4.303 * 2 * sqrt(2/3) = ±7.03."""
+    from reid_repro.commands.verify import check, repeat_interval
+
+    low, high = repeat_interval([50.0, 52.0, 48.0])
+    assert low == pytest.approx(50 - 7.027, abs=1e-3) and high == pytest.approx(50 + 7.027, abs=1e-3)
+    committed = {"seeds": {"0": {"mAP": 0.50}, "1": {"mAP": 0.52}, "2": {"mAP": 0.48}}}
+    inside = check("r", committed, {"seeds": {"0": {"mAP": 0.55}, "1": {"mAP": 0.56}, "2": {"mAP": 0.53}}})
+    assert inside["fresh_mean"] == pytest.approx(54.667, abs=1e-3) and inside["inside"]
+    outside = check("r", committed, {"seeds": {"0": {"mAP": 0.60}, "1": {"mAP": 0.58}, "2": {"mAP": 0.59}}})
+    assert not outside["inside"]
+    assert repeat_interval([50.0]) == (float("-inf"), float("inf"))     # one seed: no interval, anything fits

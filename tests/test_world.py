@@ -122,10 +122,34 @@ def test_missing_smpl_files_name_the_file(tmp_path):
         make_body("smplx", CACHE, str(tmp_path))
 
 
-# sha256 of each tiny-world domain's ground-truth table as CSV (exact float repr). Recorded once; the same on
+# sha256 of each tiny-world domain's ground-truth table as CSV (exact float repr). Recorded when every identity got
+# its own random stream (2026-12-02); the same on
 # every machine of any CPU (NumPy's AVX-512 exp/pow gave other last bits before camera styles used math.exp).
-GROUND_TRUTH_SHA256 = {"market": "0932b593375658735fc261b8722e2783314e3cfec20b02533f0a3312c045791b",
-                       "duke": "12bff95a8541275515e56e52d213570ab8c072488ee874dcea49de79d09eaf5e"}
+GROUND_TRUTH_SHA256 = {"market": "1ab282d31903e76c31e768e236cb3caf795577969c92bcde6d1a824f33e8f53d",
+                       "duke": "681d6eb70c601885b5a2a0374e626be9d831cd58541f529d52d97f2c974e753c"}
+
+
+def test_query_positions_keep_a_cross_camera_match():
+    from reid_repro.world.generate import query_positions
+
+    assert query_positions([3, 5, 3, 7, 5], 4) == [0, 1, 3]       # first image of each camera, up to the limit
+    assert query_positions([3, 5, 3, 7, 5], 2) == [0, 1]
+    # two cameras, one image in the second: making it a query would leave the first camera's query no match
+    assert query_positions([3, 5, 3, 3], 4) == [0]
+    assert query_positions([3, 5, 3, 5], 4) == [0, 1]
+
+
+def test_a_bigger_test_set_leaves_the_training_images_as_they_were(world, body, renderer, tmp_path):
+    from reid_repro.world.generate import generate_world
+
+    out, _ = world
+    cfg = tiny_config()
+    bigger = replace(cfg, profiles={"smoke": replace(cfg.sizes, test_ids=5)}, domains={"market": cfg.domains["market"]})
+    generate_world(bigger, tmp_path, body, renderer)
+    train = {k: v for k, v in digests(tmp_path / "market").items() if k.startswith("bounding_box_train/")}
+    assert train and train == {k: v for k, v in digests(out / "market").items() if k.startswith("bounding_box_train/")}
+    truth = pd.read_parquet(tmp_path / "market" / "ground_truth.parquet")
+    assert truth.loc[(truth["split"] != "train") & (truth["pid"] > 0), "pid"].nunique() == 5
 
 
 def test_ground_truth_is_identical_on_every_machine(world):

@@ -104,6 +104,7 @@ STAGE_ROOTS = {
     "meshes": ["reid_repro.cli", "reid_repro.commands.meshes"],
     "pretrain": ["reid_repro.cli", "reid_repro.commands.pretrain", "reid_repro.methods.supervised"],
     "train": ["reid_repro.cli", "reid_repro.commands.train"],       # + reid_repro.methods.<method>
+    "start": ["reid_repro.cli", "reid_repro.commands.evaluate"],
     "figures": ["reid_repro.cli", "reid_repro.commands.figures"],
     "report": ["reid_repro.cli", "reid_repro.commands.report"],
 }

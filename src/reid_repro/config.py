@@ -20,7 +20,9 @@ class Profile:
     train_ids: int
     test_ids: int
     distractor_ids: int
-    images_per_id: int
+    images_per_id: int        # training identities: Poisson mean of their images
+    test_images_per_id: int   # test identities: Poisson mean (queries + gallery)
+    queries_per_id: int       # test identities: at most this many queries, one per camera
     junk_images: int
 
 
@@ -30,6 +32,7 @@ class Domain:
 
     cameras: int
     id_scale: float
+    test_id_scale: float  # test identities = profile test_ids x this (0 for a domain nobody tests on)
     style_strength: float
     hue: float            # centre of the background hue range, in [0, 1)
     hue_spread: float
@@ -210,6 +213,18 @@ def _scale(params: dict) -> str:
     return scale
 
 
+MAX_SEEDS = 20
+
+
+def run_seeds(params: dict) -> int:
+    """``params.yaml: seeds``: how many seeds every run trains (seed s = the loop's seed + s, the same for every
+    run, so that seed s of a row and of its baseline are paired)."""
+    n = params.get("seeds", 1)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
+        raise ReidReproError(f"params.yaml: seeds={n!r}; expected an integer from 1 to {MAX_SEEDS}")
+    return n
+
+
 def load_model(params: dict) -> ModelConfig:
     scale = _scale(params)
     if "model" not in params or scale not in params["model"]:
@@ -318,7 +333,7 @@ def validate_params(params: dict) -> None:
     from reid_repro.data.formats import READERS
     from reid_repro.methods import METHODS
 
-    sections = {"world", "scale", "data", "model", "pretrain", "runs"} | (set(METHODS) - {"supervised"})
+    sections = {"world", "scale", "seeds", "data", "model", "pretrain", "runs"} | (set(METHODS) - {"supervised"})
     unknown = sorted(set(params) - sections)
     if unknown:
         raise ReidReproError(f"params.yaml: {unknown[0]}: unknown top-level key; expected one of {sorted(sections)}")
@@ -326,6 +341,7 @@ def validate_params(params: dict) -> None:
     if missing:
         raise ReidReproError(f"params.yaml: {missing[0]}: missing top-level section")
     _scale(params)
+    run_seeds(params)
     from_dict(WorldConfig, params["world"], "world")
     data = params["data"]
     if not isinstance(data, dict) or not data:

@@ -9,6 +9,8 @@ def add_arguments(p) -> None:
     p.add_argument("--runs", default="runs")
     p.add_argument("--out", default="reports")
     p.add_argument("--params", default="params.yaml")
+    p.add_argument("--start", default="models/pretrain/start.json",
+                   help="the pretrained start's evaluation (the `start` stage); '' to leave it out")
     p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice); `make paper P=ise`")
 
 
@@ -16,5 +18,6 @@ def run(args) -> str:
     from reid_repro.config import load_params
     from reid_repro.report.build import build_report
 
-    summary = build_report(load_params(args.params), args.runs, args.out, paper=args.paper)
+    summary = build_report(load_params(args.params), args.runs, args.out, paper=args.paper,
+                           start=args.start or None)
     return f"report: {len(summary['tables'])} tables, {len(summary['figures'])} figures -> {args.out}/index.html"

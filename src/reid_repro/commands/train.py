@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "train and evaluate one declared run (params.yaml: runs.<name>)"
+HELP = "train and evaluate one declared run with every seed (params.yaml: runs.<name>, seeds)"
 
 
 def add_arguments(p) -> None:
@@ -22,16 +22,21 @@ def common_arguments(p) -> None:
 def summary(name: str, metrics: dict) -> str:
     if "stopped_after_epoch" in metrics:
         return f"{name}: stopped after epoch {metrics['stopped_after_epoch']} (checkpoint kept; run again to resume)"
+    if "num_seeds" in metrics:
+        return (f"{name}: mAP {100 * metrics['mAP']:.1f} ± {100 * metrics['mAP_std']:.1f}  rank-1 "
+                f"{100 * metrics['rank1']:.1f} ± {100 * metrics['rank1_std']:.1f} over {metrics['num_seeds']} "
+                f"seeds  NMI {metrics['nmi']:.3f}  {metrics['num_clusters']:.0f} clusters / "
+                f"{metrics['num_true_ids']} ids  in {metrics['wall_seconds']:.0f} s")
     return (f"{name}: mAP {100 * metrics['mAP']:.1f}  rank-1 {100 * metrics['rank1']:.1f}  NMI {metrics['nmi']:.3f}  "
             f"{metrics['num_clusters']} clusters / {metrics['num_true_ids']} ids  in {metrics['wall_seconds']:.0f} s")
 
 
 def run(args) -> str:
     from reid_repro.config import load_params, load_run
-    from reid_repro.training.run import execute
+    from reid_repro.training.run import execute_seeds
 
     params = load_params(args.params)
     spec = load_run(params, args.run)
-    metrics = execute(params, args.run, spec, args.out or f"runs/{args.run}", stage=f"train@{args.run}",
+    metrics = execute_seeds(params, args.run, spec, args.out or f"runs/{args.run}", stage=f"train@{args.run}",
                       models_dir=args.models, track=not args.no_mlflow, stop_after=args.stop_after)
     return summary(args.run, metrics)

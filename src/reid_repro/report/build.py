@@ -1,6 +1,7 @@
 """The report: every reproduced table with the paper's numbers beside ours, per-epoch curves, provenance.
 
-It reads only DVC-tracked inputs (params.yaml, ``runs/<name>/{metrics.json,history.parquet,run.json}``) and the
+It reads only DVC-tracked inputs (params.yaml, ``runs/<name>/{metrics.json,run.json,seeds/<s>/history.parquet}``,
+the pretrained start ``models/pretrain/start.json``) and the
 paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html``, ``results.md``, one CSV per table
 under ``tables/`` and PNG figures under ``figures/``.
 """
@@ -26,10 +27,13 @@ DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "
 METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10"}
 
 WHY_DIFFERENT = (
-    "Our numbers come from the synthetic person world (a few hundred rendered images per domain, 6-15 cameras), "
+    "Our numbers come from the synthetic person world (about 600-900 training images and 2,400-3,700 test images "
+    "per domain, 6-15 cameras), "
     "a ResNet-18 at 64x32 pretrained on the world's own labelled set, and a few epochs on 2 CPU cores; the papers "
     "train a ResNet-50 at 256x128 from ImageNet weights for 50-70 epochs on the real datasets. Absolute values are "
     "therefore not comparable: what the report checks is whether the paper's orderings and gaps hold on our world. "
+    "Every cell is the mean over seeds; training on another CPU is not bit-identical, which the seeds and intervals "
+    "account for (`reid-repro verify` re-trains a few runs and checks them against the committed intervals). "
     "`scale: paper` in params.yaml runs the published settings on real data."
 )
 
@@ -80,21 +84,43 @@ def check_rows(params: dict, numbers: dict | None = None) -> int:
 class Run:
     name: str
     spec: object
-    metrics: dict
-    history: pd.DataFrame
+    metrics: dict          # metrics.json: the mean over seeds (and ``<metric>_std``)
+    history: pd.DataFrame  # per epoch, the mean over seeds
     info: dict
+    per_seed: dict | None = None   # {seed: that seed's metrics}
+
+    def __post_init__(self):
+        if self.per_seed is None:   # a run of one seed (tests build these by hand)
+            self.per_seed = {int(self.info.get("method", {}).get("seed", 0)): self.metrics}
+
+    def values(self, metric: str) -> dict[int, float]:
+        """{seed: metric in points}: the values a verdict pairs."""
+        return {s: 100 * float(m[metric]) for s, m in self.per_seed.items()}
 
 
 def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
+    """Every declared run's ``metrics.json`` (mean and per-seed values), ``run.json`` and the per-epoch history
+    of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch)."""
     runs = []
     for name in params.get("runs") or {}:
         folder = Path(runs_dir) / name
-        files = [folder / f for f in ("metrics.json", "history.parquet", "run.json")]
+        files = [folder / f for f in ("metrics.json", "run.json")]
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`)")
-        runs.append(Run(name, load_run(params, name), json.loads(files[0].read_text()), pd.read_parquet(files[1]),
-                        json.loads(files[2].read_text())))
+        metrics, info = (json.loads(f.read_text()) for f in files)
+        if "seeds" not in metrics:
+            raise ReidReproError(f"{files[0]}: no per-seed values (written before runs trained several seeds); "
+                                 f"re-run `dvc repro train@{name}`")
+        per_seed = {int(s): m for s, m in metrics["seeds"].items()}
+        histories = []
+        for s in sorted(per_seed):
+            h = folder / "seeds" / str(s) / "history.parquet"
+            if not h.is_file():
+                raise ReidReproError(f"{h}: missing; the report needs every seed's history (run `dvc repro`)")
+            histories.append(pd.read_parquet(h))
+        history = pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
+        runs.append(Run(name, load_run(params, name), metrics, history, info, per_seed))
     return runs
 
 
@@ -111,7 +137,7 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
                                                       set(paper_table["datasets"]))
     ours = {}
     for r, row in entries:
-        ours.setdefault(row, {})[r.spec.test] = (r.name, [100 * r.metrics[m] for m in metrics])
+        ours.setdefault(row, {})[r.spec.test] = (r.name, [r.values(m) for m in metrics])
     rows = []
     printed = [p["row"] for p in paper_table["rows"]]
     for p in paper_table["rows"] + [{"row": row, "group": "ours only"} for row in ours if row not in printed]:
@@ -120,21 +146,21 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
             paper_vals = p.get(d) or [None] * len(metrics)
             our_vals = ours.get(p["row"], {}).get(d, (None, [None] * len(metrics)))[1]
             for m, pv, ov in zip(metrics, paper_vals, our_vals):
-                entry[f"{d}.{m}.paper"], entry[f"{d}.{m}.ours"] = pv, ov
+                seeds = sorted(ov) if ov else []
+                vals = np.array([ov[k] for k in seeds]) if ov else np.array([])
+                entry[f"{d}.{m}.paper"] = pv
+                entry[f"{d}.{m}.ours"] = float(vals.mean()) if len(vals) else None
+                entry[f"{d}.{m}.ours_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
+                entry[f"{d}.{m}.ours_seeds"] = (";".join(f"{k}:{ov[k]:.2f}" for k in seeds) if ov else None)
         rows.append(entry)
     return pd.DataFrame(rows)
-
-
-def run_seed(r: Run) -> int:
-    """The seed a run trained with (its resolved method settings in run.json)."""
-    return int(r.info.get("method", {}).get("seed", 0))
 
 
 def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
     """{(row, test dataset): {seed: value in points}} from the runs that fill each row."""
     out: dict = {}
     for r, row in entries:
-        out.setdefault((row, r.spec.test), {})[run_seed(r)] = 100 * float(r.metrics[metric])
+        out.setdefault((row, r.spec.test), {}).update(r.values(metric))
     return out
 
 
@@ -185,7 +211,7 @@ INCONCLUSIVE_MEANS = (
 
 def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
     metrics = paper_table["metrics"]
-    datasets = sorted({c.split(".")[0] for c in frame.columns if c.count(".") == 2},
+    datasets = sorted({c.split(".")[0] for c in frame.columns if c.endswith(".ours")},
                       key=lambda d: list(paper_table["datasets"]).index(d) if d in paper_table["datasets"] else 99)
     head = ["Method"] + [f"{METRIC_NAMES[m]}: {paper_table['datasets'][d]} (paper) / {DATASET_NAMES.get(d, d)} (ours)"
                          if d in paper_table["datasets"] else f"{METRIC_NAMES[m]}: {DATASET_NAMES.get(d, d)} (ours)"
@@ -195,8 +221,9 @@ def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
         cells = [r["row"] + (f" (ours: {r['runs']})" if r["runs"] else "")]
         for d in datasets:
             for m in metrics:
-                p, o = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"]
-                cells.append(_fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}**")
+                p, o, sd = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"], r[f"{d}.{m}.ours_std"]
+                spread = "" if sd is None or pd.isna(sd) else f" ± {sd:.1f}"
+                cells.append(_fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}{spread}**")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -277,14 +304,22 @@ def ise_mixup_figure(runs: list[Run], out: Path) -> Path:
     base, ise, mixups = runs[0], runs[1], runs[2:]
     alphas = [float(r.spec.overrides["alpha"]) for r in mixups]
     fig, ax = plt.subplots(figsize=(6, 3.4))
-    ax.plot(alphas, [100 * r.metrics["mAP"] for r in mixups], marker="o", label="Mixup (baseline + image mixup)")
-    ax.axhline(100 * ise.metrics["mAP"], color="C1", label=f"ISE ({ise.name})")
-    ax.axhline(100 * base.metrics["mAP"], color="k", ls="--", lw=1, label=f"baseline ({base.name})")
+    ax.errorbar(alphas, [100 * r.metrics["mAP"] for r in mixups], yerr=[_sd(r) for r in mixups], marker="o",
+                capsize=3, label="Mixup (baseline + image mixup), mean ± sd over seeds")
+    for r, style, label in ((ise, dict(color="C1"), f"ISE ({ise.name})"),
+                            (base, dict(color="k", ls="--", lw=1), f"baseline ({base.name})")):
+        ax.axhline(100 * r.metrics["mAP"], label=label, **style)
+        ax.axhspan(100 * r.metrics["mAP"] - _sd(r), 100 * r.metrics["mAP"] + _sd(r), color=style["color"], alpha=0.1)
     ax.set(xscale="log", xlabel="α of Beta(α, α)", ylabel="mAP (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out, dpi=100)
+
+
+def _sd(r: Run, metric: str = "mAP") -> float:
+    """The standard deviation over seeds of a run's metric, in points (0 for one seed)."""
+    return 100 * float(r.metrics.get(f"{metric}_std", 0.0) or 0.0)
 
 
 ICE_FIG5 = {"lambda_h": (1.0, ["ice_lambda_h_0p5_market", "ice_lambda_h_2p0_market"]),
@@ -301,9 +336,10 @@ def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
     default, rest = runs[0], runs[1:]
     fig, axes = plt.subplots(1, 4, figsize=(13, 3))
     for ax, (name, (value, _)), pair in zip(axes, ICE_FIG5.items(), [rest[i:i + 2] for i in range(0, 8, 2)]):
-        points = sorted([(value, default.metrics["mAP"])] + [(float(r.spec.overrides[name]), r.metrics["mAP"])
-                                                             for r in pair])
-        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o")
+        points = sorted([(value, default.metrics["mAP"], _sd(default))]
+                        + [(float(r.spec.overrides[name]), r.metrics["mAP"], _sd(r)) for r in pair])
+        ax.errorbar([p[0] for p in points], [100 * p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                    capsize=3)
         ax.axvline(value, color="k", ls=":", lw=1)
         ax.set(xlabel=name, ylabel="mAP (%)", xscale="log")
         ax.grid(alpha=0.3)
@@ -392,8 +428,52 @@ def _provenance(runs: list[Run], params_hash_value: str) -> dict:
             "report_machine": {"python": platform.python_version(), "platform": platform.platform()}}
 
 
-def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None) -> dict:
-    """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only."""
+# the unsupervised baselines every comparison is measured against: each must end above the pretrained start
+BASELINES = ("cc_market", "cc_duke", "cc_msmt", "ice_agnostic_base_market", "ice_agnostic_base_duke",
+             "ice_agnostic_base_msmt", "ice_aware_base_market", "ice_aware_base_duke", "ice_aware_base_msmt")
+
+START_INTRO = (
+    "Every run starts from the same pretrained model (models/pretrain, evaluated once per stand-in by the `start` "
+    "stage). A baseline that ends below that start would turn every comparison against it into a comparison of "
+    "how methods recover from a bad baseline, so each unsupervised baseline's gain over the start is checked: the "
+    "mean over seeds with its 95% Student-t interval; it learns when the interval lies above zero.")
+
+
+def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
+    """Per baseline run: the start's mAP on its test set, the per-seed final mAP, the mean gain and its 95%
+    interval (Student t over seeds), and whether the interval lies above zero."""
+    from reid_repro.report import verdicts as rule
+
+    rows = []
+    for name in BASELINES:
+        r = by_name.get(name)
+        if r is None or r.spec.test not in start:
+            continue
+        begin = 100 * float(start[r.spec.test]["mAP"])
+        finals = r.values("mAP")
+        seeds = sorted(finals)
+        iv = rule.paired_interval([finals[s] for s in seeds], [begin] * len(seeds))
+        ci = None if iv["n"] < 2 else [round(x, 2) for x in iv["ci"]]
+        rows.append({"run": name, "row": r.spec.row, "dataset": r.spec.test, "start_mAP": round(begin, 2),
+                     "seeds": seeds, "final_mAP": [round(finals[s], 2) for s in seeds],
+                     "gain": round(iv["our_gain"], 2), "ci": ci, "learns": bool(ci is not None and ci[0] > 0)})
+    return pd.DataFrame(rows)
+
+
+def _gains_markdown(frame: pd.DataFrame) -> str:
+    lines = ["| Baseline run | Stand-in | Start mAP | Final mAP per seed | Gain (95% CI) | Learns |", "|---|---|---|---|---|---|"]
+    for _, r in frame.iterrows():
+        ci = "one seed: no interval" if r["ci"] is None else f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
+        lines.append(f"| {r['run']} | {DATASET_NAMES.get(r['dataset'], r['dataset'])} | {r['start_mAP']:.1f} | "
+                     + ", ".join(f"{v:.1f}" for v in r["final_mAP"]) + f" | {r['gain']:+.1f} {ci} | "
+                     + ("yes" if r["learns"] else "**no**") + " |")
+    return "\n".join(lines)
+
+
+def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
+                 start: str | Path | None = None) -> dict:
+    """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
+    ``start`` is the pretrained start's evaluation (``models/pretrain/start.json``) for the baselines' gains."""
     from reid_repro.config import params_hash
 
     out_dir = Path(out_dir)
@@ -435,11 +515,13 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         found = verdicts(paper, table, pt, frame, seed_values(entries, pt["metrics"][0]))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
-        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%).", "", table_md, "",
+        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds (per-seed values in "
+               f"`tables/{slug}.csv`).", "", table_md, "",
                *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
         sections.append((f"{paper}-table-{_anchor(table)}", pt["title"],
                          "<p>Cells: paper / <b>ours</b> (%): the paper's number on the real dataset, ours on its "
-                         "synthetic stand-in.</p>" + _html_table(table_md)
+                         "synthetic stand-in as mean ± standard deviation over seeds (per-seed values in "
+                         f"<code>tables/{slug}.csv</code>).</p>" + _html_table(table_md)
                          + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>"
                             if sentences else "")
                          + f"<p>Rebuild: <code>dvc repro {' '.join('train@' + m.name for m in members)}</code> "
@@ -448,6 +530,19 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         summary["tables"].append(slug)
         summary["figures"].append(f"figures/{fig.name}")
     by_name = {r.name: r for r in runs}
+    if start is not None:
+        start_file = Path(start)
+        if not start_file.is_file():
+            raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
+        gains = baseline_gains(by_name, json.loads(start_file.read_text()))
+        if len(gains):
+            with atomic_path(tables_dir / "baseline_gains.csv") as tmp:
+                gains.to_csv(tmp, index=False)
+            md += ["## Does the baseline learn?", "", START_INTRO, "", _gains_markdown(gains), ""]
+            sections.append(("baseline-gains", "Does the baseline learn?", "<p>" + html.escape(START_INTRO) + "</p>"
+                             + _html_table(_gains_markdown(gains))))
+            summary["tables"].append("baseline_gains")
+            summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
         with atomic_path(tables_dir / "fidelity.csv") as tmp:
@@ -551,8 +646,7 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
                    "code_minus_paper": None, "ci": None, "seeds": None}
             if pair and all(n in by_name for n in pair):
                 code, variant = (by_name[n] for n in pair)
-                seeds_c = {run_seed(code): 100 * code.metrics["mAP"]}
-                seeds_v = {run_seed(variant): 100 * variant.metrics["mAP"]}
+                seeds_c, seeds_v = code.values("mAP"), variant.values("mAP")
                 seeds, cv, vv = rule.paired(sorted(seeds_c), seeds_c, seeds_v)
                 if seeds:
                     iv = rule.paired_interval(cv, vv)

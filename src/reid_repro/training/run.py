@@ -10,14 +10,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from reid_repro import codedeps
-from reid_repro.config import RunSpec, params_hash, resolve_run
+from reid_repro.config import RunSpec, params_hash, resolve_run, run_seeds
 from reid_repro.device import torch_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics
@@ -47,12 +49,24 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
         path = Path(models_dir) / spec.init / "model.pt"
         if not path.is_file():
             raise ReidReproError(f"{path}: missing; run {spec.init!r} starts from it (run `dvc repro pretrain`)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or [k for k in missing if not k.startswith("pool.")]:
-            raise ReidReproError(f"{path}: does not fit model {model_cfg.arch}/{model_cfg.pooling} "
-                                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        load_weights(model, path, model_cfg)
     return model_cfg, cfg, model.to(device)
+
+
+def load_weights(model: ReidNet, path: str | Path, model_cfg) -> None:
+    """Load an encoder checkpoint into ``model``; a file that does not fit the model is an error naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReidReproError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:   # truncated or not a torch file
+        raise ReidReproError(f"{path}: cannot read the checkpoint ({exc}); expected a model.pt written by "
+                             "reid-repro") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("pool.")]:
+        raise ReidReproError(f"{path}: does not fit model {model_cfg.arch}/{model_cfg.pooling} "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
 
 
 def test_set(params: dict, test: str, model_cfg) -> tuple[pd.DataFrame, ImageCache]:
@@ -99,12 +113,16 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
 
 def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
             models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
-            section: str | None = None, evaluate_start: bool = True) -> dict:
+            section: str | None = None, evaluate_start: bool = False, results: str | Path | None = None,
+            loaded: dict | None = None, keep_model: bool = True) -> dict:
     """Train and evaluate run ``name``; returns the metrics written to ``out/metrics.json``.
 
     With ``stop_after`` the run stops after that many epochs, leaving its checkpoint (to test resuming).
-    ``evaluate_start`` also evaluates the starting weights (``initial_*`` metrics); pretraining from scratch
-    skips it.
+    ``evaluate_start`` also evaluates the starting weights (``initial_*`` metrics; the ``start`` stage does this
+    once for every run). With ``results`` (a folder) a finished run is kept there under the hash of its inputs
+    and copied back instead of trained again when the same inputs come back (another seed count, a resumed
+    stage). ``loaded`` shares decoded image sets between calls of one process (the seeds of a run).
+    ``keep_model=False`` writes no ``model.pt`` (a run's later seeds: one model per run is kept).
     """
     start = time.perf_counter()
     device = torch_device()
@@ -114,10 +132,21 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     key = params_hash(settings)
     inputs = run_inputs(params, spec, settings, models_dir)
     input_key = params_hash(inputs)
+    out = Path(out)
+    kept = Path(results) / input_key if results is not None else None
+    if kept is not None and (kept / "metrics.json").is_file():
+        metrics = _restore(kept, out)
+        print(f"{name}: the same inputs finished before (key {input_key}); result reused from {kept}")
+        return {**metrics, "wall_seconds": time.perf_counter() - start, "reused": True}
+    loaded = {} if loaded is None else loaded
     info = _dataset(params, spec.dataset)
-    table = load_split(info["manifest"], "train")
-    data = TrainData(ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{spec.dataset} train"),
-                     table["pid"].to_numpy(), table["camid"].to_numpy())
+    train_key = ("train", spec.dataset, model_cfg.height, model_cfg.width)
+    if train_key not in loaded:
+        table = load_split(info["manifest"], "train")
+        loaded[train_key] = (table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width,
+                                               desc=f"{spec.dataset} train"))
+    table, images = loaded[train_key]
+    data = TrainData(images, table["pid"].to_numpy(), table["camid"].to_numpy())
     method = method_class(spec.method)(cfg, model, device, **({"num_classes": int(table["pid"].nunique())}
                                                        if spec.method == "supervised" else {}))
     checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}.pt"
@@ -135,8 +164,14 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         tracker = Tracker(spec.paper or "reid-repro", name, tags, flat, root=root, run_id=old)
         run_id_file.parent.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(f"{input_key} {tracker.run_id}")
-    test = test_set(params, spec.test, model_cfg)
-    initial = evaluate(method.encoder(), test, device) if evaluate_start else {}   # the starting point
+    test_key = ("test", spec.test, model_cfg.height, model_cfg.width)
+
+    def test_images():
+        if test_key not in loaded:
+            loaded[test_key] = test_set(params, spec.test, model_cfg)
+        return loaded[test_key]
+
+    initial = evaluate(method.encoder(), test_images(), device) if evaluate_start else {}   # the starting point
     try:
         history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after,
                       key=input_key)
@@ -144,7 +179,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             if tracker:
                 tracker.finish("KILLED")
             return {"stopped_after_epoch": len(history)}
-        metrics = evaluate(method.encoder(), test, device)
+        metrics = evaluate(method.encoder(), test_images(), device)
     except BaseException:
         if tracker:
             tracker.finish("FAILED")
@@ -154,17 +189,20 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
                                          "num_true_ids", "lost_ids")})
     metrics.update({f"initial_{k}": v for k, v in initial.items()})
     metrics["initial_nmi"] = history[0]["nmi"]
+    metrics["seed"] = cfg.seed
     metrics["epochs"] = len(history)
     metrics["train_seconds"] = float(sum(r["seconds"] for r in history))
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "history.parquet", pd.DataFrame(history))
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(method.encoder().state_dict(), tmp)
+    if keep_model:
+        with atomic_path(out / "model.pt") as tmp:
+            torch.save(method.encoder().state_dict(), tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
                                   "input_key": input_key, "environment": environment(), **settings})
     write_json(out / "metrics.json", metrics)
+    if kept is not None:
+        _keep(out, kept)
     if tracker:
         tracker.log_metrics({f"final_{k}": v for k, v in metrics.items()}, step=len(history))
         for f in ("run.json", "metrics.json", "history.parquet"):
@@ -174,3 +212,92 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     run_id_file.unlink(missing_ok=True)
     metrics["wall_seconds"] = time.perf_counter() - start
     return metrics
+
+
+RESULT_FILES = ("metrics.json", "history.parquet", "run.json", "model.pt")
+
+
+def _keep(out: Path, kept: Path) -> None:
+    """Copy a finished run's files into ``kept`` (built beside it, then renamed: never half there)."""
+    staging = kept.with_name(kept.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for f in RESULT_FILES:
+        if (out / f).is_file():
+            shutil.copy2(out / f, staging / f)
+    shutil.rmtree(kept, ignore_errors=True)
+    staging.rename(kept)
+
+
+def _restore(kept: Path, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    for f in RESULT_FILES:
+        if (kept / f).is_file():
+            with atomic_path(out / f) as tmp:
+                shutil.copy2(kept / f, tmp)
+    return json.loads((out / "metrics.json").read_text())
+
+
+SUMMARY_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "nmi", "ami", "ari", "fmi", "v_measure",
+                   "num_clusters", "num_outliers", "lost_ids")
+
+
+def seed_list(params: dict, spec: RunSpec) -> list[int]:
+    """The seeds run ``spec`` trains: its loop seed + 0 .. ``params.yaml: seeds`` - 1. Every run of a table
+    shares the loop seed, so seed s of a row and seed s of its baseline share the data order."""
+    base = resolve_run(params, spec)[1].seed
+    return [base + i for i in range(run_seeds(params))]
+
+
+def aggregate(per_seed: dict[int, dict]) -> dict:
+    """The run's metrics.json: the mean and standard deviation over seeds of each metric, and every seed's
+    values under ``seeds.<s>`` (the values the report's verdicts use)."""
+    seeds = sorted(per_seed)
+    out = {"seed_list": seeds, "num_seeds": len(seeds), "num_true_ids": per_seed[seeds[0]]["num_true_ids"]}
+    for k in SUMMARY_METRICS:
+        values = np.array([float(per_seed[s][k]) for s in seeds])
+        out[k] = float(values.mean())
+        out[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    out["train_seconds"] = float(sum(per_seed[s]["train_seconds"] for s in seeds))
+    out["seeds"] = {str(s): {k: per_seed[s][k] for k in (*SUMMARY_METRICS, "train_seconds", "epochs")}
+                    for s in seeds}
+    return out
+
+
+def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
+                  models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
+                  reuse: bool = True) -> dict:
+    """Run ``name`` once per seed (:func:`seed_list`) into ``out/seeds/<s>/``; ``out/metrics.json`` holds the
+    mean, the standard deviation and the per-seed values, ``out/model.pt`` the first seed's weights (the
+    figures' model) and ``out/run.json`` the settings and provenance. A finished seed is kept in
+    ``.cache/results`` under the hash of its inputs, so an interrupted stage, or one re-run with more seeds,
+    trains only the seeds it has not finished (``reuse=False`` trains every seed: `reid-repro verify`)."""
+    start = time.perf_counter()
+    out = Path(out)
+    seeds = seed_list(params, spec)
+    shutil.rmtree(out / "seeds", ignore_errors=True)   # finished seeds come back from .cache/results
+    loaded: dict = {}
+    per_seed = {}
+    for i, seed in enumerate(seeds):
+        run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": seed})
+        m = execute(params, f"{name}-seed{seed}", run, out / "seeds" / str(seed), f"{stage} (seed {seed})",
+                    root=root, models_dir=models_dir, track=track, stop_after=stop_after,
+                    results=Path(root) / ".cache" / "results" / name if reuse else None, loaded=loaded,
+                    keep_model=i == 0)
+        if "stopped_after_epoch" in m:
+            return {**m, "seed": seed}
+        per_seed[seed] = m
+        print(f"{name}: seed {seed} ({i + 1}/{len(seeds)}): mAP {100 * m['mAP']:.1f}"
+              + ("  (reused)" if m.get("reused") else f" in {m['wall_seconds']:.0f} s"))
+    first = out / "seeds" / str(seeds[0])
+    if not (first / "model.pt").is_file():
+        raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")
+    (first / "model.pt").replace(out / "model.pt")   # one model per run: the first seed's (the figures' model)
+    info = json.loads((first / "run.json").read_text())
+    info.update({"name": name, "stage": stage, "seeds": seeds,
+                 "seed_input_keys": {str(s): json.loads((out / "seeds" / str(s) / "run.json").read_text())["input_key"]
+                                     for s in seeds}})
+    write_json(out / "run.json", info)
+    metrics = aggregate(per_seed)
+    write_json(out / "metrics.json", metrics)
+    return {**metrics, "wall_seconds": time.perf_counter() - start}

@@ -115,6 +115,23 @@ def sample_identity(pid: int, domain: Domain, rng: np.random.Generator) -> Ident
     )
 
 
+ROLES = {"train": 0, "test": 1, "distractor": 2, "junk": 3}
+
+
+def query_positions(cams: list[int], limit: int) -> list[int]:
+    """Which of a test identity's images are queries: the first image in each of up to ``limit`` cameras
+    (Market-1501 keeps one query per camera and identity), and only where an image of the identity in
+    another camera stays in the gallery, so every query has a cross-camera match."""
+    first = {}
+    for i, c in enumerate(cams):
+        first.setdefault(c, i)
+    chosen = list(first.values())[:limit]
+    gallery_cams = lambda q: {c for i, c in enumerate(cams) if i not in q}  # noqa: E731
+    while chosen and any(gallery_cams(chosen) <= {cams[i]} for i in chosen):
+        chosen.pop()
+    return chosen
+
+
 def vertex_colors(person: Identity, mesh: Mesh) -> np.ndarray:
     """Per-vertex RGB from the identity's factors, on an upright mesh facing -y."""
     v, part = mesh.vertices, mesh.parts
@@ -229,23 +246,28 @@ class WorldWriter:
             yield apply_camera(img, styles[cam], rng), int(mask.sum())
 
     def write_domain(self, name: str, domain: Domain, out: Path, index: int) -> pd.DataFrame:
+        """Every identity draws from its own stream ``[seed, domain, role, k]``, so growing the test set
+        (cheap: test images are only rendered and embedded) leaves the training images as they were."""
         cfg, sizes = self.cfg, self.cfg.sizes
-        rng = np.random.default_rng([cfg.seed, index])
-        styles = camera_styles(domain, rng)
+        styles = camera_styles(domain, np.random.default_rng([cfg.seed, index]))
         n_train = max(2, int(round(sizes.train_ids * domain.id_scale)))
-        n_test = max(2, int(round(sizes.test_ids * domain.id_scale)))
+        n_test = max(2, int(round(sizes.test_ids * domain.id_scale * domain.test_id_scale)))
         n_distr = int(round(sizes.distractor_ids * domain.id_scale))
         root = out / name
         if root.exists():
             shutil.rmtree(root)
         for folder in SPLIT_FOLDERS.values():
             (root / folder).mkdir(parents=True)
-        rows, stats, frame = [], [], 0
-        people = [("train", sample_identity(pid, domain, rng)) for pid in range(1, n_train + 1)]
-        people += [("test", sample_identity(pid, domain, rng)) for pid in range(n_train + 1, n_train + n_test + 1)]
-        people += [("distractor", sample_identity(0, domain, rng)) for _ in range(n_distr)]
-        for role, person in tqdm(people, desc=f"world {name}", unit="id", mininterval=2.0, disable=None):
-            n = max(len(person.cameras), int(rng.poisson(sizes.images_per_id)))
+        rows, stats = [], []
+        people = [("train", pid, k) for k, pid in enumerate(range(1, n_train + 1))]
+        people += [("test", pid, k) for k, pid in enumerate(range(n_train + 1, n_train + n_test + 1))]
+        people += [("distractor", 0, k) for k in range(n_distr)]
+        frames = iter(range(1, 10**6))
+        for role, pid, k in tqdm(people, desc=f"world {name}", unit="id", mininterval=2.0, disable=None):
+            rng = np.random.default_rng([cfg.seed, index, ROLES[role], k])
+            person = sample_identity(pid, domain, rng)
+            mean = sizes.images_per_id if role == "train" else sizes.test_images_per_id
+            n = max(len(person.cameras), int(rng.poisson(mean)))
             if role == "distractor":   # a few gallery images each, all labelled pid 0
                 cams = [int(c) for c in rng.choice(person.cameras, max(1, n // 3))]
             else:                      # every camera of the identity's subset at least once
@@ -253,21 +275,20 @@ class WorldWriter:
             shots = [(c, float(rng.uniform(0, 360)), float(rng.uniform(0, 2 * np.pi)), _placement(rng),
                       bool(rng.random() < 0.12)) for c in cams]
             splits = ["train"] * n if role == "train" else ["gallery"] * n
-            if role == "test":   # one query in each of the first two cameras, the rest is gallery
-                for cam in person.cameras[:2]:
-                    splits[cams.index(cam)] = "query"
+            if role == "test":
+                for i in query_positions(cams, sizes.queries_per_id):
+                    splits[i] = "query"
             for (img, fill), shot, split in zip(self.person_images(person, styles, shots, rng), shots, splits):
-                frame += 1
-                rows.append(self._save(root, img, person, shot, split, frame, styles))
+                rows.append(self._save(root, img, person, shot, split, next(frames), styles))
                 stats.append({"path": rows[-1]["path"], "foreground_pixels": fill})
+        rng = np.random.default_rng([cfg.seed, index, ROLES["junk"]])
         for _ in range(sizes.junk_images):   # junk boxes: background or a sliver of a person, pid -1
             cam = int(rng.integers(domain.cameras))
             bg = background(styles[cam], cfg.height, cfg.width, int(rng.integers(0, cfg.width)))
-            frame += 1
             junk = Identity(-1, {}, (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), False, False, (0, 0, 0), False,
                             (0, 0, 0), (0, 0, 0), "none", (0, 0, 0), (cam,))
             rows.append(self._save(root, apply_camera(bg, styles[cam], rng), junk, (cam, 0.0, 0.0, Placement(), False),
-                                   "gallery", frame, styles))
+                                   "gallery", next(frames), styles))
             stats.append({"path": rows[-1]["path"], "foreground_pixels": 0})
         table = pd.DataFrame(rows)
         table.insert(0, "domain", name)

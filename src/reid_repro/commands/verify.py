@@ -1,0 +1,82 @@
+"""``reid-repro verify``: re-run a few committed runs on this machine and check them against the committed results.
+
+Training on another CPU is not bit-identical (the world's ground truth is; see README "Reproducible across
+machines"), so the check is statistical: each run is trained again with the same seeds (nothing reused from
+``.cache/results``), and its new mean over seeds must land inside the committed 95% interval for the mean of
+a repeat, ``mean ± t(n-1) · sd · sqrt(2/n)`` (committed mean and sd over n seeds; the repeat's own spread is
+assumed the same).
+"""
+
+from __future__ import annotations
+
+HELP = "re-train a named set of committed runs here and say whether each lands inside the committed interval"
+
+# the headline claims' rows and their baselines: about 3 minutes per run with 3 seeds on 2 cores
+DEFAULT_RUNS = ("cc_market", "ise_market")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("runs", nargs="*", default=list(DEFAULT_RUNS),
+                   help=f"keys of params.yaml: runs (default: {' '.join(DEFAULT_RUNS)})")
+    p.add_argument("--committed", default="runs", help="the committed runs folder to check against")
+    p.add_argument("--out", default=".cache/verify", help="where the re-trained runs are written")
+    p.add_argument("--models", default="models")
+    p.add_argument("--params", default="params.yaml")
+
+
+def repeat_interval(values: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Where the mean of a repeat of ``len(values)`` seeds should land: mean ± t · sd · sqrt(2/n)."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    n = len(v)
+    if n < 2:
+        return (-math.inf, math.inf)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) * math.sqrt(2 / n))
+    return (float(v.mean()) - half, float(v.mean()) + half)
+
+
+def check(name: str, committed: dict, fresh: dict, metric: str = "mAP") -> dict:
+    """One run's verdict: the committed per-seed values (points), the fresh mean and whether it lands inside."""
+    seeds = sorted(committed["seeds"], key=int)
+    old = [100 * committed["seeds"][s][metric] for s in seeds]
+    new = [100 * fresh["seeds"][s][metric] for s in seeds if s in fresh["seeds"]]
+    low, high = repeat_interval(old)
+    mean = sum(new) / len(new)
+    return {"run": name, "metric": metric, "committed": old, "fresh": new, "interval": [low, high],
+            "fresh_mean": mean, "inside": low <= mean <= high}
+
+
+def run(args) -> str:
+    import json
+    from pathlib import Path
+
+    from reid_repro.config import load_params, load_run
+    from reid_repro.errors import ReidReproError
+    from reid_repro.training.run import execute_seeds
+
+    params = load_params(args.params)
+    results = []
+    for name in args.runs:
+        committed_file = Path(args.committed) / name / "metrics.json"
+        if not committed_file.is_file():
+            raise ReidReproError(f"{committed_file}: missing; verify checks committed runs (git checkout, "
+                                 "`dvc pull` or `dvc repro` first)")
+        committed = json.loads(committed_file.read_text())
+        if "seeds" not in committed:
+            raise ReidReproError(f"{committed_file}: no per-seed values; expected a run written with seeds")
+        fresh = execute_seeds(params, name, load_run(params, name), Path(args.out) / name, stage="verify",
+                              models_dir=args.models, track=False, reuse=False)
+        r = check(name, committed, fresh)
+        results.append(r)
+        print(f"{name}: committed {r['metric']} " + ", ".join(f"{v:.1f}" for v in r["committed"])
+              + f" -> interval [{r['interval'][0]:.1f}, {r['interval'][1]:.1f}]; here "
+              + ", ".join(f"{v:.1f}" for v in r["fresh"]) + f" (mean {r['fresh_mean']:.1f}): "
+              + ("inside" if r["inside"] else "OUTSIDE"))
+    inside = sum(r["inside"] for r in results)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "verify.json").write_text(json.dumps(results, indent=2) + "\n")
+    return f"verify: {inside} of {len(results)} runs inside the committed interval (details in {args.out}/verify.json)"
