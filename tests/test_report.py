@@ -99,6 +99,8 @@ def test_tables_put_paper_beside_ours(report):
     assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00" and base["market.mAP.ours_std"] == 2.0
     html = (tmp / "reports" / "index.html").read_text()
     assert "<b>50.0 ± 2.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
+    # the full report lists every paper's disagreements (a loop variable once narrowed it to the last paper)
+    assert set(pd.read_csv(tmp / "reports" / "tables" / "fidelity.csv")["paper"]) == {"ice", "ise"}
     assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",
                                   "figures/ise_table6_curves.png"]
 
@@ -201,7 +203,9 @@ def test_a_paper_report_holds_only_that_papers_runs(report):
     only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
                                                           "table": "2", "row": "nonexistent", "ours_only": True}}}
     summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
-    assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity"]     # no start given: no gains table
+    # no start given: no gains table; coverage lists only ISE's items
+    assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity", "coverage"]
+    assert list(summary["coverage"]) == ["ise"]
     fid = pd.read_csv(tmp / "ise_only" / "tables" / "fidelity.csv")
     assert set(fid["paper"]) == {"ise"}
     with pytest.raises(ReidReproError, match=r"--paper 'gcl'"):
@@ -249,9 +253,11 @@ def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
 
     _, tmp, _ = report
     page = (tmp / "reports" / "index.html").read_text()
-    links = re.findall(r"href='#([^']+)'", page)
+    nav = page[page.index("<nav>"):page.index("</nav>")]
+    toc = re.findall(r"href='#([^']+)'", nav)
     ids = re.findall(r"<section id='([^']+)'>", page)
-    assert links == ids and ids[0] == "summary" and "ise-table-6" in ids and "provenance" in ids
+    assert toc == ids and ids[:2] == ["summary", "coverage"] and "ise-table-6" in ids and "provenance" in ids
+    assert set(re.findall(r"href='#([^']+)'", page)) <= set(ids)      # the coverage table's links resolve too
     first = page.index("<section id='summary'>")
     assert first < page.index("<section id='ise-table-6'>")
     assert "reproduction.png" in page[first:page.index("</section>", first)]
@@ -261,3 +267,22 @@ def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
     # the columns say which number comes from which dataset
     assert "mAP: Market-1501 (paper) / Market stand-in (ours)" in page
     assert "dvc repro train@cc_market train@ise_market" in page
+
+
+def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
+    """Every item of the papers' README list appears once, in the paper's order; a built section is
+    'reproduced' and linked, a declared section not in this build is 'not run', GCL+/CANU say which issue adds
+    them and the video table why it cannot be reproduced here."""
+    _, tmp, summary = report
+    cov = pd.read_csv(tmp / "reports" / "tables" / "coverage.csv")
+    assert list(dict.fromkeys(cov["paper"])) == ["gcl_plus", "gcl", "ice", "canu", "ise"]
+    assert len(cov) == 15 + 3 + 10 + 6 + 9
+    ise = cov[cov["paper"] == "ise"].set_index("item")
+    assert ise.loc["Table 6", "state"] == "reproduced" and ise.loc["Table 6", "section"] == "ise-table-6"
+    assert ise.loc["Table 2", "state"] == "not run" and "make paper P=ise" in ise.loc["Table 2", "why"]
+    video = cov[(cov["paper"] == "gcl_plus") & (cov["item"] == "Table 10")].iloc[0]
+    assert video["state"] == "not reproducible here" and "video" in video["why"]
+    assert set(cov.loc[cov["paper"] == "canu", "state"]) == {"not implemented yet"}
+    assert summary["coverage"]["ise"] == {"items": 9, "reproduced": 2}       # Tables 1 and 6 have runs here
+    page = (tmp / "reports" / "index.html").read_text()
+    assert "<a href='#ise-table-6'>" in page and "2 of 9 tables and figures reproduced" in page

@@ -499,26 +499,27 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         for extra in r.spec.also:
             table, _, row = extra.partition("/")
             groups.setdefault((r.spec.paper, table), []).append((r, row))
-    for (paper, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
+    # (name_p, not paper: `paper` is the argument that selects one paper's report)
+    for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
                                                                            if kv[0][1].isdigit() else 99)):
-        if paper not in numbers or table not in numbers[paper]:
-            raise ReidReproError(f"runs {[r.name for r, _ in entries]}: paper {paper!r} table {table!r} is not "
+        if name_p not in numbers or table not in numbers[name_p]:
+            raise ReidReproError(f"runs {[r.name for r, _ in entries]}: paper {name_p!r} table {table!r} is not "
                                  "in paper_numbers.yaml")
-        pt = numbers[paper][table]
+        pt = numbers[name_p][table]
         members = list({r.name: r for r, _ in entries}.values())
         frame = table_frame(pt, entries)
-        slug = f"{paper}_table{table}"
+        slug = f"{name_p}_table{table}"
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
         table_md = _markdown_table(frame, pt)
-        found = verdicts(paper, table, pt, frame, seed_values(entries, pt["metrics"][0]))
+        found = verdicts(name_p, table, pt, frame, seed_values(entries, pt["metrics"][0]))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
-        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds (per-seed values in "
-               f"`tables/{slug}.csv`).", "", table_md, "",
+        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
+               f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "",
                *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
-        sections.append((f"{paper}-table-{_anchor(table)}", pt["title"],
+        sections.append((f"{name_p}-table-{_anchor(table)}", pt["title"],
                          "<p>Cells: paper / <b>ours</b> (%): the paper's number on the real dataset, ours on its "
                          "synthetic stand-in as mean ± standard deviation over seeds (per-seed values in "
                          f"<code>tables/{slug}.csv</code>).</p>" + _html_table(table_md)
@@ -587,8 +588,35 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                          f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
-    cards = "".join(f"<div class='card'><h3>{p_name.upper()}</h3><p>{c['holds']} hold · {c['does not hold']} do "
-                    f"not hold · {c['inconclusive']} inconclusive</p></div>" for p_name, c in sorted(per_paper.items()))
+    from reid_repro.report.items import PAPERS, REPRODUCED, coverage
+
+    cov_list = coverage({a for a, _, _ in sections}, paper)
+    cov = pd.DataFrame(cov_list)
+    with atomic_path(tables_dir / "coverage.csv") as tmp:
+        cov.to_csv(tmp, index=False)
+    summary["tables"].append("coverage")
+    summary["coverage"] = {p_name: {"items": int(len(g)), "reproduced": int((g["state"] == REPRODUCED).sum())}
+                           for p_name, g in cov.groupby("paper", sort=False)}
+    cards = ""
+    for p_name, g in cov.groupby("paper", sort=False):
+        c = per_paper.get(p_name, {"holds": 0, "does not hold": 0, "inconclusive": 0})
+        claims = (f"{c['holds']} hold · {c['does not hold']} do not hold · {c['inconclusive']} inconclusive"
+                  if p_name in per_paper else "no claims checked")
+        cards += (f"<div class='card'><h3>{html.escape(PAPERS[p_name])}</h3><p>{(g['state'] == REPRODUCED).sum()} "
+                  f"of {len(g)} tables and figures reproduced</p><p>{claims}</p></div>")
+    cov_rows = "".join(
+        f"<tr><td>{html.escape(r['paper_name'])}</td><td>{html.escape(r['item'])}</td><td>{html.escape(r['shows'])}"
+        f"</td><td>{html.escape(r['state'])}</td><td>"
+        + (f"<a href='#{r['section']}'>{html.escape(r['section'])}</a>" if r["section"] else html.escape(r["why"]))
+        + "</td></tr>" for r in cov_list)
+    sections.insert(0, ("coverage", "Coverage: every table and figure of the five papers",
+                        "<p>Each item of the papers' list of results, in the paper's order, with its state: "
+                        "reproduced (linked), not run in this build (the command that runs it), not reproducible "
+                        "here (why), or not implemented yet (the issue that adds it).</p><table><tr><th>Paper</th>"
+                        "<th>Item</th><th>Shows</th><th>State</th><th>Where / why</th></tr>" + cov_rows + "</table>"))
+    md[6:6] = ["Coverage: " + "; ".join(f"{PAPERS[k]} {v['reproduced']} of {v['items']}"
+                                        for k, v in summary["coverage"].items())
+               + " tables and figures reproduced (`tables/coverage.csv`).", ""]
     sections.insert(0, ("summary", "Summary", f"<div class='cards'>{cards}</div><p><b>{html.escape(line)}</b></p>"
                         + "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul>"
                         + f"<p>{html.escape(INCONCLUSIVE_MEANS)}</p>"
@@ -604,7 +632,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             "overflow-y:auto;background:#f6f6f6;border-right:1px solid #ddd;font-size:12px;padding:8px}"
             "nav ol{padding-left:18px}main{margin-left:290px;padding:1em 2em;max-width:1300px}"
             "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
-            "text-align:right}td:first-child{text-align:left}.cards{display:flex;gap:1em}.card{border:1px solid "
+            "text-align:right}td:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid "
             "#ccc;border-radius:6px;padding:0 1em}</style></head><body><nav><b>reid-repro results</b><ol>" + toc
             + "</ol></nav><main><h1>reid-repro results</h1>" + main_html + "</main></body></html>")
     publish_dir(tables_dir, out_dir / "tables")
