@@ -68,6 +68,11 @@ def test_repro_builds_every_stage(project):
         assert sorted(json.loads((work / "runs" / r / "metrics.json").read_text())["seeds"]) == ["0"]
         assert (work / "runs" / r / "seeds" / "0" / "history.parquet").is_file()
     assert (work / "data" / "meshes" / "market" / "render_315").is_dir()
+    # dvc.yaml's plots render from the report's per-run curves and the reproduction data
+    shown = json.loads(subprocess.run(["dvc", "plots", "show", "--json"], cwd=work, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    assert "reports/plots/nmi" in json.dumps(shown) and "reports/plots/reproduction.csv" in json.dumps(shown)
 
 
 @pytest.mark.parametrize("section,key,value", [("cluster_contrast", "loop.eps", 0.55),

@@ -99,6 +99,12 @@ def test_tables_put_paper_beside_ours(report):
     assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00" and base["market.mAP.ours_std"] == 2.0
     html = (tmp / "reports" / "index.html").read_text()
     assert "<b>50.0 ± 2.0</b>" in html and 'src="figures/ise_table6_curves.png"' in html and "abc123" in html
+    # the data of dvc.yaml's plots: per run, the mean over seeds per epoch; each claim's gains
+    nmi = pd.read_csv(tmp / "reports" / "plots" / "nmi" / "ise_market.csv")
+    assert list(nmi.columns) == ["epoch", "nmi"] and list(nmi["nmi"]) == [0.6, 0.8, 0.9]
+    assert list(pd.read_csv(tmp / "reports" / "plots" / "clusters" / "cc_market.csv")["num_clusters"]) == [30, 40, 50]
+    repro = pd.read_csv(tmp / "reports" / "plots" / "reproduction.csv")
+    assert list(repro.columns) == ["claim", "paper_gain", "our_gain", "verdict"] and len(repro) == 1
     # the full report lists every paper's disagreements (a loop variable once narrowed it to the last paper)
     assert set(pd.read_csv(tmp / "reports" / "tables" / "fidelity.csv")["paper"]) == {"ice", "ise"}
     assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",

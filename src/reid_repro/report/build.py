@@ -124,6 +124,23 @@ def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
     return runs
 
 
+PLOT_CURVES = {"nmi": ["nmi"], "clusters": ["num_clusters", "num_outliers"]}
+
+
+def write_plot_data(runs: list[Run], out: Path) -> None:
+    """The data behind ``dvc plots``: per run and epoch, the mean over seeds of NMI (``nmi/<run>.csv``) and of
+    the cluster and outlier counts (``clusters/<run>.csv``), so `dvc plots diff <exp>` overlays an experiment's
+    curves on main's (dvc.yaml: plots)."""
+    for folder, columns in PLOT_CURVES.items():
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for r in runs:
+            have = [c for c in columns if c in r.history]
+            if "epoch" not in r.history or not have:
+                continue
+            with atomic_path(out / folder / f"{r.name}.csv") as tmp:
+                r.history[["epoch", *have]].round(4).to_csv(tmp, index=False)
+
+
 def _fmt(value) -> str:
     return "–" if value is None or pd.isna(value) else f"{value:.1f}"
 
@@ -487,6 +504,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     # tables and figures are built in staging folders and published together at the end, so a build that
     # fails halfway leaves the previous report whole (never old and new tables mixed)
     tables_dir, figures_dir = staging_dir(out_dir / "tables"), staging_dir(out_dir / "figures")
+    plots_dir = staging_dir(out_dir / "plots")
+    write_plot_data(runs, plots_dir)
     md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
     # (anchor, title, html) per section; the table of contents and the page are assembled at the end
     sections: list[tuple[str, str, str]] = [("how-ours-differ", "How our numbers differ from the papers'",
@@ -635,6 +654,11 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             "text-align:right}td:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid "
             "#ccc;border-radius:6px;padding:0 1em}</style></head><body><nav><b>reid-repro results</b><ol>" + toc
             + "</ol></nav><main><h1>reid-repro results</h1>" + main_html + "</main></body></html>")
+    rows = [{"claim": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})", "paper_gain": v["paper_gain"],
+             "our_gain": v["our_gain"], "verdict": v["verdict"]} for v in all_verdicts]
+    with atomic_path(plots_dir / "reproduction.csv") as tmp:
+        pd.DataFrame(rows, columns=["claim", "paper_gain", "our_gain", "verdict"]).to_csv(tmp, index=False)
+    publish_dir(plots_dir, out_dir / "plots")
     publish_dir(tables_dir, out_dir / "tables")
     publish_dir(figures_dir, out_dir / "figures")
     write_json(out_dir / "verdicts.json", all_verdicts)
