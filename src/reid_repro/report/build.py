@@ -226,14 +226,15 @@ INCONCLUSIVE_MEANS = (
     "every verdict is inconclusive.")
 
 
-def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
+def _table_cells(frame: pd.DataFrame, paper_table: dict) -> pd.DataFrame:
+    """The displayed table: one string per cell, ours in **bold** as mean ± sd over seeds."""
     metrics = paper_table["metrics"]
     datasets = sorted({c.split(".")[0] for c in frame.columns if c.endswith(".ours")},
                       key=lambda d: list(paper_table["datasets"]).index(d) if d in paper_table["datasets"] else 99)
     head = ["Method"] + [f"{METRIC_NAMES[m]}: {paper_table['datasets'][d]} (paper) / {DATASET_NAMES.get(d, d)} (ours)"
                          if d in paper_table["datasets"] else f"{METRIC_NAMES[m]}: {DATASET_NAMES.get(d, d)} (ours)"
                          for d in datasets for m in metrics]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for _, r in frame.iterrows():
         cells = [r["row"] + (f" (ours: {r['runs']})" if r["runs"] else "")]
         for d in datasets:
@@ -241,8 +242,28 @@ def _markdown_table(frame: pd.DataFrame, paper_table: dict) -> str:
                 p, o, sd = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"], r[f"{d}.{m}.ours_std"]
                 spread = "" if sd is None or pd.isna(sd) else f" ± {sd:.1f}"
                 cells.append(_fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}{spread}**")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=head)
+
+
+def _markdown(cells: pd.DataFrame) -> str:
+    """A displayed table as GitHub markdown (results.md)."""
+    def row(values):
+        return "| " + " | ".join(str(v).replace("|", "/") for v in values) + " |"
+
+    return "\n".join([row(cells.columns), "|" + "---|" * len(cells.columns), *(row(r) for r in cells.to_numpy())])
+
+
+def _html(cells: pd.DataFrame) -> str:
+    """A displayed table as HTML (index.html): pandas writes the table, every cell escaped, **bold** kept."""
+    import re
+
+    def cell(value) -> str:
+        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(str(value)))
+
+    shown = cells.map(cell)
+    shown.columns = [html.escape(str(c)) for c in cells.columns]
+    return shown.to_html(index=False, escape=False, border=0, classes="results")
 
 
 def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
@@ -477,14 +498,15 @@ def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _gains_markdown(frame: pd.DataFrame) -> str:
-    lines = ["| Baseline run | Stand-in | Start mAP | Final mAP per seed | Gain (95% CI) | Learns |", "|---|---|---|---|---|---|"]
+def _gains_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = []
     for _, r in frame.iterrows():
         ci = "one seed: no interval" if r["ci"] is None else f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
-        lines.append(f"| {r['run']} | {DATASET_NAMES.get(r['dataset'], r['dataset'])} | {r['start_mAP']:.1f} | "
-                     + ", ".join(f"{v:.1f}" for v in r["final_mAP"]) + f" | {r['gain']:+.1f} {ci} | "
-                     + ("yes" if r["learns"] else "**no**") + " |")
-    return "\n".join(lines)
+        rows.append([r["run"], DATASET_NAMES.get(r["dataset"], r["dataset"]), f"{r['start_mAP']:.1f}",
+                     ", ".join(f"{v:.1f}" for v in r["final_mAP"]), f"{r['gain']:+.1f} {ci}",
+                     "yes" if r["learns"] else "**no**"])
+    return pd.DataFrame(rows, columns=["Baseline run", "Stand-in", "Start mAP", "Final mAP per seed",
+                                       "Gain (95% CI)", "Learns"])
 
 
 def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
@@ -531,7 +553,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
-        table_md = _markdown_table(frame, pt)
+        cells = _table_cells(frame, pt)
+        table_md = _markdown(cells)
         found = verdicts(name_p, table, pt, frame, seed_values(entries, pt["metrics"][0]))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
@@ -541,7 +564,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         sections.append((f"{name_p}-table-{_anchor(table)}", pt["title"],
                          "<p>Cells: paper / <b>ours</b> (%): the paper's number on the real dataset, ours on its "
                          "synthetic stand-in as mean ± standard deviation over seeds (per-seed values in "
-                         f"<code>tables/{slug}.csv</code>).</p>" + _html_table(table_md)
+                         f"<code>tables/{slug}.csv</code>).</p>" + _html(cells)
                          + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>"
                             if sentences else "")
                          + f"<p>Rebuild: <code>dvc repro {' '.join('train@' + m.name for m in members)}</code> "
@@ -558,18 +581,18 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if len(gains):
             with atomic_path(tables_dir / "baseline_gains.csv") as tmp:
                 gains.to_csv(tmp, index=False)
-            md += ["## Does the baseline learn?", "", START_INTRO, "", _gains_markdown(gains), ""]
+            md += ["## Does the baseline learn?", "", START_INTRO, "", _markdown(_gains_cells(gains)), ""]
             sections.append(("baseline-gains", "Does the baseline learn?", "<p>" + html.escape(START_INTRO) + "</p>"
-                             + _html_table(_gains_markdown(gains))))
+                             + _html(_gains_cells(gains))))
             summary["tables"].append("baseline_gains")
             summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
         with atomic_path(tables_dir / "fidelity.csv") as tmp:
             fid.to_csv(tmp, index=False)
-        md += ["## Paper vs released code", "", FIDELITY_INTRO, "", _fidelity_markdown(fid), ""]
+        md += ["## Paper vs released code", "", FIDELITY_INTRO, "", _markdown(_fidelity_cells(fid)), ""]
         sections.append(("paper-vs-code", "Paper vs released code", "<p>" + html.escape(FIDELITY_INTRO) + "</p>"
-                         + _html_table(_fidelity_markdown(fid))))
+                         + _html(_fidelity_cells(fid))))
         summary["tables"].append("fidelity")
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
@@ -711,9 +734,8 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fidelity_markdown(frame: pd.DataFrame) -> str:
-    head = ["Paper", "Disagreement (setting)", "Paper", "Released code (cited)", "Default", "Effect on our world"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+def _fidelity_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = []
     for _, r in frame.iterrows():
         if r["code_mAP"] is not None and not pd.isna(r["code_mAP"]):
             ci = "one seed: no interval" if r["ci"] is None else f"95% CI [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
@@ -721,21 +743,7 @@ def _fidelity_markdown(frame: pd.DataFrame) -> str:
                       f"{r['paper_mAP']:.1f} mAP, code − paper {r['code_minus_paper']:+.1f} ({ci})")
         else:
             effect = "not run yet" if r["dataset"] == "not run" else "not measured"
-        cells = [r["paper"].upper(), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
-                 f"{r['code_does']} — {r['official_code']}", r["default"], effect]
-        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def _html_table(markdown: str) -> str:
-    """The markdown table above as HTML (the same cells, bold kept)."""
-    import re
-
-    lines = [line for line in markdown.splitlines() if not line.startswith("|---")]
-    out = ["<table>"]
-    for i, line in enumerate(lines):
-        tag = "th" if i == 0 else "td"
-        cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
-        cells = [re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", c) for c in cells]
-        out.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
-    return "".join(out) + "</table>"
+        rows.append([r["paper"].upper(), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
+                     f"{r['code_does']} — {r['official_code']}", r["default"], effect])
+    return pd.DataFrame(rows, columns=["Paper", "Disagreement (setting)", "The paper says", "Released code (cited)",
+                                       "Default", "Effect on our world"])
