@@ -573,27 +573,28 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         summary["tables"].append(slug)
         summary["figures"].append(f"figures/{fig.name}")
     by_name = {r.name: r for r in runs}
+
+    def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
+        """A section of one table: its data as tables/<slug>.csv, its cells in results.md and on the page."""
+        nonlocal md
+        with atomic_path(tables_dir / f"{slug}.csv") as tmp:
+            frame.to_csv(tmp, index=False)
+        md += [f"## {title}", "", intro, "", _markdown(cells), ""]
+        sections.append((anchor, title, "<p>" + html.escape(intro) + "</p>" + _html(cells)))
+        summary["tables"].append(slug)
+
     if start is not None:
         start_file = Path(start)
         if not start_file.is_file():
             raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
         gains = baseline_gains(by_name, json.loads(start_file.read_text()))
         if len(gains):
-            with atomic_path(tables_dir / "baseline_gains.csv") as tmp:
-                gains.to_csv(tmp, index=False)
-            md += ["## Does the baseline learn?", "", START_INTRO, "", _markdown(_gains_cells(gains)), ""]
-            sections.append(("baseline-gains", "Does the baseline learn?", "<p>" + html.escape(START_INTRO) + "</p>"
-                             + _html(_gains_cells(gains))))
-            summary["tables"].append("baseline_gains")
+            add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
+                      _gains_cells(gains))
             summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
-        with atomic_path(tables_dir / "fidelity.csv") as tmp:
-            fid.to_csv(tmp, index=False)
-        md += ["## Paper vs released code", "", FIDELITY_INTRO, "", _markdown(_fidelity_cells(fid)), ""]
-        sections.append(("paper-vs-code", "Paper vs released code", "<p>" + html.escape(FIDELITY_INTRO) + "</p>"
-                         + _html(_fidelity_cells(fid))))
-        summary["tables"].append("fidelity")
+        add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid, _fidelity_cells(fid))
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
