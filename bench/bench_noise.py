@@ -61,7 +61,7 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
 
     model_cfg, _ = resolve_run(params, load_run(params, f"cc_{domain}"))
     table, cache = test_set(params, domain, model_cfg)
-    model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling)
+    model = ReidNet.from_config(model_cfg)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
     feats = extract_features(model, cache.images, torch_device())
     q = (table["split"] == "query").to_numpy()
@@ -111,9 +111,10 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="loop/method overrides for the seed runs (e.g. lr=3.5e-4), to compare schedules")
     parser.add_argument("--name", default="noise", help="results file bench/results/<name>.json")
+    parser.add_argument("--params", default="params.yaml", help="another params file (e.g. a world variant)")
     args = parser.parse_args()
     os.chdir(ROOT)
-    params = load_params("params.yaml")
+    params = load_params(args.params)
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     rows = []
     for d in args.domains:

@@ -34,7 +34,7 @@ def bare() -> dict:
     loop = params["cluster_contrast"]["loop"]
     batch = loop["batch_ids"] * loop["instances"]
     torch.manual_seed(0)
-    model = ReidNet(mcfg.arch, mcfg.last_stride, mcfg.pooling)
+    model = ReidNet.from_config(mcfg)
     opt = torch.optim.Adam(model.parameters(), lr=3.5e-4)
     x = torch.randn(batch, 3, mcfg.height, mcfg.width)
     target = torch.randn(batch, model.dim)

@@ -82,12 +82,12 @@ def _method(name, params_override=None):
     from pathlib import Path
 
     from reid_repro.config import load_method_config, load_params
-    from reid_repro.methods import BASE_SECTION, method_class
+    from reid_repro.methods import base_section, method_class
     from reid_repro.models import ReidNet
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     cls = method_class(name)
-    cfg = load_method_config(params, name, cls.config, params_override or {}, base=BASE_SECTION.get(name))
+    cfg = load_method_config(params, name, cls.config, params_override or {}, base=base_section(name))
     torch.manual_seed(0)
     model = ReidNet("resnet18").train()
     method = cls(cfg, model, torch.device("cpu"))
@@ -151,3 +151,46 @@ def test_mixup_mixes_images_and_losses_with_the_same_ratio():
     y = batch["labels"]
     expected = lam * F.cross_entropy(logits, y) + (1 - lam) * F.cross_entropy(logits, y[perm])
     assert losses["contrast"].item() == pytest.approx(expected.item(), rel=1e-4)
+
+
+def test_mean_update_paper_is_one_step_with_the_batch_mean_and_code_is_sample_by_sample():
+    """cluster_contrast.mean_update, both variants against a hand computation (mu = 0.1)."""
+    from reid_repro.methods.cluster_contrast import ClusterMemory
+
+    c0 = np.array([[1.0, 0.0], [0.0, 1.0]])
+    f = torch.tensor([[0.0, 2.0], [3.0, 0.0], [1.0, 1.0]])   # two samples of cluster 0, one of cluster 1
+    y = torch.tensor([0, 0, 1])
+    unit = [np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([1.0, 1.0]) / math.sqrt(2)]
+
+    def step(m, x):
+        m = 0.1 * m + 0.9 * x
+        return m / np.linalg.norm(m)
+
+    paper = ClusterMemory(c0, 0.1, 0.1, "mean")
+    paper.update(f, y)
+    assert paper.features[0].numpy() == pytest.approx(step(c0[0], (unit[0] + unit[1]) / 2), abs=1e-6)
+    code = ClusterMemory(c0, 0.1, 0.1, "sequential")
+    code.update(f, y)
+    assert code.features[0].numpy() == pytest.approx(step(step(c0[0], unit[0]), unit[1]), abs=1e-6)
+    assert code.features[1].numpy() == pytest.approx(step(c0[1], unit[2]), abs=1e-6)
+    assert not np.allclose(paper.features[0].numpy(), code.features[0].numpy())
+
+
+@pytest.mark.parametrize("fidelity,switch,expected", [
+    ("code", None, "sequential"), ("paper", None, "mean"), ("code", "paper", "mean"), ("paper", "code", "sequential")])
+def test_the_mean_update_switch_picks_the_memory_the_run_builds(fidelity, switch, expected):
+    method, _ = _method("cluster_contrast", {"update": "mean", "fidelity": fidelity, "mean_update": switch})
+    assert method.memory.mode == expected
+    hard, _ = _method("cluster_contrast", {"update": "hard", "fidelity": fidelity})
+    assert hard.memory.mode == "hard"      # the switch is about "mean" only
+
+
+@pytest.mark.parametrize("fidelity,switch,beta_code,expected", [
+    ("code", None, 0.01, 0.01), ("paper", None, 0.01, 0.1), ("code", "paper", 0.01, 0.1), ("code", None, None, 0.1)])
+def test_lp_weight_switch_scales_l_lp(fidelity, switch, beta_code, expected):
+    """L_LP in a training step is beta x Eq. 7, beta from the switch: beta_code where the code sets one."""
+    method, batch = _method("ise", {"fidelity": fidelity, "lp_weight": switch, "beta_code": beta_code})
+    assert method.cfg.lp_beta() == expected
+    unit, _ = _method("ise", {"lp_weight": "paper", "beta": 1.0})    # the same weights and batch, beta = 1
+    lp, reference = method.training_step(batch)["lp"].item(), unit.training_step(batch)["lp"].item()
+    assert reference > 0 and lp == pytest.approx(expected * reference, rel=1e-5)

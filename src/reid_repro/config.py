@@ -140,10 +140,13 @@ class ModelConfig:
     height: int           # training and test input size; may be smaller than the stored images
     width: int
     init: str             # pretrain (the pretrain stage's checkpoint) | imagenet (torchvision weights) | scratch
+    precision: str        # fp32 | bf16 (autocast over the backbone: models.ReidNet)
 
     def __post_init__(self):
         if self.last_stride not in (1, 2):
             raise ReidReproError(f"params.yaml: model.last_stride={self.last_stride}; expected 1 or 2")
+        if self.precision not in ("fp32", "bf16"):
+            raise ReidReproError(f"params.yaml: model.precision={self.precision!r}; expected fp32 or bf16")
         if self.init not in ("pretrain", "imagenet", "scratch"):
             raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected pretrain, imagenet or scratch")
         if not (16 <= self.height <= 512 and 8 <= self.width <= 256):
@@ -301,7 +304,7 @@ def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
     """(model config, method config) of ``spec`` at ``params['scale']``, with the run's overrides applied.
 
     The method's settings come from ``params[section]`` (default: the method's own section)."""
-    from reid_repro.methods import BASE_SECTION, method_class
+    from reid_repro.methods import base_section, method_class
 
     overrides = spec.settings_overrides(_scale(params))
     model_over = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.startswith("model.")}
@@ -314,12 +317,13 @@ def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
                                  f"expected one of {sorted(fields)}")
         model_cfg = from_dict(ModelConfig, {**dataclasses.asdict(model_cfg), **model_over}, "model")
     cls = method_class(spec.method)
-    if spec.base != BASE_SECTION.get(spec.method, spec.method) and section is None:
+    base = base_section(spec.method)
+    if spec.base != (base or spec.method) and section is None:
         raise ReidReproError(f"params.yaml: run base={spec.base!r} for method {spec.method!r}; expected "
-                             f"{BASE_SECTION.get(spec.method, spec.method)!r} (the section its settings build on)")
+                             f"{base or spec.method!r} (the section its settings build on)")
     cfg = load_method_config(params, section or spec.method, cls.config,
                              {k: v for k, v in overrides.items() if not k.startswith("model.")},
-                             base=BASE_SECTION.get(spec.method))
+                             base=base)
     return model_cfg, cfg
 
 
@@ -331,9 +335,9 @@ def validate_params(params: dict) -> None:
     so that a typo anywhere stops every stage at its start with an error naming the key, instead of being
     ignored or surfacing days later at the other scale."""
     from reid_repro.data.formats import READERS
-    from reid_repro.methods import METHODS
+    from reid_repro.methods import base_section, method_class, method_names
 
-    sections = {"world", "scale", "seeds", "data", "model", "pretrain", "runs"} | (set(METHODS) - {"supervised"})
+    sections = {"world", "scale", "seeds", "data", "model", "pretrain", "runs"} | (set(method_names()) - {"supervised"})
     unknown = sorted(set(params) - sections)
     if unknown:
         raise ReidReproError(f"params.yaml: {unknown[0]}: unknown top-level key; expected one of {sorted(sections)}")
@@ -370,10 +374,8 @@ def validate_params(params: dict) -> None:
         at = {**params, "scale": scale}
         load_model(at)
         resolve_run(at, pretrain_spec(), section="pretrain")
-        for name in sorted(set(METHODS) - {"supervised"}):
-            from reid_repro.methods import BASE_SECTION, method_class
-
-            load_method_config(at, name, method_class(name).config, base=BASE_SECTION.get(name))
+        for name in sorted(set(method_names()) - {"supervised"}):
+            load_method_config(at, name, method_class(name).config, base=base_section(name))
         for key in runs:
             try:
                 resolve_run(at, load_run(at, key))

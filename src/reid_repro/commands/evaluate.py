@@ -22,7 +22,7 @@ def run(args) -> str:
     params = load_params(args.params)
     model_cfg = load_model(params)
     device = torch_device()
-    model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling)
+    model = ReidNet.from_config(model_cfg)
     load_weights(model, args.weights, model_cfg)
     model = model.to(device)
     results = {test: evaluate(model, test_set(params, test, model_cfg), device) for test in args.test}

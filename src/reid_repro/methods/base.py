@@ -5,6 +5,29 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from reid_repro.errors import ReidReproError
+
+FIDELITY = ("code", "paper")
+
+
+class Fidelity:
+    """For a method config with ``fidelity`` (code | paper) and one switch per disagreement between the paper's
+    equations and its released code (``SWITCHES``; each code | paper | null = follow ``fidelity``)."""
+
+    SWITCHES: tuple[str, ...] = ()
+
+    def check_fidelity(self) -> None:
+        if self.fidelity not in FIDELITY:
+            raise ReidReproError(f"params.yaml: fidelity={self.fidelity!r}; expected one of {FIDELITY}")
+        for name in self.SWITCHES:
+            if getattr(self, name) not in (None,) + FIDELITY:
+                raise ReidReproError(f"params.yaml: {name}={getattr(self, name)!r}; expected code, paper or null "
+                                     "(follow fidelity)")
+
+    def follows(self, switch: str) -> str:
+        """``code`` or ``paper``: what the disagreement ``switch`` computes in this run."""
+        return getattr(self, switch) or self.fidelity
+
 
 class Method:
     """Base plug-in. The loop owns the model's optimiser and schedule; a method may add its own optimisers.
@@ -16,6 +39,8 @@ class Method:
     # the augmented views the loop makes of each image (training/data.py make_transform); batch["images"] is the
     # first, batch["views"] all of them
     views: tuple[str, ...] = ("base",)
+    # the params section whose settings this method's own are added to (ISE and Mixup: cluster_contrast)
+    base_section: str | None = None
 
     def __init__(self, cfg, model: torch.nn.Module, device: torch.device):
         self.cfg, self.model, self.device = cfg, model, device

@@ -40,15 +40,16 @@ import torch.nn.functional as F
 from reid_repro.clustering import camera_centroids, centroids
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Method
+from reid_repro.methods.base import Fidelity, Method
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
-FIDELITY = ("code", "paper")
 SWITCHES = ("agnostic", "cross", "kl", "target", "ema_bn")
 
 
 @dataclasses.dataclass(frozen=True)
-class IceConfig(LoopConfig):
+class IceConfig(Fidelity, LoopConfig):
+    SWITCHES = SWITCHES
+
     alpha: float            # momentum of the EMA encoder (Eq. 2; 0.999)
     tau_a: float            # camera-agnostic proxy temperature (Eq. 5; 0.5)
     camera_aware: bool      # add the cross-camera proxy loss (Eq. 7-8)
@@ -72,12 +73,7 @@ class IceConfig(LoopConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.fidelity not in FIDELITY:
-            raise ReidReproError(f"params.yaml: fidelity={self.fidelity!r}; expected one of {FIDELITY}")
-        for name in SWITCHES:
-            if getattr(self, name) not in (None,) + FIDELITY:
-                raise ReidReproError(f"params.yaml: {name}={getattr(self, name)!r}; expected code, paper or null "
-                                     "(follow fidelity)")
+        self.check_fidelity()
         if not 0 <= self.alpha < 1:
             raise ReidReproError(f"params.yaml: alpha={self.alpha}; expected 0 <= alpha < 1")
         if self.negatives not in ("all", "hardest"):
@@ -86,10 +82,6 @@ class IceConfig(LoopConfig):
             raise ReidReproError(f"params.yaml: consistency={self.consistency!r}; expected one of {CONSISTENCY}")
         if min(self.tau_a, self.tau_c, self.tau_h, self.tau_s) <= 0 or self.n_neg < 1:
             raise ReidReproError("params.yaml: ice temperatures must be > 0 and n_neg >= 1")
-
-    def follows(self, switch: str) -> str:
-        """``code`` or ``paper``: what the disagreement ``switch`` computes in this run."""
-        return getattr(self, switch) or self.fidelity
 
 
 def agnostic_proxy_loss(f: torch.Tensor, labels: torch.Tensor, proxies: torch.Tensor, tau: float,
@@ -250,3 +242,6 @@ class Ice(Method):
 
     def load_state_dict(self, state: dict) -> None:
         self.ema.load_state_dict(state["ema"])
+
+
+METHOD = Ice

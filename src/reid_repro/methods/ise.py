@@ -6,12 +6,17 @@ lambda growing over training (Eq. 5). Originals and support samples both enter t
 update the memory (L_SE, Eq. 6); the label-preserving loss pulls each f towards its hardest positive support
 sample and away from the hardest negative support sample of every other cluster in the batch (L_LP, Eq. 7).
 The total is L_SE + beta * L_LP (Eq. 8).
+
+Paper or released code: besides the memory update it shares with the baseline (``mean_update``), the switch
+``lp_weight`` picks beta: paper = ``beta`` (§4.2: 0.1 everywhere); code = ``beta_code`` where a dataset's
+released script sets another value (``ISE_train_msmt17.sh``: 0.01; the MSMT runs set ``beta_code``), else ``beta``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +30,8 @@ DIRECTIONS = ("nearest", "random", "farthest")
 
 @dataclasses.dataclass(frozen=True)
 class IseConfig(ClusterContrastConfig):
+    SWITCHES = ClusterContrastConfig.SWITCHES + ("lp_weight",)
+
     lambda0: float          # base degree (§4.2: 1.0)
     k: int                  # support samples per feature, one per selected cluster (§4.4: 1)
     direction: str          # nearest | random | farthest clusters (Table 3)
@@ -34,6 +41,14 @@ class IseConfig(ClusterContrastConfig):
     tau2: float             # temperature of L_LP (Eq. 7; 0.6)
     support: bool           # PLI on (Table 1: off in No.1 and No.3)
     label_preserving: bool  # LP on (Table 1: on in No.3-No.5)
+    beta_code: typing.Optional[float]   # beta of the dataset's released script where it differs (MSMT17: 0.01)
+    lp_weight: typing.Optional[str]     # code | paper | null: beta_code or beta
+
+    def lp_beta(self) -> float:
+        """beta of Eq. 8 in this run (module docstring)."""
+        if self.follows("lp_weight") == "code" and self.beta_code is not None:
+            return self.beta_code
+        return self.beta
 
     def __post_init__(self):
         super().__post_init__()
@@ -41,7 +56,8 @@ class IseConfig(ClusterContrastConfig):
             raise ReidReproError(f"params.yaml: schedule={self.schedule!r}; expected one of {SCHEDULES}")
         if self.direction not in DIRECTIONS:
             raise ReidReproError(f"params.yaml: direction={self.direction!r}; expected one of {DIRECTIONS}")
-        if self.lambda0 < 0 or self.k < 1 or self.beta < 0 or self.tau1 <= 0 or self.tau2 <= 0:
+        if self.lambda0 < 0 or self.k < 1 or self.beta < 0 or self.tau1 <= 0 or self.tau2 <= 0 or (
+                self.beta_code is not None and self.beta_code < 0):
             raise ReidReproError("params.yaml: ise needs lambda0 >= 0, k >= 1, beta >= 0, tau1 > 0 and tau2 > 0")
 
 
@@ -101,6 +117,7 @@ def label_preserving_loss(f: torch.Tensor, labels: torch.Tensor, support: torch.
 
 class Ise(ClusterContrast):
     config = IseConfig
+    base_section = "cluster_contrast"
 
     def __init__(self, cfg, model, device):
         super().__init__(cfg, model, device)
@@ -126,6 +143,9 @@ class Ise(ClusterContrast):
             sup, f_hat, y_hat = f[:, None, :], f, y
         losses["se"] = self.memory.loss(f_hat, y_hat)                                      # Eq. 6
         if cfg.label_preserving:
-            losses["lp"] = cfg.beta * label_preserving_loss(f, y, sup, cfg.tau2)             # Eq. 7-8
+            losses["lp"] = cfg.lp_beta() * label_preserving_loss(f, y, sup, cfg.tau2)        # Eq. 7-8
         self.memory.update(f_hat, y_hat)                                                    # Eq. 2 with f^
         return losses
+
+
+METHOD = Ise

@@ -34,6 +34,7 @@ def mix(images: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
 
 class Mixup(ClusterContrast):
     config = MixupConfig
+    base_section = "cluster_contrast"
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:
         super().on_epoch_start(epoch, features, labels, cams)
@@ -48,3 +49,6 @@ class Mixup(ClusterContrast):
         loss = lam * F.cross_entropy(logits, y) + (1.0 - lam) * F.cross_entropy(logits, y[perm])
         self.memory.update(f, y if lam >= 0.5 else y[perm])
         return {"contrast": loss}
+
+
+METHOD = Mixup

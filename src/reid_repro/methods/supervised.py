@@ -55,3 +55,6 @@ class Supervised(Method):
 
     def load_state_dict(self, state: dict) -> None:
         self.classifier.load_state_dict(state["classifier"])
+
+
+METHOD = Supervised

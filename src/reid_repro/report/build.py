@@ -697,8 +697,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
 FIDELITY_INTRO = (
     "The papers' numbers came from their released code, which does not always compute what the equations say. "
     "Each disagreement below is a setting (`fidelity: code | paper` per method, and one switch each); the default "
-    "follows the code. The effect is the Market stand-in's mAP of the default (code) run against the same run "
-    "with that one disagreement read as the paper writes it, paired by seed. The ICE tables above use the code "
+    "follows the code. The effect is the mAP of the default (code) run against the same run with that one "
+    "disagreement read as the paper writes it, on the stand-in named (ICE: Market; ISE: MSMT, where its "
+    "disagreements are), paired by seed. The ICE tables above use the code "
     "default; with `fidelity: paper` only the full method's rows are run so far, so how many ICE orderings hold "
     "under the paper's reading is not measured yet. Citations name the official file and function; no code is "
     "copied.")

@@ -25,7 +25,7 @@ def _model(params: dict, run: str, runs_dir: Path) -> ReidNet:
     spec = load_run(params, run)
     cfg = load_model(params)
     pooling = spec.overrides.get("model.pooling", cfg.pooling)
-    model = ReidNet(cfg.arch, cfg.last_stride, pooling)
+    model = ReidNet.from_config(cfg, pooling)
     model.load_state_dict(torch.load(runs_dir / run / "model.pt", map_location="cpu", weights_only=True))
     return model.eval()
 
@@ -78,7 +78,7 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
 
     from reid_repro.clustering import centroids, dbscan_labels, jaccard_distance, relabel
     from reid_repro.config import load_method_config
-    from reid_repro.methods import BASE_SECTION, method_class
+    from reid_repro.methods import base_section, method_class
     from reid_repro.methods.ise import degree, support_samples
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
@@ -86,7 +86,7 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
         spec = load_run(params, run)
         cfg = load_method_config(params, spec.method, method_class(spec.method).config,
                                  {k: v for k, v in spec.overrides.items() if not k.startswith("model.")},
-                                 base=BASE_SECTION.get(spec.method))
+                                 base=base_section(spec.method))
         table, _, feats = _features(params, run, runs_dir, dataset, ("train",))
         labels = relabel(dbscan_labels(jaccard_distance(feats, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
         pids = table["pid"].to_numpy()

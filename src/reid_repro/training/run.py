@@ -44,7 +44,7 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
     The method's settings come from ``params[section]`` (default: the method's own section)."""
     model_cfg, cfg = resolve_run(params, spec, section)
     torch.manual_seed(cfg.seed)
-    model = ReidNet(model_cfg.arch, model_cfg.last_stride, model_cfg.pooling, imagenet=model_cfg.init == "imagenet")
+    model = ReidNet.from_config(model_cfg, imagenet=model_cfg.init == "imagenet")
     if model_cfg.init == "pretrain" and spec.init != "scratch":
         path = Path(models_dir) / spec.init / "model.pt"
         if not path.is_file():
