@@ -292,3 +292,14 @@ def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
     assert summary["coverage"]["ise"] == {"items": 9, "reproduced": 2}       # Tables 1 and 6 have runs here
     page = (tmp / "reports" / "index.html").read_text()
     assert "<a href='#ise-table-6'>" in page and "2 of 9 tables and figures reproduced" in page
+
+
+def test_page_template_escapes_text_and_keeps_the_tables_markup():
+    from reid_repro.report.build import Section, _html, render_page
+
+    cells = pd.DataFrame([["<i>x</i> & y", "82.5 / **50.0 ± 2.0**"]], columns=["Method", "mAP <ours>"])
+    page = render_page([Section("s", "A <title>", text="a & b", table=_html(cells), figure="figures/f.png")],
+                       cards=[], line="", heads=[], inconclusive="", coverage=[])
+    assert "A &lt;title&gt;" in page and "<p>a &amp; b</p>" in page
+    assert "&lt;i&gt;x&lt;/i&gt; &amp; y" in page and "<b>50.0 ± 2.0</b>" in page and "mAP &lt;ours&gt;" in page
+    assert "<section id='s'>" in page and 'src="figures/f.png"' in page and "http" not in page   # offline

@@ -111,7 +111,7 @@ STAGE_ROOTS = {
 
 
 # Files other than Python modules that a stage's code reads (package data).
-STAGE_DATA = {"report": ["report/paper_numbers.yaml"]}
+STAGE_DATA = {"report": ["report/paper_numbers.yaml", "report/templates/index.html.j2"]}
 
 
 def stage_files(kind: str, method: str | None = None, src: Path = SRC) -> list[Path]:

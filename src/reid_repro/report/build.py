@@ -2,22 +2,23 @@
 
 It reads only DVC-tracked inputs (params.yaml, ``runs/<name>/{metrics.json,run.json,seeds/<s>/history.parquet}``,
 the pretrained start ``models/pretrain/start.json``) and the
-paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html``, ``results.md``, one CSV per table
-under ``tables/`` and PNG figures under ``figures/``.
+paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html`` (from the Jinja2 template
+``templates/index.html.j2``), ``results.md``, one CSV per table under ``tables/`` and PNG figures under
+``figures/``.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from markupsafe import Markup
 
 from reid_repro.config import load_run
 from reid_repro.errors import ReidReproError
@@ -254,16 +255,39 @@ def _markdown(cells: pd.DataFrame) -> str:
     return "\n".join([row(cells.columns), "|" + "---|" * len(cells.columns), *(row(r) for r in cells.to_numpy())])
 
 
-def _html(cells: pd.DataFrame) -> str:
-    """A displayed table as HTML (index.html): pandas writes the table, every cell escaped, **bold** kept."""
+def _html(cells: pd.DataFrame) -> Markup:
+    """A displayed table as HTML (index.html): pandas writes the table and escapes every cell; **bold** is kept.
+    Markup: the page template inserts it as it is."""
     import re
 
-    def cell(value) -> str:
-        return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(str(value)))
+    table = cells.to_html(index=False, border=0, classes="results")
+    return Markup(re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", table))
 
-    shown = cells.map(cell)
-    shown.columns = [html.escape(str(c)) for c in cells.columns]
-    return shown.to_html(index=False, escape=False, border=0, classes="results")
+
+@dataclass
+class Section:
+    """One section of index.html: templates/index.html.j2 draws each field that is set, in this order."""
+    id: str                       # the anchor the table of contents links to
+    title: str
+    csv: str = ""                 # a paper table's CSV of per-seed values, named in its legend
+    text: str = ""                # a paragraph
+    table: Markup | None = None   # :func:`_html`
+    sentences: list[str] = field(default_factory=list)
+    rebuild: str = ""             # the section's `dvc repro` targets
+    figure: str = ""              # a PNG, relative to the page
+    alt: str = ""
+    width: int = 900
+    pre: str = ""                 # preformatted text
+
+
+def render_page(sections: list[Section], **values) -> str:
+    """index.html from templates/index.html.j2; the template escapes every value (autoescape), and a value it
+    names but is not given is an error."""
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    env = Environment(loader=PackageLoader("reid_repro.report", "templates"), autoescape=True,
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return env.get_template("index.html.j2").render(sections=sections, **values)
 
 
 def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
@@ -529,9 +553,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     plots_dir = staging_dir(out_dir / "plots")
     write_plot_data(runs, plots_dir)
     md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
-    # (anchor, title, html) per section; the table of contents and the page are assembled at the end
-    sections: list[tuple[str, str, str]] = [("how-ours-differ", "How our numbers differ from the papers'",
-                                             f"<p>{html.escape(WHY_DIFFERENT)}</p>")]
+    # the page's sections in order; the template draws them and the table of contents at the end
+    sections = [Section("how-ours-differ", "How our numbers differ from the papers'", text=WHY_DIFFERENT)]
     summary = {"tables": [], "figures": []}
     all_verdicts: list[dict] = []
     groups: dict[tuple, list[tuple[Run, str]]] = {}
@@ -561,15 +584,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
                f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "",
                *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
-        sections.append((f"{name_p}-table-{_anchor(table)}", pt["title"],
-                         "<p>Cells: paper / <b>ours</b> (%): the paper's number on the real dataset, ours on its "
-                         "synthetic stand-in as mean ± standard deviation over seeds (per-seed values in "
-                         f"<code>tables/{slug}.csv</code>).</p>" + _html(cells)
-                         + ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in sentences) + "</ul>"
-                            if sentences else "")
-                         + f"<p>Rebuild: <code>dvc repro {' '.join('train@' + m.name for m in members)}</code> "
-                           "then <code>dvc repro report</code>.</p>"
-                         + f'<p><img src="figures/{fig.name}" alt="curves" width="900"></p>'))
+        sections.append(Section(f"{name_p}-table-{_anchor(table)}", pt["title"], csv=f"tables/{slug}.csv",
+                                table=_html(cells), sentences=sentences,
+                                rebuild=" ".join("train@" + m.name for m in members),
+                                figure=f"figures/{fig.name}", alt="curves"))
         summary["tables"].append(slug)
         summary["figures"].append(f"figures/{fig.name}")
     by_name = {r.name: r for r in runs}
@@ -580,7 +598,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         md += [f"## {title}", "", intro, "", _markdown(cells), ""]
-        sections.append((anchor, title, "<p>" + html.escape(intro) + "</p>" + _html(cells)))
+        sections.append(Section(anchor, title, text=intro, table=_html(cells)))
         summary["tables"].append(slug)
 
     if start is not None:
@@ -599,16 +617,16 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
             md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
-            sections.append((_anchor(title.replace("_", " ")), fn.__doc__.splitlines()[0],
-                             f'<p><img src="figures/{fig.name}" alt="{title}" width="900"></p>'))
+            sections.append(Section(_anchor(title.replace("_", " ")), fn.__doc__.splitlines()[0],
+                                    figure=f"figures/{fig.name}", alt=title))
             summary["figures"].append(f"figures/{fig.name}")
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
         if paper is not None and not name.startswith(f"{paper}_"):
             continue
         if (out_dir / "model_figures" / f"{name}.png").is_file():
             md += [f"## {caption}", "", f"![{name}](model_figures/{name}.png)", ""]
-            sections.append((_anchor(name.replace("_", " ")), caption,
-                             f'<p><img src="model_figures/{name}.png" alt="{name}" width="900"></p>'))
+            sections.append(Section(_anchor(name.replace("_", " ")), caption,
+                                    figure=f"model_figures/{name}.png", alt=name))
             summary["figures"].append(f"model_figures/{name}.png")
     summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
                            for k in ("holds", "does not hold", "inconclusive")}
@@ -633,51 +651,26 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
-    cov_list = coverage({a for a, _, _ in sections}, paper)
+    cov_list = coverage({s.id for s in sections}, paper)
     cov = pd.DataFrame(cov_list)
     with atomic_path(tables_dir / "coverage.csv") as tmp:
         cov.to_csv(tmp, index=False)
     summary["tables"].append("coverage")
     summary["coverage"] = {p_name: {"items": int(len(g)), "reproduced": int((g["state"] == REPRODUCED).sum())}
                            for p_name, g in cov.groupby("paper", sort=False)}
-    cards = ""
-    for p_name, g in cov.groupby("paper", sort=False):
-        c = per_paper.get(p_name, {"holds": 0, "does not hold": 0, "inconclusive": 0})
-        claims = (f"{c['holds']} hold · {c['does not hold']} do not hold · {c['inconclusive']} inconclusive"
-                  if p_name in per_paper else "no claims checked")
-        cards += (f"<div class='card'><h3>{html.escape(PAPERS[p_name])}</h3><p>{(g['state'] == REPRODUCED).sum()} "
-                  f"of {len(g)} tables and figures reproduced</p><p>{claims}</p></div>")
-    cov_rows = "".join(
-        f"<tr><td>{html.escape(r['paper_name'])}</td><td>{html.escape(r['item'])}</td><td>{html.escape(r['shows'])}"
-        f"</td><td>{html.escape(r['state'])}</td><td>"
-        + (f"<a href='#{r['section']}'>{html.escape(r['section'])}</a>" if r["section"] else html.escape(r["why"]))
-        + "</td></tr>" for r in cov_list)
-    sections.insert(0, ("coverage", "Coverage: every table and figure of the five papers",
-                        "<p>Each item of the papers' list of results, in the paper's order, with its state: "
-                        "reproduced (linked), not run in this build (the command that runs it), not reproducible "
-                        "here (why), or not implemented yet (the issue that adds it).</p><table><tr><th>Paper</th>"
-                        "<th>Item</th><th>Shows</th><th>State</th><th>Where / why</th></tr>" + cov_rows + "</table>"))
+    cards = [{"name": PAPERS[k], **v, "claims": per_paper.get(k)} for k, v in summary["coverage"].items()]
+    sections.insert(0, Section("coverage", "Coverage: every table and figure of the five papers"))
     md[6:6] = ["Coverage: " + "; ".join(f"{PAPERS[k]} {v['reproduced']} of {v['items']}"
                                         for k, v in summary["coverage"].items())
                + " tables and figures reproduced (`tables/coverage.csv`).", ""]
-    sections.insert(0, ("summary", "Summary", f"<div class='cards'>{cards}</div><p><b>{html.escape(line)}</b></p>"
-                        + "<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in heads) + "</ul>"
-                        + f"<p>{html.escape(INCONCLUSIVE_MEANS)}</p>"
-                        + f'<p><img src="figures/{repro_fig.name}" alt="reproduction plot" width="1000"></p>'))
+    sections.insert(0, Section("summary", "Summary", figure=f"figures/{repro_fig.name}", alt="reproduction plot",
+                               width=1000))
     summary["verdicts_by_paper"] = per_paper
     prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
     md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
-    sections.append(("provenance", "Provenance", "<pre>" + html.escape(json.dumps(prov, indent=2)) + "</pre>"))
-    toc = "".join(f"<li><a href='#{a}'>{html.escape(t)}</a></li>" for a, t, _ in sections)
-    main_html = "".join(f"<section id='{a}'><h2>{html.escape(t)}</h2>{content}</section>" for a, t, content in sections)
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>reid-repro results</title><style>"
-            "body{font-family:sans-serif;margin:0}nav{position:fixed;top:0;left:0;width:260px;height:100vh;"
-            "overflow-y:auto;background:#f6f6f6;border-right:1px solid #ddd;font-size:12px;padding:8px}"
-            "nav ol{padding-left:18px}main{margin-left:290px;padding:1em 2em;max-width:1300px}"
-            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 6px;"
-            "text-align:right}td:first-child{text-align:left}.cards{display:flex;gap:1em;flex-wrap:wrap}.card{border:1px solid "
-            "#ccc;border-radius:6px;padding:0 1em}</style></head><body><nav><b>reid-repro results</b><ol>" + toc
-            + "</ol></nav><main><h1>reid-repro results</h1>" + main_html + "</main></body></html>")
+    sections.append(Section("provenance", "Provenance", pre=json.dumps(prov, indent=2)))
+    page = render_page(sections, cards=cards, line=line, heads=heads, inconclusive=INCONCLUSIVE_MEANS,
+                       coverage=cov_list)
     rows = [{"claim": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})", "paper_gain": v["paper_gain"],
              "our_gain": v["our_gain"], "verdict": v["verdict"]} for v in all_verdicts]
     with atomic_path(plots_dir / "reproduction.csv") as tmp:
