@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(RUN) $(BIN)/python bench/bench_clustering.py
 	$(RUN) $(BIN)/python bench/bench_world.py
 	$(RUN) $(BIN)/python bench/bench_training.py
+	$(RUN) $(BIN)/python bench/bench_report.py
 	$(RUN) $(BIN)/python bench/screenshot_report.py
 
 # Re-freeze the tested environment after changing a pin in pyproject.toml.

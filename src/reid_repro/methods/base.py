@@ -1,10 +1,30 @@
-"""What a method plugs into the shared loop (training/loop.py): its memory, its losses, its per-epoch hooks."""
+"""What a method plugs into the shared loop (training/loop.py): its networks and optimisers, its memory, its
+losses and its per-epoch hooks.
+
+Every hook has a default that is the plain single-network case, so a method overrides only what it changes:
+
+- ``optimizers()``: every optimiser the loop steps, by name (default: Adam over the model). A method with more
+  networks (MMT's second net, a GAN's generator and discriminator, CANU's camera adversary) adds its own.
+- ``training_step(batch)``: returns the named losses of one update of every optimiser, or yields ``Step``s: each
+  is one backward and one step of the optimisers it names, run by the loop before the generator resumes, so a
+  later step sees the parameters an earlier one changed (a discriminator step, then the generator's step).
+- ``pseudo_labels``: this epoch's training labels (default: Jaccard + DBSCAN, or the true identities).
+- ``encoder()`` clusters, ``eval_encoder()`` is evaluated and saved (MMT clusters on the mean of its teachers
+  and evaluates one of them).
+- ``reset_optimizers_each_epoch``: clear every optimiser's state at each epoch start (MMT's code re-creates Adam).
+- constructor extras: ``training/run.py`` passes ``num_classes``, ``num_train``, ``train_table`` and
+  ``init_dir`` to a method whose ``__init__`` names them.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from typing import Iterator, Union
 
 import numpy as np
 import torch
 
+from reid_repro.clustering import dbscan_labels, jaccard_distance, relabel
 from reid_repro.errors import ReidReproError
 
 FIDELITY = ("code", "paper")
@@ -29,38 +49,64 @@ class Fidelity:
         return getattr(self, switch) or self.fidelity
 
 
-class Method:
-    """Base plug-in. The loop owns the model's optimiser and schedule; a method may add its own optimisers.
+@dataclasses.dataclass
+class Step:
+    """One update inside a training step: backward of the sum of ``losses``, then a step of the optimisers named
+    in ``optimizers`` (``None``: every optimiser). Only those optimisers' gradients are zeroed first."""
 
-    Per epoch the loop calls ``on_epoch_start`` with the (method's) encoder features of the training set and
-    the pseudo labels, then ``training_step`` once per batch and sums the returned losses.
-    """
+    losses: dict[str, torch.Tensor]
+    optimizers: tuple[str, ...] | None = None
+
+
+StepResult = Union[dict, Iterator[Step]]
+
+
+class Method:
+    """Base plug-in (module docstring). The loop owns the device, the schedule, checkpoints and the order of
+    updates; the method owns its networks, optimisers, memories and losses."""
 
     # the augmented views the loop makes of each image (training/data.py make_transform); batch["images"] is the
     # first, batch["views"] all of them
     views: tuple[str, ...] = ("base",)
     # the params section whose settings this method's own are added to (ISE and Mixup: cluster_contrast)
     base_section: str | None = None
+    reset_optimizers_each_epoch: bool = False
 
     def __init__(self, cfg, model: torch.nn.Module, device: torch.device):
         self.cfg, self.model, self.device = cfg, model, device
 
     def encoder(self) -> torch.nn.Module:
-        """The network used for clustering, memories and inference (ICE: the momentum encoder)."""
+        """The network used for clustering and memories (ICE: the momentum encoder)."""
         return self.model
 
-    def extra_optimizers(self) -> list:
-        """[(optimizer, scheduler or None)] owned by the method, stepped by the loop after each backward."""
-        return []
+    def eval_encoder(self) -> torch.nn.Module:
+        """The network evaluated at the end and saved as the run's model (default: ``encoder()``)."""
+        return self.encoder()
+
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, object | None]]:
+        """{name: (optimizer, scheduler or None)} stepped by the loop; None = the loop's warm-up and step
+        schedule. Default: Adam over the model's trainable parameters at the loop's lr and weight decay."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return {"model": (torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay), None)}
+
+    def pseudo_labels(self, epoch: int, features: np.ndarray, pids: np.ndarray) -> np.ndarray:
+        """This epoch's training labels 0..C-1 (-1 = outlier) from the encoder's ``features``: the k-reciprocal
+        Jaccard distance and DBSCAN with the loop's settings, or the true identities ``pids`` when
+        ``labels: ground_truth`` (the supervised upper bounds)."""
+        cfg = self.cfg
+        if cfg.labels == "ground_truth":
+            return relabel(pids)
+        return relabel(dbscan_labels(jaccard_distance(features, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
 
     def on_epoch_start(self, epoch: int, features: np.ndarray, labels: np.ndarray, cams: np.ndarray) -> None:
         """Rebuild memories from this epoch's features and labels (0..C-1, -1 = outlier)."""
 
-    def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
+    def training_step(self, batch: dict) -> StepResult:
+        """The named losses of one update of every optimiser, or a generator of ``Step``s (module docstring)."""
         raise NotImplementedError
 
     def after_step(self) -> None:
-        """Called after the optimisers stepped (EMA updates)."""
+        """Called once per batch after every optimiser step (EMA updates)."""
 
     def epoch_metrics(self) -> dict[str, float]:
         """Extra per-epoch numbers to log (ICE: the KL term); reset at each epoch start by the method."""

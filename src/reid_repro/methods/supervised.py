@@ -40,9 +40,9 @@ class Supervised(Method):
         self.classifier = torch.nn.Linear(model.dim, num_classes, bias=False).to(device)
         torch.nn.init.normal_(self.classifier.weight, std=0.001)
 
-    def extra_optimizers(self) -> list:
+    def optimizers(self) -> dict:
         opt = torch.optim.Adam(self.classifier.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return [(opt, None)]
+        return {**super().optimizers(), "classifier": (opt, None)}
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         f = self.model(batch["images"])

@@ -1,10 +1,12 @@
 """The one training loop every method runs on.
 
-Each epoch: extract features with the method's encoder, build the k-reciprocal Jaccard distance and run DBSCAN
-(or take the true identities when ``labels: ground_truth``), score the clustering against ground truth (logged,
-never trained on), let the method rebuild its memory, then iterate over P x K batches. After each epoch the
-loop writes a checkpoint; a run that finds a checkpoint with the same settings resumes from it. Every epoch
-reseeds all generators from (seed, epoch), so a resumed run follows the uninterrupted one exactly.
+Each epoch: extract features with the method's encoder, take the method's pseudo labels (by default the
+k-reciprocal Jaccard distance and DBSCAN, or the true identities when ``labels: ground_truth``), score the
+clustering against ground truth (logged, never trained on), let the method rebuild its memory, then iterate over
+P x K batches. Each batch runs the method's updates (methods/base.py: one update of every optimiser, or a
+sequence of ``Step``s, each stepping the optimisers it names). After each epoch the loop writes a checkpoint; a
+run that finds a checkpoint with the same settings resumes from it. Every epoch reseeds all generators from
+(seed, epoch), so a resumed run follows the uninterrupted one exactly.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from reid_repro.clustering import clustering_scores, dbscan_labels, jaccard_distance, relabel
+from reid_repro.clustering import clustering_scores
 from reid_repro.config import LoopConfig, params_hash
 from reid_repro.io import atomic_path, remove_orphans
-from reid_repro.methods.base import Method
+from reid_repro.methods.base import Method, Step
 from reid_repro.training.data import ImageCache, PKSampler, TrainSet, extract_features, make_transform
 
 
@@ -49,10 +51,21 @@ def lr_factor(cfg: LoopConfig, epoch: int) -> float:
     return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
 
 
-def pseudo_labels(cfg: LoopConfig, features: np.ndarray, data: TrainData) -> np.ndarray:
-    if cfg.labels == "ground_truth":
-        return relabel(data.pids)
-    return relabel(dbscan_labels(jaccard_distance(features, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
+def run_steps(result, optimizers: dict, sums: dict) -> None:
+    """Carry out one batch's updates: ``result`` is a dict of losses (one update of every optimiser) or an
+    iterable of ``Step``s, each taken in turn (the next is computed after the previous one stepped)."""
+    for step in [Step(result)] if isinstance(result, dict) else result:
+        names = list(optimizers) if step.optimizers is None else step.optimizers
+        unknown = [n for n in names if n not in optimizers]
+        if unknown:
+            raise KeyError(f"training step names optimiser {unknown[0]!r}; the method has {list(optimizers)}")
+        for n in names:
+            optimizers[n].zero_grad(set_to_none=True)
+        sum(step.losses.values()).backward()
+        for n in names:
+            optimizers[n].step()
+        for name, value in step.losses.items():
+            sums[name] += float(value.detach())
 
 
 def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
@@ -94,21 +107,20 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
     """
     model, device = method.model, method.device
     checkpoint = Path(checkpoint)
-    opts = [(torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr,
-                              weight_decay=cfg.weight_decay), None)] + method.extra_optimizers()
-    optimizers = [o for o, _ in opts]
-    schedulers = [s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
-                  for o, s in opts]
+    opts = method.optimizers()
+    optimizers = {name: o for name, (o, _) in opts.items()}
+    schedulers = {name: s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
+                  for name, (o, s) in opts.items()}
     key = key or params_hash(dataclasses.asdict(cfg))
     start, history = 0, []
     state = load_checkpoint(checkpoint, key, device)
     if state is not None:
         model.load_state_dict(state["model"])
         method.load_state_dict(state["method"])
-        for o, s in zip(optimizers, state["optimizers"]):
-            o.load_state_dict(s)
-        for sch, s in zip(schedulers, state["schedulers"]):
-            sch.load_state_dict(s)
+        for name, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][name])
+        for name, sch in schedulers.items():
+            sch.load_state_dict(state["schedulers"][name])
         start, history = state["epoch"], state["history"]
         print(f"resuming from {checkpoint} after epoch {start}")
     transforms = [make_transform(view, *data.cache.images.shape[2:]) for view in method.views]
@@ -121,7 +133,7 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         t0 = time.perf_counter()
         seed = seed_everything(cfg.seed, epoch)
         features = extract_features(method.encoder(), data.cache.images, device)
-        labels = pseudo_labels(cfg, features, data)
+        labels = method.pseudo_labels(epoch, features, data.pids)
         scores = clustering_scores(labels, data.pids, data.cams)
         method.on_epoch_start(epoch, features, labels, data.cams)
         t_cluster = time.perf_counter() - t0
@@ -132,6 +144,9 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             generator=torch.Generator().manual_seed(seed), persistent_workers=False,
             pin_memory=device.type == "cuda")
         sums: dict[str, float] = defaultdict(float)
+        if method.reset_optimizers_each_epoch:
+            for o in optimizers.values():
+                o.state.clear()
         model.train()
         labels_t = torch.as_tensor(labels, device=device)
         cams_t = torch.as_tensor(np.array(data.cams), device=device)
@@ -141,18 +156,10 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             views = [x.to(device, non_blocking=True) for x in items[:-1]]
             batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
                      "cams": cams_t[index]}
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            losses = method.training_step(batch)
-            total = sum(losses.values())
-            total.backward()
-            for o in optimizers:
-                o.step()
+            run_steps(method.training_step(batch), optimizers, sums)
             method.after_step()
-            for name, value in losses.items():
-                sums[name] += float(value.detach())
-        lr = optimizers[0].param_groups[0]["lr"]
-        for sch in schedulers:
+        lr = next(iter(optimizers.values())).param_groups[0]["lr"]
+        for sch in schedulers.values():
             sch.step()
         row = {"epoch": epoch + 1, "loss": sum(sums.values()) / cfg.iters,
                **{f"loss_{k}": v / cfg.iters for k, v in sums.items()}, **scores, "lr": lr,
@@ -163,7 +170,8 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             log_epoch(row)
         with atomic_path(checkpoint) as tmp:
             torch.save({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
-                        "method": method.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-                        "schedulers": [s.state_dict() for s in schedulers], "history": history}, tmp)
+                        "method": method.state_dict(),
+                        "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                        "schedulers": {n: s.state_dict() for n, s in schedulers.items()}, "history": history}, tmp)
     progress.close()
     return history

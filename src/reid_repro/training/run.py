@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import shutil
 import time
@@ -86,6 +87,16 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device) -> dict:
             "rank10": float(m["cmc"][9]), "mINP": m["mINP"]}
 
 
+def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Path):
+    """The plug-in ``name`` for a run on the training ``table``; the constructor extras it names (methods/base.py)
+    are passed: ``num_classes`` (true identities), ``num_train`` (images), ``train_table`` and ``init_dir``."""
+    cls = method_class(name)
+    extras = {"num_classes": int(table["pid"].nunique()), "num_train": len(table), "train_table": table,
+              "init_dir": init_dir}
+    wanted = inspect.signature(cls.__init__).parameters
+    return cls(cfg, model, device, **{k: v for k, v in extras.items() if k in wanted})
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -147,8 +158,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
                                                desc=f"{spec.dataset} train"))
     table, images = loaded[train_key]
     data = TrainData(images, table["pid"].to_numpy(), table["camid"].to_numpy())
-    method = method_class(spec.method)(cfg, model, device, **({"num_classes": int(table["pid"].nunique())}
-                                                       if spec.method == "supervised" else {}))
+    method = make_method(spec.method, cfg, model, device, table, Path(models_dir) / spec.init)
     checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}.pt"
     run_id_file = checkpoint.with_suffix(".mlflow")
     tracker = None
@@ -171,7 +181,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             loaded[test_key] = test_set(params, spec.test, model_cfg)
         return loaded[test_key]
 
-    initial = evaluate(method.encoder(), test_images(), device) if evaluate_start else {}   # the starting point
+    initial = evaluate(method.eval_encoder(), test_images(), device) if evaluate_start else {}   # the start
     try:
         history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after,
                       key=input_key)
@@ -179,7 +189,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             if tracker:
                 tracker.finish("KILLED")
             return {"stopped_after_epoch": len(history)}
-        metrics = evaluate(method.encoder(), test_images(), device)
+        metrics = evaluate(method.eval_encoder(), test_images(), device)
     except BaseException:
         if tracker:
             tracker.finish("FAILED")
@@ -196,7 +206,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     write_parquet(out / "history.parquet", pd.DataFrame(history))
     if keep_model:
         with atomic_path(out / "model.pt") as tmp:
-            torch.save(method.encoder().state_dict(), tmp)
+            torch.save(method.eval_encoder().state_dict(), tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
                                   "input_key": input_key, "environment": environment(), **settings})
