@@ -71,7 +71,8 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
             "bootstrap_half_width": round(100 * bootstrap_half_width(ap), 2)}
 
 
-def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, overrides: dict | None = None) -> dict:
+def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, overrides: dict | None = None,
+               models: str | Path = "models") -> dict:
     """The baseline trained with seeds 0..seeds-1 from the same pretrained start (one process, the images
     decoded once): the seed standard deviation of the final mAP and the mean gain over the start (95% t)."""
     from scipy import stats
@@ -85,7 +86,7 @@ def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, override
     for s in range(seeds):
         run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": s})
         m = execute(params, f"noise_cc_{domain}_s{s}", run, ROOT / ".cache" / "bench_noise" / f"{domain}_s{s}",
-                    stage="bench", root=ROOT, track=False, loaded=loaded, keep_model=False)
+                    stage="bench", root=ROOT, models_dir=models, track=False, loaded=loaded, keep_model=False)
         finals.append(100 * m["mAP"])
         print(f"  {domain} seed {s}: mAP {finals[-1]:.2f} (start {start_mAP:.2f}) in {m['wall_seconds']:.0f} s",
               flush=True)
@@ -112,16 +113,17 @@ def main() -> None:
                         help="loop/method overrides for the seed runs (e.g. lr=3.5e-4), to compare schedules")
     parser.add_argument("--name", default="noise", help="results file bench/results/<name>.json")
     parser.add_argument("--params", default="params.yaml", help="another params file (e.g. a world variant)")
+    parser.add_argument("--models", default="models", help="folder of the starting checkpoint (<models>/pretrain)")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params(args.params)
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     rows = []
     for d in args.domains:
-        row = {"case": d, "start": evaluation_noise(params, d, ROOT / "models" / "pretrain" / "model.pt"),
+        row = {"case": d, "start": evaluation_noise(params, d, Path(args.models) / "pretrain" / "model.pt"),
                "target_half_width": 2.0, "target_seed_std": 1.5}
         if args.seeds:
-            row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides)
+            row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides, args.models)
         rows.append(row)
         print(row, flush=True)
     # a run of some domains updates their rows and keeps the others' (each row says what it measured)
