@@ -154,14 +154,26 @@ def test_a_bigger_test_set_leaves_the_training_images_as_they_were(world, body, 
 
 
 def test_ground_truth_is_identical_on_every_machine(world):
-    import hashlib
+    from reid_repro.commands.verify import ground_truth_digest
 
     out, _ = world
     got = {}
     for name in ("market", "duke"):
         table = pd.read_parquet(out / name / "ground_truth.parquet")
         assert "foreground" not in table      # what the renderer measured lives in render_stats.parquet
-        got[name] = hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+        got[name] = ground_truth_digest(out / name / "ground_truth.parquet")
         stats = pd.read_parquet(out / name / "render_stats.parquet")
         assert list(stats["path"]) == list(table["path"]) and (stats["foreground_pixels"] >= 0).all()
     assert got == GROUND_TRUTH_SHA256
+
+
+def test_verify_compares_the_world_with_the_recorded_ground_truth(world, tmp_path, monkeypatch):
+    from reid_repro.commands import verify
+
+    out, _ = world
+    recorded = {"market": GROUND_TRUTH_SHA256["market"], "duke": "0" * 64, "msmt": GROUND_TRUTH_SHA256["duke"]}
+    monkeypatch.setattr(verify, "WORLD_SHA256", recorded)
+    lines = verify.check_world(out)
+    assert lines[0] == "world market: ground truth identical to the recorded one"
+    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 5b9c574839b7 != 000000000000")
+    assert lines[2].startswith("world msmt: ") and "missing" in lines[2]
