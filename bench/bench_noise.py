@@ -9,7 +9,8 @@ Writes bench/results/noise.json. Targets (issue 9): half-width <= 2.0 points, se
 gain's interval above zero on every stand-in.
 
     python bench/bench_noise.py                # evaluation noise only (needs `dvc repro start`)
-    python bench/bench_noise.py --seeds 5      # + 5 seeds per stand-in (about 35 s each on 2 cores)
+    python bench/bench_noise.py --seeds 5      # + 5 seeds per stand-in (about 25 s each on 2 cores)
+    python bench/bench_noise.py --seeds 5 --reuse   # seeds the pipeline's cc_<domain> runs trained are reused
     python bench/bench_noise.py --seeds 3 --domains duke --set lr=3.5e-4 --name noise_lr   # compare a schedule
 """
 
@@ -72,7 +73,7 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
 
 
 def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, overrides: dict | None = None,
-               models: str | Path = "models") -> dict:
+               models: str | Path = "models", reuse: bool = False) -> dict:
     """The baseline trained with seeds 0..seeds-1 from the same pretrained start (one process, the images
     decoded once): the seed standard deviation of the final mAP and the mean gain over the start (95% t)."""
     from scipy import stats
@@ -86,7 +87,8 @@ def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, override
     for s in range(seeds):
         run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": s})
         m = execute(params, f"noise_cc_{domain}_s{s}", run, ROOT / ".cache" / "bench_noise" / f"{domain}_s{s}",
-                    stage="bench", root=ROOT, models_dir=models, track=False, loaded=loaded, keep_model=False)
+                    stage="bench", root=ROOT, models_dir=models, track=False, loaded=loaded, keep_model=False,
+                    results=ROOT / ".cache" / "results" / f"cc_{domain}" if reuse else None)
         finals.append(100 * m["mAP"])
         print(f"  {domain} seed {s}: mAP {finals[-1]:.2f} (start {start_mAP:.2f}) in {m['wall_seconds']:.0f} s",
               flush=True)
@@ -114,6 +116,8 @@ def main() -> None:
     parser.add_argument("--name", default="noise", help="results file bench/results/<name>.json")
     parser.add_argument("--params", default="params.yaml", help="another params file (e.g. a world variant)")
     parser.add_argument("--models", default="models", help="folder of the starting checkpoint (<models>/pretrain)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take seeds the pipeline's cc_<domain> run already trained (same inputs) from .cache/results")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params(args.params)
@@ -123,7 +127,8 @@ def main() -> None:
         row = {"case": d, "start": evaluation_noise(params, d, Path(args.models) / "pretrain" / "model.pt"),
                "target_half_width": 2.0, "target_seed_std": 1.5}
         if args.seeds:
-            row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides, args.models)
+            row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides, args.models,
+                                           args.reuse and not overrides)
         rows.append(row)
         print(row, flush=True)
     # a run of some domains updates their rows and keeps the others' (each row says what it measured)
