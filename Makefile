@@ -36,7 +36,7 @@ paper: $(STAMP)
 	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice)" >&2; exit 2; }
 	$(RUN) $(BIN)/reid-repro check
 	$(RUN) $(BIN)/dvc repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
-	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P)
+	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P) --model-figures reports/model_figures
 
 # Re-train a few committed runs on this machine and check each lands inside the committed interval
 # (`make verify` or `make verify RUNS="cc_market ise_market cc_duke"`).

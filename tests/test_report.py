@@ -273,6 +273,39 @@ def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
     # the columns say which number comes from which dataset
     assert "mAP: Market-1501 (paper) / Market stand-in (ours)" in page
     assert "dvc repro train@cc_market train@ise_market" in page
+    # sections follow the papers' own order (ISE Table 1 before Table 6), and each says how to rebuild and
+    # vary it and links the runs it reads
+    assert ids.index("ise-table-1") < ids.index("ise-table-6") < ids.index("baseline-gains")
+    section = page[page.index("<section id='ise-table-6'>"):]
+    section = section[:section.index("</section>")]
+    assert "dvc exp run -S ise.lambda0=2.0" in section
+    assert "<a href='../runs/cc_market/metrics.json'>cc_market</a>" in section
+    assert "tags.dvc_stage = 'train@cc_market'" in section
+
+
+def test_sections_follow_each_papers_order_and_every_example_names_a_real_setting():
+    """Every table of paper_numbers.yaml has its place in the papers' order (ICE: Tables 2, 3, 4a, 4b, 5, then
+    the figures), and every `dvc exp run -S` example names a key of params.yaml."""
+    import yaml
+
+    from reid_repro.report.build import paper_numbers
+    from reid_repro.report.items import EXAMPLES, section_order
+
+    order = section_order()
+    ice = [a for a in order if a.startswith("ice-")]
+    assert ice[:7] == ["ice-table-2", "ice-table-3", "ice-table-4a", "ice-table-4b", "ice-table-5",
+                       "ice-table-fig5", "ice-fig5-sensitivity"]
+    assert order[order.index("ise-table-fig5") + 1] == "ise-fig5-mixup"
+    for paper, tables in paper_numbers().items():
+        for table in tables:
+            assert f"{paper}-table-{table.lower()}" in order, (paper, table)
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    for anchor, setting in EXAMPLES.items():
+        assert anchor in order, anchor
+        node = params
+        for part in setting.split("=")[0].split("."):
+            assert part in node, (anchor, setting)
+            node = node[part]
 
 
 def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
@@ -288,7 +321,11 @@ def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
     assert ise.loc["Table 2", "state"] == "not run" and "make paper P=ise" in ise.loc["Table 2", "why"]
     video = cov[(cov["paper"] == "gcl_plus") & (cov["item"] == "Table 10")].iloc[0]
     assert video["state"] == "not reproducible here" and "video" in video["why"]
-    assert set(cov.loc[cov["paper"] == "canu", "state"]) == {"not implemented yet"}
+    canu = cov[cov["paper"] == "canu"]
+    assert set(canu["state"]) == {"not reproducible here"} and canu["why"].str.contains("issue 12").all()
+    assert set(cov["state"]) <= {"reproduced", "not run", "not reproducible here"}       # three states only
+    tsne = ise.loc["Fig. 3"]
+    assert tsne["state"] == "not run" and "dvc repro figures" in tsne["why"]
     assert summary["coverage"]["ise"] == {"items": 9, "reproduced": 2}       # Tables 1 and 6 have runs here
     page = (tmp / "reports" / "index.html").read_text()
     assert "<a href='#ise-table-6'>" in page and "2 of 9 tables and figures reproduced" in page

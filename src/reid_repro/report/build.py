@@ -10,6 +10,7 @@ paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html`` (from
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from importlib import resources
@@ -274,6 +275,8 @@ class Section:
     table: Markup | None = None   # :func:`_html`
     sentences: list[str] = field(default_factory=list)
     rebuild: str = ""             # the section's `dvc repro` targets
+    example: str = ""             # one `dvc exp run -S` setting for the item's main setting
+    runs: list = field(default_factory=list)   # (run name, link to its folder) of the runs it reads
     figure: str = ""              # a PNG, relative to the page
     alt: str = ""
     width: int = 900
@@ -428,6 +431,11 @@ MODEL_FIGURES = {
 }
 
 
+# the runs each model figure reads (dvc.yaml: figures)
+MODEL_FIGURE_RUNS = {"ice_fig8_tsne": ["ice_aware_base_duke", "ice_aware_full_duke"],
+                     "ice_fig9_retrieval": ["ice_aware_full_market"], "ise_fig3_tsne": ["cc_market", "ise_market"]}
+
+
 VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787"}
 # each paper's headline claim: (table, row, dataset) of its verdict
 HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market")}
@@ -534,7 +542,7 @@ def _gains_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
-                 start: str | Path | None = None) -> dict:
+                 start: str | Path | None = None, model_figures: str | Path | None = None) -> dict:
     """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
     ``start`` is the pretrained start's evaluation (``models/pretrain/start.json``) for the baselines' gains."""
     from reid_repro.config import params_hash
@@ -563,6 +571,13 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         for extra in r.spec.also:
             table, _, row = extra.partition("/")
             groups.setdefault((r.spec.paper, table), []).append((r, row))
+    from reid_repro.report.items import EXAMPLES, section_order
+
+    def links(names) -> list[tuple[str, str]]:
+        """(run, relative link to its folder) for the runs a section reads, from wherever the page is written."""
+        rel = Path(os.path.relpath(Path(runs_dir).resolve(), out_dir.resolve()))
+        return [(n, (rel / n / "metrics.json").as_posix()) for n in names]
+
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
                                                                            if kv[0][1].isdigit() else 99)):
@@ -587,7 +602,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         sections.append(Section(f"{name_p}-table-{_anchor(table)}", pt["title"], csv=f"tables/{slug}.csv",
                                 table=_html(cells), sentences=sentences,
                                 rebuild=" ".join("train@" + m.name for m in members),
-                                figure=f"figures/{fig.name}", alt="curves"))
+                                example=EXAMPLES.get(f"{name_p}-table-{_anchor(table)}", ""),
+                                runs=links(m.name for m in members), figure=f"figures/{fig.name}", alt="curves"))
         summary["tables"].append(slug)
         summary["figures"].append(f"figures/{fig.name}")
     by_name = {r.name: r for r in runs}
@@ -617,17 +633,28 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
             md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
-            sections.append(Section(_anchor(title.replace("_", " ")), fn.__doc__.splitlines()[0],
-                                    figure=f"figures/{fig.name}", alt=title))
+            anchor = _anchor(title.replace("_", " "))
+            sections.append(Section(anchor, fn.__doc__.splitlines()[0], figure=f"figures/{fig.name}", alt=title,
+                                    rebuild=" ".join("train@" + n for n in names), example=EXAMPLES.get(anchor, ""),
+                                    runs=links(names)))
             summary["figures"].append(f"figures/{fig.name}")
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
         if paper is not None and not name.startswith(f"{paper}_"):
             continue
-        if (out_dir / "model_figures" / f"{name}.png").is_file():
-            md += [f"## {caption}", "", f"![{name}](model_figures/{name}.png)", ""]
-            sections.append(Section(_anchor(name.replace("_", " ")), caption,
-                                    figure=f"model_figures/{name}.png", alt=name))
-            summary["figures"].append(f"model_figures/{name}.png")
+        png = Path(model_figures if model_figures is not None else out_dir / "model_figures") / f"{name}.png"
+        if png.is_file():
+            src = Path(os.path.relpath(png.resolve(), out_dir.resolve())).as_posix()
+            md += [f"## {caption}", "", f"![{name}]({src})", ""]
+            anchor = _anchor(name.replace("_", " "))
+            sections.append(Section(anchor, caption, figure=src, alt=name,
+                                    rebuild="figures", example=EXAMPLES.get(anchor, ""),
+                                    runs=links(MODEL_FIGURE_RUNS[name])))
+            summary["figures"].append(src)
+    # each paper's items in the paper's own table and figure order; the sections no item owns (how ours
+    # differ first; the baselines' gains and paper vs code) keep their place around them
+    rank = {anchor: i for i, anchor in enumerate(section_order())}
+    sections.sort(key=lambda sec: (0, 0) if sec.id == "how-ours-differ" else
+                  (1, rank[sec.id]) if sec.id in rank else (2, 0))
     summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
                            for k in ("holds", "does not hold", "inconclusive")}
     per_paper = {}

@@ -3,19 +3,22 @@ paper's own order, with the report section that reproduces it.
 
 ``section`` is the anchor of the report section that holds the item (``None``: no section yet) and ``why`` says
 why an item has none: a reason it cannot be reproduced here, or the issue that will add it. The report gives
-each item one state: reproduced (its section is in this report), not run (a section exists but its runs were
-not part of this build; the command builds them), not reproducible here, or not implemented yet.
+each item one of three states: reproduced (its section is in this report), not run (declared, but its runs were
+not part of this build; the command builds them), or not reproducible here (with the reason: no such data, or
+the method is not implemented yet and which issue adds it).
 """
 
 from __future__ import annotations
 
-REPRODUCED, NOT_RUN, NOT_HERE, NOT_YET = "reproduced", "not run", "not reproducible here", "not implemented yet"
+REPRODUCED, NOT_RUN, NOT_HERE = "reproduced", "not run", "not reproducible here"
 
 PAPERS = {"gcl_plus": "GCL+ (TPAMI 2022)", "gcl": "GCL supplementary (CVPR 2021)", "ice": "ICE (ICCV 2021)",
           "canu": "CANU-ReID (ICPR 2021)", "ise": "ISE (CVPR 2022)"}
 
-_GCL = (NOT_YET, "GCL+/GCL: issue 13 (mesh-guided generator, rotation and mixup contrast)")
-_CANU = (NOT_YET, "CANU-ReID on SSG and MMT: issue 12")
+_GCL = (NOT_HERE, "not implemented yet: the mesh-guided generator and the rotation and mixup contrast of GCL+/GCL "
+                  "are issue 13 (the structure renders they read, `dvc repro meshes`, are built)")
+_CANU = (NOT_HERE, "not implemented yet: MMT and the camera adversaries are written and tested (methods/mmt.py, "
+                   "methods/canu.py) but their runs, the source-domain stage and the tables are issue 12")
 
 # paper -> [(item, what it shows, section anchor or None, (state, why) when there is no section)]
 ITEMS = {
@@ -49,7 +52,7 @@ ITEMS = {
         ("Table 4", "loss ablation, camera-aware memory", "ice-table-4a", None),
         ("Table 4", "loss ablation, camera-agnostic memory", "ice-table-4b", None),
         ("Table 5", "comparison incl. ground-truth labels", "ice-table-5", None),
-        ("Fig. 5", "λ_h.ins, τ_h.ins, λ_s.ins, τ_s.ins sensitivity", "ice-fig5-sensitivity", None),
+        ("Fig. 5", "λ_h.ins, τ_h.ins, λ_s.ins, τ_s.ins sensitivity", "ice-table-fig5", None),
         ("Fig. 6", "cluster count per epoch", "ice-fig6-cluster-count", None),
         ("Fig. 7", "KL divergence per epoch", "ice-fig7-kl", None),
         ("Fig. 8", "t-SNE of 10 test identities", "ice-fig8-tsne", None),
@@ -77,6 +80,47 @@ ITEMS = {
 }
 
 
+# items drawn from trained models by the figures stage, not by the report
+MODEL_FIGURES = {"ice-fig8-tsne", "ice-fig9-retrieval", "ise-fig3-tsne"}
+
+# sections that belong to an item without being its main section, drawn right after it
+FOLLOWERS = {"ice-table-fig5": ["ice-fig5-sensitivity"], "ise-table-fig5": ["ise-fig5-mixup"]}
+
+# one `dvc exp run` example per item: its main setting changed (the stages it re-runs are those reading the key)
+EXAMPLES = {
+    "ice-table-2": "ice.negatives=hardest",
+    "ice-table-3": "ice.consistency=mse",
+    "ice-table-4a": "ice.lambda_h=0.5",
+    "ice-table-4b": "ice.tau_a=0.1",
+    "ice-table-5": "ice.fidelity=paper",
+    "ice-table-fig5": "ice.tau_s=0.3",
+    "ice-fig5-sensitivity": "ice.tau_s=0.3",
+    "ice-fig6-cluster-count": "ice.loop.eps=0.6",
+    "ice-fig7-kl": "ice.tau_s=0.3",
+    "ice-fig8-tsne": "ice.lambda_s=5.0",
+    "ice-fig9-retrieval": "ice.lambda_h=0.5",
+    "ise-table-1": "ise.lambda0=2.0",
+    "ise-table-2": "ise.schedule=linear",
+    "ise-table-3": "ise.direction=random",
+    "ise-table-4": "ise.k=3",
+    "ise-table-5": "ise.lambda0=2.0",
+    "ise-table-6": "ise.lambda0=2.0",
+    "ise-fig3-tsne": "ise.lambda0=2.0",
+    "ise-fig4-clustering-quality": "cluster_contrast.loop.eps=0.6",
+    "ise-table-fig5": "mixup.alpha=0.5",
+}
+
+
+def section_order() -> list[str]:
+    """Every item's section anchors in the papers' order (each paper's own table and figure order)."""
+    order = []
+    for items in ITEMS.values():
+        for _, _, section, _ in items:
+            if section is not None:
+                order += [section, *FOLLOWERS.get(section, [])]
+    return order
+
+
 def coverage(built: set[str], paper: str | None = None) -> list[dict]:
     """One row per item: paper, item, what it shows, state, the section anchor (when built) and why (otherwise).
     ``built`` holds the anchors of the sections this report contains."""
@@ -87,6 +131,8 @@ def coverage(built: set[str], paper: str | None = None) -> list[dict]:
         for item, what, section, missing in items:
             if section is not None and section in built:
                 state, why = REPRODUCED, ""
+            elif section in MODEL_FIGURES:
+                state, why = NOT_RUN, "`dvc repro figures` (it reads ICE's and ISE's trained models), then the report"
             elif section is not None:
                 state, why = NOT_RUN, f"`make paper P={p}` (or `dvc repro`) builds it"
             else:
