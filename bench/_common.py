@@ -27,8 +27,13 @@ def run_case(script: str, case: str) -> dict:
 def machine() -> dict:
     import os
 
+    import torch
+
+    from reid_repro.models import native_bf16
+
     return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine()}
+            "processor": platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "native_bf16_cpu": native_bf16("cpu")}
 
 
 def write_results(name: str, rows: list[dict]) -> Path:

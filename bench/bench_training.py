@@ -47,13 +47,16 @@ def bare(precision: str) -> dict:
         torch.nn.functional.mse_loss(model(x), target).backward()
         opt.step()
 
-    for _ in range(5):
+    for _ in range(2):
+        t0 = time.perf_counter()
         step()
-    n, t0 = 60, time.perf_counter()
+    # 60 timed steps, fewer where a step is slow (emulated bf16 takes seconds): about 30 s at most
+    n = max(3, min(60, int(30 / (time.perf_counter() - t0))))
+    t0 = time.perf_counter()
     for _ in range(n):
         step()
     dt = time.perf_counter() - t0
-    return {"case": f"bare_{precision}", "batch": batch, "input": f"{mcfg.height}x{mcfg.width}", "arch": mcfg.arch,
+    return {"case": f"bare_{precision}", "steps": n, "batch": batch, "input": f"{mcfg.height}x{mcfg.width}", "arch": mcfg.arch,
             "images_per_second": round(n * batch / dt, 1), "ms_per_iteration": round(1000 * dt / n, 1)}
 
 
@@ -75,7 +78,10 @@ def run() -> dict:
     loop = params["cluster_contrast"]["loop"]
     batch = loop["batch_ids"] * loop["instances"]
     iter_seconds = (h["seconds"] - h["cluster_seconds"]).sum()
-    return {"case": "run", "precision": params["model"]["cpu"]["precision"], "wall_seconds": round(wall, 1),
+    from reid_repro.models import resolve_precision
+
+    precision = resolve_precision(params["model"]["cpu"]["precision"], "cpu")
+    return {"case": "run", "precision": precision, "wall_seconds": round(wall, 1),
             "target_wall_seconds": 40,
             "epochs": len(h), "iterations": int(len(h) * loop["iters"]), "batch": batch,
             "iteration_images_per_second": round(len(h) * loop["iters"] * batch / iter_seconds, 1),

@@ -416,3 +416,39 @@ def test_constructor_extras_go_only_to_methods_that_name_them(tmp_path):
     cc_cfg = load_method_config(params, "cluster_contrast", ClusterContrastConfig)
     cc = make_method("cluster_contrast", cc_cfg, ReidNet("resnet18"), torch.device("cpu"), table, tmp_path)
     assert list(cc.optimizers()) == ["model"] and cc.eval_encoder() is cc.model
+
+
+def test_precision_auto_is_bf16_only_where_native_and_the_run_records_it(monkeypatch):
+    """`auto` resolves to bf16 on a device with native bf16 and to fp32 elsewhere; an explicit bf16 without it
+    is kept but warned about (autocast emulates it, ~25x slower on an AVX2 CPU); an unknown value is an error.
+    In fp32 the network computes exactly what a plain fp32 network computes; in bf16 autocast is on."""
+    import warnings
+
+    import reid_repro.models as models
+    from reid_repro.errors import ReidReproError
+    from reid_repro.models import ReidNet, resolve_precision
+
+    x = torch.randn(4, 3, 32, 16)
+    torch.manual_seed(0)
+    ref = ReidNet("resnet18", precision="fp32").eval()
+    auto = ReidNet("resnet18", precision="auto").eval()
+    auto.load_state_dict(ref.state_dict())
+    monkeypatch.setattr(models, "native_bf16", lambda device: False)
+    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("fp32", "cpu") == "fp32"
+    with pytest.warns(UserWarning, match="without native bf16"):
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    with torch.no_grad():
+        assert torch.equal(auto(x), ref(x)) and auto.compute_precision("cpu") == "fp32"
+    monkeypatch.setattr(models, "native_bf16", lambda device: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("auto", "cpu") == "bf16" and resolve_precision("bf16", "cpu") == "bf16"
+    fresh = ReidNet("resnet18", precision="auto").eval()          # resolved once per device type, on first use
+    fresh.load_state_dict(ref.state_dict())
+    seen = []
+    fresh.body.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    with torch.no_grad():
+        out = fresh(x)
+    assert seen == [torch.bfloat16] and out.dtype == torch.float32 and fresh.compute_precision("cpu") == "bf16"
+    with pytest.raises(ReidReproError, match="model.precision='fp16'"):
+        resolve_precision("fp16", "cpu")

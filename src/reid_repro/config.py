@@ -140,13 +140,13 @@ class ModelConfig:
     height: int           # training and test input size; may be smaller than the stored images
     width: int
     init: str             # pretrain (the pretrain stage's checkpoint) | imagenet (torchvision weights) | scratch
-    precision: str        # fp32 | bf16 (autocast over the backbone: models.ReidNet)
+    precision: str        # auto | fp32 | bf16 (autocast over the backbone; auto = bf16 where native: models.py)
 
     def __post_init__(self):
         if self.last_stride not in (1, 2):
             raise ReidReproError(f"params.yaml: model.last_stride={self.last_stride}; expected 1 or 2")
-        if self.precision not in ("fp32", "bf16"):
-            raise ReidReproError(f"params.yaml: model.precision={self.precision!r}; expected fp32 or bf16")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ReidReproError(f"params.yaml: model.precision={self.precision!r}; expected auto, fp32 or bf16")
         if self.init not in ("pretrain", "imagenet", "scratch"):
             raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected pretrain, imagenet or scratch")
         if not (16 <= self.height <= 512 and 8 <= self.width <= 256):

@@ -6,6 +6,7 @@ input size. ImageNet weights are read from torch's hub cache when asked for and 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,7 +16,37 @@ from torch import nn
 
 from reid_repro.errors import ReidReproError
 
-PRECISIONS = ("fp32", "bf16")   # bf16: autocast over the backbone (CPUs with AVX512-BF16/AMX, GPUs from Ampere)
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 convolutions natively. CUDA: compute capability 8.0 or newer
+    (``torch.cuda.is_bf16_supported``); CPU: oneDNN's bf16 kernels (AVX512-BF16 or AMX). Without them autocast
+    emulates bf16 and is far slower than fp32: a ResNet-18 step at 64x32, batch 32, took 13.7 s in bf16 against
+    0.54 s in fp32 on a 2-core AVX2 CPU (bench/bench_precision.py)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision a run computes in on ``device``: ``auto`` is bf16 where the device has native bf16 and fp32
+    elsewhere; an explicit ``bf16`` without it is kept (the user asked for it) but warned about."""
+    if precision not in PRECISIONS:
+        raise ReidReproError(f"model.precision={precision!r}; expected one of {list(PRECISIONS)}")
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and not native_bf16(device):
+        warnings.warn(f"model.precision=bf16 on {torch.device(device)} without native bf16 (AVX512-BF16/AMX, or "
+                      "CUDA compute capability >= 8): autocast emulates it, about 25x slower than fp32 on an AVX2 "
+                      "CPU; `precision: auto` picks fp32 here", stacklevel=2)
+    return precision
 ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
 
 
@@ -38,8 +69,9 @@ class ReidNet(nn.Module):
                  imagenet: bool = False, precision: str = "fp32"):
         super().__init__()
         if precision not in PRECISIONS:
-            raise ReidReproError(f"model.precision={precision!r}; expected one of {sorted(PRECISIONS)}")
-        self.precision = precision
+            raise ReidReproError(f"model.precision={precision!r}; expected one of {list(PRECISIONS)}")
+        self.precision = precision           # as configured; :meth:`compute_precision` says what runs
+        self._resolved: dict[str, str] = {}
         if arch not in ARCHS:
             raise ReidReproError(f"model.arch={arch!r}; expected one of {sorted(ARCHS)}")
         if pooling not in ("avg", "gem"):
@@ -66,12 +98,30 @@ class ReidNet(nn.Module):
         ``imagenet`` it starts from torchvision's ImageNet weights (otherwise the caller loads its own)."""
         return cls(cfg.arch, cfg.last_stride, pooling or cfg.pooling, imagenet=imagenet, precision=cfg.precision)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def compute_precision(self, device: torch.device | str) -> str:
+        """fp32 or bf16: what this network computes in on ``device`` (``auto`` resolved once per device type)."""
+        kind = torch.device(device).type
+        if kind not in self._resolved:
+            self._resolved[kind] = resolve_precision(self.precision, device)
+        return self._resolved[kind]
+
+    def autocast(self, device: torch.device | str):
+        """The autocast context of the backbone: bf16 when :meth:`compute_precision` says so."""
+        kind = torch.device(device).type
+        return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.compute_precision(device) == "bf16")
+
+    def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled feature before the neck, BN-neck feature), both float32: MMT's triplet loss reads the first."""
         # bf16: the backbone's convolutions (forward and backward) run under autocast; the pooled feature, the
-        # BN neck and every loss stay float32. On the 2-core CPU this halves a ResNet-18 step (bench_training).
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+        # BN neck and every loss stay float32. With native bf16 this halves a ResNet-18 step on 2 CPU cores
+        # (bench_training); without it, `auto` stays in fp32.
+        with self.autocast(x.device):
             pooled = self.pool(self.body(x))
-        return self.neck(pooled.float())
+        pooled = pooled.float()
+        return pooled, self.neck(pooled)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)[1]
 
 
 def imagenet_weights_path(arch: str) -> Path:

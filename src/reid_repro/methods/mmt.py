@@ -159,16 +159,8 @@ class Peer(nn.Module):
         self.classifier = nn.Linear(net.dim, num_train, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # ReidNet.forward, keeping the pooled feature it discards
-        net = self.net
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=net.precision == "bf16"):
-            pooled = net.pool(net.body(x))
-        pooled = pooled.float()
-        return pooled, net.neck(pooled)
-
     def forward(self, x: torch.Tensor, num_clusters: int, bn_chunk: int = 0) -> Output:
-        parts = [self._features(p) for p in (x.split(bn_chunk) if bn_chunk else (x,))]   # ghost BN
+        parts = [self.net.features(p) for p in (x.split(bn_chunk) if bn_chunk else (x,))]   # ghost BN
         pooled, neck = (torch.cat(t) for t in zip(*parts))
         return Output(pooled, neck, self.classifier(neck)[:, :num_clusters])
 

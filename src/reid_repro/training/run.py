@@ -142,6 +142,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
                 "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
     key = params_hash(settings)
     inputs = run_inputs(params, spec, settings, models_dir)
+    inputs["precision"] = model.compute_precision(device)   # `auto` differs by machine: fp32 or bf16
     input_key = params_hash(inputs)
     out = Path(out)
     kept = Path(results) / input_key if results is not None else None
@@ -165,7 +166,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     if track:
         tags = {"paper": spec.paper, "table": spec.table, "row": spec.row, "method": spec.method,
                 "dataset": spec.dataset, "test": spec.test, "seed": cfg.seed, "git_revision": git_revision(root),
-                "params_hash": key, "dvc_stage": stage, "scale": settings["scale"]}
+                "params_hash": key, "dvc_stage": stage, "scale": settings["scale"], "precision": inputs["precision"]}
         flat = {f"{part}.{k}": v for part in ("model", "method") for k, v in settings[part].items()}
         old = None
         if run_id_file.is_file() and checkpoint.is_file():
