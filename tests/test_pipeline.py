@@ -13,7 +13,9 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
-KEEP_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
+FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
+# + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings)
+KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke",)
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
                  min_samples=2, workers=0)
 
@@ -43,7 +45,7 @@ def project(tmp_path_factory):
     params["world"]["profile"] = "smoke"
     params["seeds"] = 1                     # test_more_seeds_train_only_the_new_seeds adds a second
     params["model"]["cpu"].update(height=32, width=16)
-    for section in ("pretrain", "cluster_contrast", "ice"):
+    for section in ("pretrain", "source", "cluster_contrast", "ice", "mmt"):
         params[section]["loop"].update(TINY_LOOP)
     params["runs"] = {k: v for k, v in params["runs"].items() if k in KEEP_RUNS}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -61,8 +63,13 @@ def test_repro_builds_every_stage(project):
     work, params, out = project
     runs = set(params["runs"])
     expected = {"world", "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
-        {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")}
+        {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
+        {"source@market", "source@duke"}
     assert expected <= ran(out)
+    for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
+        folder = work / "models" / f"source_{source}"
+        assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()
+    assert json.loads((work / "runs" / "canu_mmt_market2duke" / "run.json").read_text())["inputs"]["init"]
     assert (work / "reports" / "index.html").is_file() and (work / "reports" / "results.md").is_file()
     for r in runs:
         assert sorted(json.loads((work / "runs" / r / "metrics.json").read_text())["seeds"]) == ["0"]
@@ -77,14 +84,16 @@ def test_repro_builds_every_stage(project):
 
 @pytest.mark.parametrize("section,key,value", [("cluster_contrast", "loop.eps", 0.55),
                                                 ("ise", "lambda0", 2.0),
-                                                ("ice", "tau_s", 0.3)])
+                                                ("ice", "tau_s", 0.3),
+                                                ("canu", "mu", 0.2)])
 def test_changing_a_method_param_reruns_only_its_runs(project, section, key, value):
-    """Only the runs whose method reads the section (ISE reads cluster_contrast too), then the figures drawn
-    from those runs, then the report."""
+    """Only the runs whose method reads the section (ISE reads cluster_contrast too, CANU mmt), then the
+    figures drawn from those runs (CANU's are the report's), then the report."""
     work, params, _ = project
     out = _run(["dvc", "exp", "run", "-S", f"{section}.{key}={value}"], work)
-    affected = {f"train@{r}" for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
-    assert affected and ran(out) == affected | {"figures", "report"}, out
+    runs = {r for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
+    figures = {"figures"} if runs & set(FIGURE_RUNS) else set()
+    assert runs and ran(out) == {f"train@{r}" for r in runs} | figures | {"report"}, out
 
 
 def test_more_seeds_train_only_the_new_seeds(project):
@@ -115,6 +124,7 @@ def _importers(params, module: str) -> set[str]:
 
     out = set()
     stages = {"world": ("world", None), "pretrain": ("pretrain", None), "start": ("start", None),
+              "source@market": ("source", None), "source@duke": ("source", None),
               "figures": ("figures", None),
               "report": ("report", None),
               **{f"prepare@{d}": ("prepare", None) for d in params["data"]},

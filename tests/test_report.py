@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # shared/), or where REID_REPRO_PAPERS points. In CI its absence is a failure, elsewhere a skip.
 PAPERS = Path(os.environ.get("REID_REPRO_PAPERS", ROOT.parent / "shared" / "papers"))
 IN_CI = bool(os.environ.get("CI"))
-FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt"}
+FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt", "canu": "003_97bc50c9f36f3e40.txt"}
 
 
 def _clean(text: str) -> str:
@@ -321,8 +321,10 @@ def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
     assert ise.loc["Table 2", "state"] == "not run" and "make paper P=ise" in ise.loc["Table 2", "why"]
     video = cov[(cov["paper"] == "gcl_plus") & (cov["item"] == "Table 10")].iloc[0]
     assert video["state"] == "not reproducible here" and "video" in video["why"]
-    canu = cov[cov["paper"] == "canu"]
-    assert set(canu["state"]) == {"not reproducible here"} and canu["why"].str.contains("issue 12").all()
+    canu = cov[cov["paper"] == "canu"]                   # declared runs, not part of this build
+    assert set(canu["state"]) == {"not run"} and canu["why"].str.contains("make paper P=canu").all()
+    gcl = cov[cov["paper"] == "gcl_plus"]
+    assert set(gcl["state"]) == {"not reproducible here"} and gcl["why"].str.contains("issue 13").all()
     assert set(cov["state"]) <= {"reproduced", "not run", "not reproducible here"}       # three states only
     tsne = ise.loc["Fig. 3"]
     assert tsne["state"] == "not run" and "dvc repro figures" in tsne["why"]
@@ -340,3 +342,44 @@ def test_page_template_escapes_text_and_keeps_the_tables_markup():
     assert "A &lt;title&gt;" in page and "<p>a &amp; b</p>" in page
     assert "&lt;i&gt;x&lt;/i&gt; &amp; y" in page and "<b>50.0 ± 2.0</b>" in page and "mAP &lt;ours&gt;" in page
     assert "<section id='s'>" in page and 'src="figures/f.png"' in page and "http" not in page   # offline
+
+
+def test_uda_runs_fill_the_papers_setting_columns_and_are_judged_on_map(tmp_path):
+    """CANU's tables are keyed by setting (Mkt▸Duke), not by test domain: a run's `column` picks its column,
+    the verdicts compare mAP although the paper prints R1 first, and the headers name our stand-ins."""
+    def uda(name, method, table, row, also=()):
+        return {"method": method, "base": "mmt", "dataset": "duke", "test": "duke", "init": "source_market",
+                "column": "market2duke", "paper": "canu", "table": table, "row": row, "overrides": {},
+                "also": list(also)}
+
+    params = {"data": {"market": {}, "duke": {}, "msmt": {}},
+              "runs": {"mmt_market2duke": uda("mmt_market2duke", "mmt", "I", "MMT (DBSCAN)", ["IV/MMT (DBSCAN)"]),
+                       "canu_mmt_market2duke": uda("canu_mmt_market2duke", "canu", "I", "CANU-MMT (ours)",
+                                                   ["IV/CANU-MMT"]),
+                       "adv_mmt_market2duke": uda("adv_mmt_market2duke", "canu", "IV", "MMT+Adv.")}}
+    _fake_run(tmp_path / "runs", "mmt_market2duke", [0.40, 0.41, 0.39], [0.6, 0.7, 0.8])
+    _fake_run(tmp_path / "runs", "canu_mmt_market2duke", [0.45, 0.47, 0.44], [0.6, 0.7, 0.8])
+    _fake_run(tmp_path / "runs", "adv_mmt_market2duke", [0.38, 0.40, 0.37], [0.6, 0.7, 0.8])
+    for name, probe in (("mmt_market2duke", [0.50, 0.54, 0.52]), ("canu_mmt_market2duke", [0.30, 0.34, 0.32])):
+        path = tmp_path / "runs" / name / "metrics.json"
+        metrics = json.loads(path.read_text())
+        for s, v in zip(("0", "1", "2"), probe):
+            metrics["seeds"][s].update(camera_probe=v, camera_chance=0.2)
+        metrics.update(camera_probe=float(np.mean(probe)), camera_chance=0.2)
+        path.write_text(json.dumps(metrics))
+    build_report(params, tmp_path / "runs", tmp_path / "reports", paper="canu")
+    probe = pd.read_csv(tmp_path / "reports" / "tables" / "camera_probe.csv").set_index("run")
+    assert list(probe.index) == ["mmt_market2duke", "canu_mmt_market2duke"]       # adv: no probe recorded
+    found = json.loads((tmp_path / "reports" / "verdicts.json").read_text())
+    by = {(v["table"], v["row"]): v for v in found}
+    canu = by[("I", "CANU-MMT (ours)")]
+    assert canu["dataset"] == "market2duke" and canu["metric"] == "mAP"
+    assert canu["paper_gain"] == pytest.approx(70.3 - 67.2) and canu["our_gain"] == pytest.approx(5.3333, abs=1e-3)
+    assert canu["row_values"] == [45.0, 47.0, 44.0] and canu["verdict"] == "holds"
+    adv = by[("IV", "MMT+Adv.")]
+    assert adv["paper_gain"] == pytest.approx(70.3 - 67.2) and adv["verdict"] == "does not hold"
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert "mAP: Mkt▸Duke (paper) / Market→Duke stand-ins (ours)" in page
+    assert "<section id='canu-table-i'>" in page and "<section id='canu-table-iv'>" in page
+    section = page[page.index("<section id='canu-camera-probe'>"):]
+    assert "<td>32.0 ± 2.0</td>" in section[:section.index("</section>")]

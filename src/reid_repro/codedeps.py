@@ -103,6 +103,7 @@ STAGE_ROOTS = {
     "prepare": ["reid_repro.cli", "reid_repro.commands.prepare"],
     "meshes": ["reid_repro.cli", "reid_repro.commands.meshes"],
     "pretrain": ["reid_repro.cli", "reid_repro.commands.pretrain", "reid_repro.methods.supervised"],
+    "source": ["reid_repro.cli", "reid_repro.commands.source", "reid_repro.methods.supervised"],
     "train": ["reid_repro.cli", "reid_repro.commands.train"],       # + reid_repro.methods.<method>
     "start": ["reid_repro.cli", "reid_repro.commands.evaluate"],
     "figures": ["reid_repro.cli", "reid_repro.commands.figures"],

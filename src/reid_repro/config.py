@@ -204,6 +204,11 @@ class RunSpec:
     paper_overrides: typing.Dict[str, typing.Any]    # applied on top at scale: paper (per-dataset paper settings)
     also: typing.List[str]                           # more rows this run fills, as "<table>/<row>" of the same paper
     ours_only: bool = False   # a row no paper table has (e.g. a stand-in without a paper column): no paper cell
+    column: str = ""          # the paper table's column it fills (default: its test domain; UDA: market2duke...)
+
+    @property
+    def table_column(self) -> str:
+        return self.column or self.test
 
     def settings_overrides(self, scale: str) -> dict:
         return {**self.overrides, **(self.paper_overrides if scale == "paper" else {})}
@@ -285,6 +290,7 @@ def load_run(params: dict, key: str) -> RunSpec:
         spec[field] = spec.get(field) or {}
     spec["also"] = spec.get("also") or []
     spec.setdefault("ours_only", False)
+    spec.setdefault("column", "")
     run = from_dict(RunSpec, spec, f"runs.{key}")
     data = params.get("data") or {}
     for field in ("dataset", "test"):
@@ -298,6 +304,16 @@ def pretrain_spec(dataset: str = "pretrain") -> RunSpec:
     """The supervised pretraining run every method starts from (settings: params.yaml ``pretrain``)."""
     return RunSpec(method="supervised", base="supervised", dataset=dataset, test=dataset, init="scratch", paper="",
                    table="", row="pretraining", overrides={}, paper_overrides={}, also=[])
+
+
+SOURCE_SECOND_SEED = 1   # the second source training (MMT's net 2) uses the loop's seed + this
+
+
+def source_spec(dataset: str) -> RunSpec:
+    """The labelled source training of the UDA settings (settings: params.yaml ``source``): supervised on the
+    source stand-in's identities, from the pretrained start (CANU §V-A; MMT's source pretraining)."""
+    return RunSpec(method="supervised", base="supervised", dataset=dataset, test=dataset, init="pretrain",
+                   paper="", table="", row="source", overrides={}, paper_overrides={}, also=[])
 
 
 def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
@@ -337,7 +353,8 @@ def validate_params(params: dict) -> None:
     from reid_repro.data.formats import READERS
     from reid_repro.methods import base_section, method_class, method_names
 
-    sections = {"world", "scale", "seeds", "data", "model", "pretrain", "runs"} | (set(method_names()) - {"supervised"})
+    sections = ({"world", "scale", "seeds", "data", "model", "pretrain", "source", "runs"}
+                | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
         raise ReidReproError(f"params.yaml: {unknown[0]}: unknown top-level key; expected one of {sorted(sections)}")
@@ -374,6 +391,7 @@ def validate_params(params: dict) -> None:
         at = {**params, "scale": scale}
         load_model(at)
         resolve_run(at, pretrain_spec(), section="pretrain")
+        resolve_run(at, source_spec(next(iter(data))), section="source")
         for name in sorted(set(method_names()) - {"supervised"}):
             load_method_config(at, name, method_class(name).config, base=base_section(name))
         for key in runs:

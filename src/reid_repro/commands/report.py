@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--start", default="models/pretrain/start.json",
                    help="the pretrained start's evaluation (the `start` stage); '' to leave it out")
-    p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice); `make paper P=ise`")
+    p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice, canu); `make paper P=ise`")
     p.add_argument("--model-figures", default=None,
                    help="the figures stage's folder (default <out>/model_figures; a paper's report reads "
                         "reports/model_figures)")

@@ -6,7 +6,7 @@ HELP = "print the train@<run> stages of one paper's runs, for `dvc repro $(reid-
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--paper", required=True, help="a paper of params.yaml: runs (ise, ice)")
+    p.add_argument("--paper", required=True, help="a paper of params.yaml: runs (ise, ice, canu)")
     p.add_argument("--params", default="params.yaml")
 
 

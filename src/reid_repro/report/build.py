@@ -25,7 +25,14 @@ from reid_repro.config import load_run
 from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path, publish_dir, staging_dir, write_json
 
-DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in"}
+DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in",
+                 "market2duke": "Market→Duke stand-ins", "duke2market": "Duke→Market stand-ins",
+                 "market2msmt": "Market→MSMT stand-ins", "duke2msmt": "Duke→MSMT stand-ins"}
+
+
+def verdict_metric(paper_table: dict) -> str:
+    """The metric a table's verdicts compare: mAP where the table has it (CANU prints R1 first), else its first."""
+    return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
 METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10"}
 
 WHY_DIFFERENT = (
@@ -152,11 +159,11 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
 
     ``entries`` are (run, the paper row it fills)."""
     metrics = paper_table["metrics"]
-    datasets = list(paper_table["datasets"]) + sorted({r.spec.test for r, _ in entries} -
+    datasets = list(paper_table["datasets"]) + sorted({r.spec.table_column for r, _ in entries} -
                                                       set(paper_table["datasets"]))
     ours = {}
     for r, row in entries:
-        ours.setdefault(row, {})[r.spec.test] = (r.name, [r.values(m) for m in metrics])
+        ours.setdefault(row, {})[r.spec.table_column] = (r.name, [r.values(m) for m in metrics])
     rows = []
     printed = [p["row"] for p in paper_table["rows"]]
     for p in paper_table["rows"] + [{"row": row, "group": "ours only"} for row in ours if row not in printed]:
@@ -179,7 +186,7 @@ def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
     """{(row, test dataset): {seed: value in points}} from the runs that fill each row."""
     out: dict = {}
     for r, row in entries:
-        out.setdefault((row, r.spec.test), {}).update(r.values(metric))
+        out.setdefault((row, r.spec.table_column), {}).update(r.values(metric))
     return out
 
 
@@ -192,7 +199,7 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, val
     base_name = paper_table.get("baseline")
     if base_name is None or base_name not in set(frame["row"]):
         return []
-    metric = paper_table["metrics"][0]
+    metric = verdict_metric(paper_table)
     base = frame.set_index("row").loc[base_name]
     out = []
     for _, r in frame.iterrows():
@@ -413,10 +420,43 @@ def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
 
 
 # figures beyond the per-table curves: name -> (function, the runs it draws, in order)
+CANU_LABELS = ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT"]
+CANU_FIG3 = [f"{m}_{setting}" for setting in ("duke2market", "market2duke")
+             for m in ("mmt", "adv_mmt", "canu_mmt")]
+
+
+def canu_mi_figure(runs: list[Run], out: Path) -> Path:
+    """CANU Fig. 3: mutual information of pseudo labels and camera per epoch (Duke→Market, Market→Duke stand-ins)
+
+    ``runs``: MMT, MMT+Adv. and CANU-MMT on Duke→Market, then the same on Market→Duke. The dashed line is the
+    ground-truth level (true identity vs camera). The paper gives a plot only, no numbers."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, group, title in zip(axes, (runs[:3], runs[3:]), ("Duke→Market", "Market→Duke")):
+        for r, label in zip(group, CANU_LABELS):
+            ax.plot(r.history["epoch"], r.history["mi_pseudo_camera"], marker="o", ms=3, label=f"{label} ({r.name})")
+        ax.axhline(group[0].history["mi_true_camera"].iat[-1], ls="--", color="k", lw=1,
+                   label="true identities vs camera")
+        ax.set(title=f"{title} stand-ins", xlabel="epoch", ylabel="MI(pseudo label; camera)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, out, dpi=100)
+
+
+def canu_lost_ids_figure(runs: list[Run], out: Path) -> Path:
+    """CANU Fig. 4: lost identities per epoch (true identities with no clustered sample), Duke→Market stand-ins
+
+    The paper gives a plot only, no numbers."""
+    return _per_epoch(runs, out, "lost_ids", "lost identities", CANU_LABELS, truth=False)
+
+
 ICE_DUKE = ["ice_aware_base_duke", "ice_aware_soft_duke", "ice_aware_hard_duke", "ice_aware_full_duke"]
 EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
                                                  ["cc_market", "ise_market", "cc_msmt", "ise_msmt"]),
                  "ice_fig6_cluster_count": (ice_cluster_count_figure, ICE_DUKE),
+                 "canu_fig3_mi": (canu_mi_figure, CANU_FIG3),
+                 "canu_fig4_lost_ids": (canu_lost_ids_figure, CANU_FIG3[:3]),
                  "ice_fig7_kl": (ice_kl_figure, ICE_DUKE),
                  "ice_fig5_sensitivity": (ice_sensitivity_figure,
                                           ["ice_aware_full_market"] + [r for _, rs in ICE_FIG5.values() for r in rs]),
@@ -438,7 +478,8 @@ MODEL_FIGURE_RUNS = {"ice_fig8_tsne": ["ice_aware_base_duke", "ice_aware_full_du
 
 VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787"}
 # each paper's headline claim: (table, row, dataset) of its verdict
-HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market")}
+HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market"),
+             "canu": ("I", "CANU-MMT (ours)", "market2duke")}
 
 
 def reproduction_figure(found: list[dict], out: Path) -> Path:
@@ -541,6 +582,39 @@ def _gains_cells(frame: pd.DataFrame) -> pd.DataFrame:
                                        "Gain (95% CI)", "Learns"])
 
 
+PROBE_INTRO = (
+    "How much camera the final features still carry, which CANU-ReID's adversaries claim to remove and no paper "
+    "table measures: a linear probe (logistic regression) predicts the camera from each run's L2-normalised "
+    "gallery features, scored on identities it never saw (3 folds grouped by identity). Chance is the most "
+    "frequent camera's share. Mean ± standard deviation over seeds.")
+
+
+def camera_probe_frame(runs: list[Run]) -> pd.DataFrame:
+    """One row per run whose metrics have the camera probe (evaluation/probe.py): per-seed accuracy in points."""
+    rows = []
+    for r in runs:
+        if not r.per_seed or not all("camera_probe" in m for m in r.per_seed.values()):
+            continue
+        values = r.values("camera_probe")
+        if any(np.isnan(v) for v in values.values()):
+            continue
+        rows.append({"run": r.name, "row": r.spec.row, "dataset": r.spec.table_column,
+                     "probe_seeds": [values[s] for s in sorted(values)],
+                     "chance": 100 * float(r.metrics.get("camera_chance", float("nan"))),
+                     "mAP": 100 * float(r.metrics["mAP"])})
+    return pd.DataFrame(rows)
+
+
+def _probe_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    def cell(v: list[float]) -> str:
+        return f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}"
+
+    rows = [[r["run"], r["row"], DATASET_NAMES.get(r["dataset"], r["dataset"]), cell(r["probe_seeds"]),
+             f"{r['chance']:.1f}", f"{r['mAP']:.1f}"] for _, r in frame.iterrows()]
+    return pd.DataFrame(rows, columns=["Run", "Row", "Stand-in", "Camera probe accuracy (%)", "Chance (%)",
+                                       "mAP (%)"])
+
+
 def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
                  start: str | Path | None = None, model_figures: str | Path | None = None) -> dict:
     """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
@@ -593,7 +667,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
         cells = _table_cells(frame, pt)
         table_md = _markdown(cells)
-        found = verdicts(name_p, table, pt, frame, seed_values(entries, pt["metrics"][0]))
+        found = verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
@@ -629,6 +703,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     fid = fidelity_frame(by_name, paper)
     if len(fid):
         add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid, _fidelity_cells(fid))
+    probe = camera_probe_frame([r for r in runs if r.spec.paper == "canu"])
+    if len(probe):
+        add_table("camera_probe", "canu-camera-probe", "CANU: camera left in the features (linear probe)",
+                  PROBE_INTRO, probe, _probe_cells(probe))
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")

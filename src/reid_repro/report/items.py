@@ -17,8 +17,6 @@ PAPERS = {"gcl_plus": "GCL+ (TPAMI 2022)", "gcl": "GCL supplementary (CVPR 2021)
 
 _GCL = (NOT_HERE, "not implemented yet: the mesh-guided generator and the rotation and mixup contrast of GCL+/GCL "
                   "are issue 13 (the structure renders they read, `dvc repro meshes`, are built)")
-_CANU = (NOT_HERE, "not implemented yet: MMT and the camera adversaries are written and tested (methods/mmt.py, "
-                   "methods/canu.py) but their runs, the source-domain stage and the tables are issue 12")
 
 # paper -> [(item, what it shows, section anchor or None, (state, why) when there is no section)]
 ITEMS = {
@@ -59,12 +57,12 @@ ITEMS = {
         ("Fig. 9", "top-5 retrievals", "ice-fig9-retrieval", None),
     ],
     "canu": [
-        ("Table I", "Mkt▸Duke and Duke▸Mkt", None, _CANU),
-        ("Table II", "Mkt▸MSMT and Duke▸MSMT", None, _CANU),
-        ("Table III", "adversarial weight μ", None, _CANU),
-        ("Table IV", "conditional vs plain adversarial", None, _CANU),
-        ("Fig. 3", "mutual information of pseudo labels and camera per epoch", None, _CANU),
-        ("Fig. 4", "lost identities per epoch", None, _CANU),
+        ("Table I", "Mkt▸Duke and Duke▸Mkt", "canu-table-i", None),
+        ("Table II", "Mkt▸MSMT and Duke▸MSMT", "canu-table-ii", None),
+        ("Table III", "adversarial weight μ", "canu-table-iii", None),
+        ("Table IV", "conditional vs plain adversarial", "canu-table-iv", None),
+        ("Fig. 3", "mutual information of pseudo labels and camera per epoch", "canu-fig3-mi", None),
+        ("Fig. 4", "lost identities per epoch", "canu-fig4-lost-ids", None),
     ],
     "ise": [
         ("Table 1", "PLI / LP ablation", "ise-table-1", None),
@@ -84,7 +82,8 @@ ITEMS = {
 MODEL_FIGURES = {"ice-fig8-tsne", "ice-fig9-retrieval", "ise-fig3-tsne"}
 
 # sections that belong to an item without being its main section, drawn right after it
-FOLLOWERS = {"ice-table-fig5": ["ice-fig5-sensitivity"], "ise-table-fig5": ["ise-fig5-mixup"]}
+FOLLOWERS = {"ice-table-fig5": ["ice-fig5-sensitivity"], "canu-fig4-lost-ids": ["canu-camera-probe"],
+             "ise-table-fig5": ["ise-fig5-mixup"]}
 
 # one `dvc exp run` example per item: its main setting changed (the stages it re-runs are those reading the key)
 EXAMPLES = {
@@ -99,6 +98,12 @@ EXAMPLES = {
     "ice-fig7-kl": "ice.tau_s=0.3",
     "ice-fig8-tsne": "ice.lambda_s=5.0",
     "ice-fig9-retrieval": "ice.lambda_h=0.5",
+    "canu-table-i": "canu.mu=0.2",
+    "canu-table-ii": "canu.mu=0.2",
+    "canu-table-iii": "mmt.soft_ce_weight=0.3",
+    "canu-table-iv": "canu.mu=0.2",
+    "canu-fig3-mi": "canu.mu=0.2",
+    "canu-fig4-lost-ids": "canu.mu=0.2",
     "ise-table-1": "ise.lambda0=2.0",
     "ise-table-2": "ise.schedule=linear",
     "ise-table-3": "ise.direction=random",

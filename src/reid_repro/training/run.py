@@ -24,6 +24,7 @@ from reid_repro.config import RunSpec, params_hash, resolve_run, run_seeds
 from reid_repro.device import torch_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics
+from reid_repro.evaluation.probe import camera_probe
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
 from reid_repro.models import ReidNet
@@ -83,8 +84,10 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device) -> dict:
     q = (table["split"] == "query").to_numpy()
     m = features_to_metrics(feats[q], feats[~q], table["pid"].to_numpy()[q], table["pid"].to_numpy()[~q],
                             table["camid"].to_numpy()[q], table["camid"].to_numpy()[~q])
+    # the camera left in the features: a linear probe on the gallery, scored on held-out identities
+    probe = camera_probe(feats[~q], table["camid"].to_numpy()[~q], table["pid"].to_numpy()[~q])
     return {"mAP": m["mAP"], "rank1": float(m["cmc"][0]), "rank5": float(m["cmc"][4]),
-            "rank10": float(m["cmc"][9]), "mINP": m["mINP"]}
+            "rank10": float(m["cmc"][9]), "mINP": m["mINP"], **probe}
 
 
 def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Path):
@@ -116,9 +119,12 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
             raise ReidReproError(f"{info_file}: missing; run `reid-repro prepare` (dvc repro prepare@{name})")
         manifests[name] = json.loads(info_file.read_text())["checksum"]
     init = Path(models_dir) / spec.init / "model.pt"
+    init_2 = init.with_name("model_2.pt")      # a source stage's second training (MMT's net 2)
     kind = "pretrain" if spec.method == "supervised" else "train"
-    return {"settings": settings, "manifests": manifests,
-            "init": _file_digest(init) if settings["model"]["init"] == "pretrain" and init.is_file() else None,
+    digest = None
+    if settings["model"]["init"] == "pretrain" and init.is_file():
+        digest = _file_digest(init) + (_file_digest(init_2) if init_2.is_file() else "")
+    return {"settings": settings, "manifests": manifests, "init": digest,
             "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
 
 
@@ -250,7 +256,7 @@ def _restore(kept: Path, out: Path) -> dict:
 
 
 SUMMARY_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "nmi", "ami", "ari", "fmi", "v_measure",
-                   "num_clusters", "num_outliers", "lost_ids")
+                   "num_clusters", "num_outliers", "lost_ids", "camera_probe", "camera_chance")
 
 
 def seed_list(params: dict, spec: RunSpec) -> list[int]:
@@ -312,3 +318,25 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     metrics = aggregate(per_seed)
     write_json(out / "metrics.json", metrics)
     return {**metrics, "wall_seconds": time.perf_counter() - start}
+
+
+def train_source(params: dict, dataset: str, out: str | Path, root: str | Path = ".",
+                 models_dir: str | Path = "models", track: bool = True) -> list[dict]:
+    """The source stage: supervised training on the labelled ``dataset`` from the pretrained start (settings:
+    params.yaml ``source``), twice: with the loop's seed into ``out/model.pt`` and with the next seed into
+    ``out/model_2.pt`` (MMT's two networks start from two source trainings). Each training's record stays in
+    ``out/net1`` and ``out/net2`` (metrics, history, run.json); returns both metrics."""
+    from reid_repro.config import SOURCE_SECOND_SEED, source_spec
+
+    out = Path(out)
+    spec = source_spec(dataset)
+    seed = resolve_run(params, spec, section="source")[1].seed
+    found = []
+    for i, (net, target) in enumerate((("net1", "model.pt"), ("net2", "model_2.pt"))):
+        run = dataclasses.replace(spec, overrides={"seed": seed + i * SOURCE_SECOND_SEED})
+        m = execute(params, f"source_{dataset}-{net}", run, out / net, stage=f"source@{dataset}", root=root,
+                    models_dir=models_dir, track=track, section="source")
+        (out / net / "model.pt").replace(out / target)
+        found.append(m)
+    write_json(out / "metrics.json", {"net1": found[0], "net2": found[1]})
+    return found

@@ -1,0 +1,105 @@
+"""What CANU's camera adversaries cost on top of MMT, per training step (issue 12: at most 15% beyond the
+networks' own cost).
+
+Cases, each on the CPU default's batch (8 identities x 4 images at 64x32, ResNet-18, `model.precision` as
+configured), random images and a fixed clustering of 64 training images in 16 clusters over 6 cameras:
+  bare:  the same networks with nothing else: two students forward and backward on one view, two mean
+         teachers forward on the other view, one Adam step each (what MMT cannot avoid);
+  mmt:   one MMT step (methods/mmt.py) through the loop's run_steps, with the teachers' update;
+  canu:  one CANU-MMT step (methods/canu.py): the discriminators' step, then the networks' step with the
+         adversarial term.
+Writes bench/results/canu.json: ms per step, and CANU's overhead over bare and over MMT.
+
+    python bench/bench_canu.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _setup(name: str):
+    import numpy as np
+    import pandas as pd
+    import torch
+    import torch.nn.functional as F
+
+    from reid_repro.config import load_method_config, load_model, load_params
+    from reid_repro.methods import base_section, method_class
+    from reid_repro.models import ReidNet
+
+    params = load_params(ROOT / "params.yaml")
+    mcfg = load_model(params)
+    torch.manual_seed(0)
+    cfg = load_method_config(params, name, method_class(name).config, {}, base=base_section(name))
+    n_train = 64
+    extras = {"num_train": n_train, "init_dir": None}
+    if name == "canu":
+        extras["train_table"] = pd.DataFrame({"camid": np.arange(n_train) % 6})
+    method = method_class(name)(cfg, ReidNet.from_config(mcfg).train(), torch.device("cpu"), **extras)
+    g = torch.Generator().manual_seed(1)
+    feats = F.normalize(torch.randn(n_train, method.model.dim, generator=g), dim=1).numpy()
+    method.on_epoch_start(0, feats, np.repeat(np.arange(16), 4), np.arange(n_train) % 6)
+    shape = (cfg.batch_ids * cfg.instances, 3, mcfg.height, mcfg.width)
+    views = [torch.randn(shape, generator=g), torch.randn(shape, generator=g)]
+    labels = torch.arange(cfg.batch_ids).repeat_interleave(cfg.instances)
+    batch = {"images": views[0], "views": views, "labels": labels, "cams": torch.arange(shape[0]) % 6,
+             "index": torch.arange(shape[0])}
+    return method, batch, mcfg
+
+
+def _time(step, n: int = 6) -> float:
+    step()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        step()
+    return 1000 * (time.perf_counter() - t0) / n
+
+
+def main() -> None:
+    import torch
+
+    from reid_repro.models import ReidNet
+    from reid_repro.training.loop import run_steps
+
+    rows = []
+    method, batch, mcfg = _setup("mmt")
+    nets = [ReidNet.from_config(mcfg).train() for _ in range(2)]
+    teachers = [ReidNet.from_config(mcfg).train() for _ in range(2)]
+    opts = [torch.optim.Adam(n.parameters(), lr=3.5e-4) for n in nets]
+
+    def bare():
+        for net, teacher, opt in zip(nets, teachers, opts):
+            opt.zero_grad()
+            with torch.no_grad():
+                target = teacher(batch["views"][1])
+            ((net(batch["views"][0]) - target) ** 2).mean().backward()
+            opt.step()
+
+    rows.append({"case": "bare", "ms_per_step": round(_time(bare), 1)})
+    for name in ("mmt", "canu"):
+        method, batch, _ = _setup(name)
+        optimizers = {k: o for k, (o, _) in method.optimizers().items()}
+
+        def step():
+            run_steps(method.training_step(batch), optimizers, defaultdict(float))
+            method.after_step()
+
+        rows.append({"case": name, "ms_per_step": round(_time(step), 1)})
+    by = {r["case"]: r["ms_per_step"] for r in rows}
+    rows.append({"case": "overhead", "canu_over_bare": round(by["canu"] / by["bare"] - 1, 3),
+                 "canu_over_mmt": round(by["canu"] / by["mmt"] - 1, 3), "target_over_bare": 0.15,
+                 "batch": int(batch["labels"].numel()), "input": f"{mcfg.height}x{mcfg.width}"})
+    write_results("canu", rows)
+
+
+if __name__ == "__main__":
+    main()
