@@ -365,7 +365,7 @@ def test_a_training_step_can_yield_updates_that_see_each_other():
         yield Step({"g": (disc(gen(x)) - 1).pow(2).mean()}, ("model",))
 
     sums = defaultdict(float)
-    run_steps(training_step(), opts, sums)
+    total = run_steps(training_step(), opts, sums, encoder=("model",))
 
     # by hand: D's SGD step on its loss with G fixed, then G's SGD step through the *updated* D
     gw, gb, dw, db = (p.clone().requires_grad_() for p in g0 + d0)
@@ -378,6 +378,7 @@ def test_a_training_step_can_yield_updates_that_see_each_other():
     assert torch.allclose(disc.weight, dw1) and torch.allclose(disc.bias, db1)
     assert torch.allclose(gen.weight, gw - 0.5 * gw_grad) and torch.allclose(gen.bias, gb - 0.5 * gb_grad)
     assert sums["d"] == pytest.approx(loss_d.item()) and sums["g"] == pytest.approx(loss_g.item())
+    assert total == pytest.approx(loss_g.item())          # the history's `loss`: the trained network's steps only
 
     with pytest.raises(KeyError, match="'critic'"):
         run_steps(iter([Step({"g": gen(x).sum()}, ("critic",))]), opts, sums)
@@ -452,3 +453,24 @@ def test_precision_auto_is_bf16_only_where_native_and_the_run_records_it(monkeyp
     assert seen == [torch.bfloat16] and out.dtype == torch.float32 and fresh.compute_precision("cpu") == "bf16"
     with pytest.raises(ReidReproError, match="model.precision='fp16'"):
         resolve_precision("fp16", "cpu")
+
+
+def test_optimiser_state_is_cleared_for_the_named_optimisers_only():
+    """MMT re-creates its networks' Adam each epoch; CANU's discriminators keep their moments."""
+    from reid_repro.methods import method_class
+    from reid_repro.methods.mmt import NETS
+    from reid_repro.training.loop import reset_optimizers
+
+    params = {n: torch.nn.Parameter(torch.ones(2)) for n in ("model", "net_2", "disc_1")}
+    opts = {n: torch.optim.Adam([p], lr=0.1) for n, p in params.items()}
+    for p, o in zip(params.values(), opts.values()):
+        p.sum().backward()
+        o.step()
+    canu = method_class("canu")
+    assert canu.reset_optimizers_each_epoch == NETS and canu.encoder_optimizers == NETS
+    assert reset_optimizers(canu.reset_optimizers_each_epoch, opts) == ["model", "net_2"]
+    assert not opts["model"].state and not opts["net_2"].state and opts["disc_1"].state
+    assert reset_optimizers(True, opts) == list(opts) and not opts["disc_1"].state
+    assert reset_optimizers(False, opts) == []
+    with pytest.raises(KeyError, match="'critic'"):
+        reset_optimizers(("critic",), opts)

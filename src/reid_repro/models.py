@@ -133,3 +133,20 @@ def imagenet_weights_path(arch: str) -> Path:
                              f"there (download {weights.url} on a machine with internet, or set TORCH_HOME), "
                              "or set model.init: pretrain in params.yaml")
     return path
+
+
+def load_weights(model: nn.Module, path: str | Path, what: str = "") -> None:
+    """Load a ReidNet checkpoint (a run's or a stage's model.pt) into ``model``; a missing, unreadable or
+    ill-fitting file is an error naming it (``what`` describes the model, e.g. "resnet50/avg")."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReidReproError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:   # truncated or not a torch file
+        raise ReidReproError(f"{path}: cannot read the checkpoint ({exc}); expected a model.pt written by "
+                             "reid-repro") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("pool.")]:
+        raise ReidReproError(f"{path}: does not fit model {what or type(model).__name__} "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -11,7 +11,11 @@ Every hook has a default that is the plain single-network case, so a method over
 - ``pseudo_labels``: this epoch's training labels (default: Jaccard + DBSCAN, or the true identities).
 - ``encoder()`` clusters, ``eval_encoder()`` is evaluated and saved (MMT clusters on the mean of its teachers
   and evaluates one of them).
-- ``reset_optimizers_each_epoch``: clear every optimiser's state at each epoch start (MMT's code re-creates Adam).
+- ``reset_optimizers_each_epoch``: clear optimiser state at each epoch start: True for every optimiser, or the
+  names of those to clear (MMT's code re-creates its networks' Adam; CANU's discriminators keep theirs).
+- ``encoder_optimizers``: the optimisers of the networks being trained (None: all). The history's ``loss`` is
+  the sum of the losses of the steps that update them; an adversary's own losses are logged only as
+  ``loss_<name>``, so ``loss`` stays comparable across methods.
 - constructor extras: ``training/run.py`` passes ``num_classes``, ``num_train``, ``train_table`` and
   ``init_dir`` to a method whose ``__init__`` names them.
 """
@@ -70,7 +74,8 @@ class Method:
     views: tuple[str, ...] = ("base",)
     # the params section whose settings this method's own are added to (ISE and Mixup: cluster_contrast)
     base_section: str | None = None
-    reset_optimizers_each_epoch: bool = False
+    reset_optimizers_each_epoch: Union[bool, tuple[str, ...]] = False
+    encoder_optimizers: Union[tuple[str, ...], None] = None
 
     def __init__(self, cfg, model: torch.nn.Module, device: torch.device):
         self.cfg, self.model, self.device = cfg, model, device

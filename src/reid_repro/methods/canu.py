@@ -118,6 +118,11 @@ def frozen(*modules: nn.Module):
 
 
 class Canu(Mmt):
+    """MMT's networks and steps, plus a camera discriminator per network stepped before them. The networks'
+    Adam is re-created every epoch as in MMT; the discriminators keep their state across epochs (our reading:
+    CANU's code is not public), and the history's ``loss`` is the networks' (the discriminators' own losses are
+    ``loss_disc_1`` and ``loss_disc_2``)."""
+
     config = CanuConfig
     base_section = "mmt"
 

@@ -71,6 +71,7 @@ from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, j
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Method
+from reid_repro.models import load_weights
 
 EPS_RULES = ("fixed", "quantile")
 INIT_2 = ("model_2", "auto", "copy")
@@ -177,17 +178,6 @@ class MeanTeacher(nn.Module):
         return F.normalize(self.teacher_1(x), dim=1) + F.normalize(self.teacher_2(x), dim=1)
 
 
-def load_net(net: nn.Module, path: Path) -> None:
-    """Load a ReidNet checkpoint (a run's model.pt); a file that does not fit is an error naming it."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:   # truncated or not a torch file
-        raise ReidReproError(f"{path}: cannot read the checkpoint ({exc})") from exc
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("pool.")]:
-        raise ReidReproError(f"{path}: does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]})")
-
-
 def ema_momentum(step: int, alpha: float) -> float:
     """a_t of the code's ramp: 0 at the first step (the teacher takes the student), then up to ``alpha``."""
     return min(1.0 - 1.0 / (step + 1), alpha)
@@ -196,7 +186,8 @@ def ema_momentum(step: int, alpha: float) -> float:
 class Mmt(Method):
     config = MmtConfig
     views = ("base", "base")
-    reset_optimizers_each_epoch = True
+    reset_optimizers_each_epoch = NETS     # the code re-creates the networks' Adam every epoch
+    encoder_optimizers = NETS
 
     def __init__(self, cfg, model, device, num_train: int, init_dir: Path | None = None):
         super().__init__(cfg, model, device)
@@ -208,7 +199,7 @@ class Mmt(Method):
                                  "mmt.init_2: auto or copy to start it from a copy of net 1)")
         self.net2_copied = cfg.init_2 == "copy" or not found
         if not self.net2_copied:
-            load_net(net_2, path)
+            load_weights(net_2, path, "MMT's net 2")
         elif cfg.init_2 == "auto":
             print(f"mmt: no {path or 'init_dir'}; net 2 starts as a copy of net 1 (init_2: auto; history column "
                   "net2_copied)")

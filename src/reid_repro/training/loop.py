@@ -51,9 +51,11 @@ def lr_factor(cfg: LoopConfig, epoch: int) -> float:
     return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
 
 
-def run_steps(result, optimizers: dict, sums: dict) -> None:
+def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None) -> float:
     """Carry out one batch's updates: ``result`` is a dict of losses (one update of every optimiser) or an
-    iterable of ``Step``s, each taken in turn (the next is computed after the previous one stepped)."""
+    iterable of ``Step``s, each taken in turn (the next is computed after the previous one stepped). Adds each
+    loss to ``sums``; returns the total of the steps that update an ``encoder`` optimiser (None: every step)."""
+    total = 0.0
     for step in [Step(result)] if isinstance(result, dict) else result:
         names = list(optimizers) if step.optimizers is None else step.optimizers
         unknown = [n for n in names if n not in optimizers]
@@ -61,11 +63,28 @@ def run_steps(result, optimizers: dict, sums: dict) -> None:
             raise KeyError(f"training step names optimiser {unknown[0]!r}; the method has {list(optimizers)}")
         for n in names:
             optimizers[n].zero_grad(set_to_none=True)
-        sum(step.losses.values()).backward()
+        loss = sum(step.losses.values())
+        loss.backward()
         for n in names:
             optimizers[n].step()
         for name, value in step.losses.items():
             sums[name] += float(value.detach())
+        if encoder is None or set(names) & set(encoder):
+            total += float(loss.detach())
+    return total
+
+
+def reset_optimizers(which, optimizers: dict) -> list[str]:
+    """Clear the state (Adam's moments) of the optimisers ``which`` names: True = all, False/() = none, or a
+    tuple of names (Method.reset_optimizers_each_epoch). Returns the names cleared."""
+    names = list(optimizers) if which is True else list(which or ())
+    unknown = [n for n in names if n not in optimizers]
+    if unknown:
+        raise KeyError(f"reset_optimizers_each_epoch names optimiser {unknown[0]!r}; the method has "
+                       f"{list(optimizers)}")
+    for name in names:
+        optimizers[name].state.clear()
+    return names
 
 
 def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
@@ -144,9 +163,8 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             generator=torch.Generator().manual_seed(seed), persistent_workers=False,
             pin_memory=device.type == "cuda")
         sums: dict[str, float] = defaultdict(float)
-        if method.reset_optimizers_each_epoch:
-            for o in optimizers.values():
-                o.state.clear()
+        total = 0.0                  # the losses of the steps that train the encoder (Method.encoder_optimizers)
+        reset_optimizers(method.reset_optimizers_each_epoch, optimizers)
         model.train()
         labels_t = torch.as_tensor(labels, device=device)
         cams_t = torch.as_tensor(np.array(data.cams), device=device)
@@ -156,12 +174,12 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             views = [x.to(device, non_blocking=True) for x in items[:-1]]
             batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
                      "cams": cams_t[index]}
-            run_steps(method.training_step(batch), optimizers, sums)
+            total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers)
             method.after_step()
         lr = next(iter(optimizers.values())).param_groups[0]["lr"]
         for sch in schedulers.values():
             sch.step()
-        row = {"epoch": epoch + 1, "loss": sum(sums.values()) / cfg.iters,
+        row = {"epoch": epoch + 1, "loss": total / cfg.iters,
                **{f"loss_{k}": v / cfg.iters for k, v in sums.items()}, **scores, "lr": lr,
                "cluster_seconds": t_cluster, "seconds": time.perf_counter() - t0, **method.epoch_metrics()}
         history.append(row)

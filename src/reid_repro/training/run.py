@@ -27,7 +27,7 @@ from reid_repro.evaluation import features_to_metrics
 from reid_repro.evaluation.probe import camera_probe
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
-from reid_repro.models import ReidNet
+from reid_repro.models import ReidNet, load_weights as load_encoder
 from reid_repro.training.data import ImageCache, extract_features, load_split
 from reid_repro.training.loop import TrainData, fit
 from reid_repro.training.tracking import Tracker, environment, git_revision
@@ -56,19 +56,8 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
 
 
 def load_weights(model: ReidNet, path: str | Path, model_cfg) -> None:
-    """Load an encoder checkpoint into ``model``; a file that does not fit the model is an error naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReidReproError(f"{path}: checkpoint not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:   # truncated or not a torch file
-        raise ReidReproError(f"{path}: cannot read the checkpoint ({exc}); expected a model.pt written by "
-                             "reid-repro") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if unexpected or [k for k in missing if not k.startswith("pool.")]:
-        raise ReidReproError(f"{path}: does not fit model {model_cfg.arch}/{model_cfg.pooling} "
-                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    """Load an encoder checkpoint into ``model`` (models.load_weights; the error names the configured model)."""
+    load_encoder(model, path, f"{model_cfg.arch}/{model_cfg.pooling}")
 
 
 def test_set(params: dict, test: str, model_cfg) -> tuple[pd.DataFrame, ImageCache]:
