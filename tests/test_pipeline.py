@@ -94,6 +94,12 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     runs = {r for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
     figures = {"figures"} if runs & set(FIGURE_RUNS) else set()
     assert runs and ran(out) == {f"train@{r}" for r in runs} | figures | {"report"}, out
+    if section == "ise":      # `dvc plots diff` draws the experiment's curves beside the committed ones
+        diff = subprocess.run(["dvc", "plots", "diff", "HEAD", "--json"], cwd=work, capture_output=True, text=True,
+                              check=True).stdout
+        shown = json.loads(diff)
+        assert not shown.get("errors"), shown.get("errors")
+        assert '"HEAD"' in diff and '"workspace"' in diff and "reports/plots/nmi" in diff
 
 
 def test_more_seeds_train_only_the_new_seeds(project):
