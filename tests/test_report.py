@@ -383,3 +383,24 @@ def test_uda_runs_fill_the_papers_setting_columns_and_are_judged_on_map(tmp_path
     assert "<section id='canu-table-i'>" in page and "<section id='canu-table-iv'>" in page
     section = page[page.index("<section id='canu-camera-probe'>"):]
     assert "<td>32.0 ± 2.0</td>" in section[:section.index("</section>")]
+
+
+def test_our_columns_name_the_real_dataset_when_a_run_used_one(tmp_path):
+    """A column says where our numbers come from: the stand-in for the world's folders, the real dataset (with
+    its root) when `data.<name>.root` points elsewhere; a UDA setting names both sides."""
+    from reid_repro.report.build import dataset_labels
+
+    data = {"market": {"root": "/datasets/Market-1501"}, "duke": {"root": "data/world/duke"},
+            "msmt": {"root": "data/world/msmt"}}
+    labels = dataset_labels(data)
+    assert labels["market"] == "Market-1501 (real data, /datasets/Market-1501)"
+    assert labels["duke"] == "Duke stand-in" and labels["market2duke"] == "Market-1501→Duke stand-in"
+    assert dataset_labels({k: {"root": f"data/world/{k}"} for k in ("market", "duke")})["market"] == "Market stand-in"
+    params = {"data": data, "runs": {"cc_market": {"method": "cluster_contrast", "base": "cluster_contrast",
+                                                   "dataset": "market", "test": "market", "init": "pretrain",
+                                                   "paper": "ise", "table": "6",
+                                                   "row": "Cluster-Contrast (Our Baseline)", "overrides": {}}}}
+    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
+    build_report(params, tmp_path / "runs", tmp_path / "reports")
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert "mAP: Market-1501 (paper) / Market-1501 (real data, /datasets/Market-1501) (ours)" in page

@@ -30,6 +30,29 @@ DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "
                  "market2msmt": "Market→MSMT stand-ins", "duke2msmt": "Duke→MSMT stand-ins"}
 
 
+REAL_NAMES = {"market": "Market-1501", "duke": "DukeMTMC-reID", "msmt": "MSMT17"}
+WORLD_ROOT = "data/world"     # where the world stage writes the stand-ins (dvc.yaml)
+
+
+def dataset_labels(data: dict) -> dict[str, str]:
+    """What our numbers come from, per column key: the synthetic stand-in (DATASET_NAMES) where
+    ``params.yaml: data.<key>.root`` is the world's folder, else the real dataset named with its root; a UDA
+    setting (``market2duke``) from its two sides."""
+    labels = dict(DATASET_NAMES)
+    real = {}
+    for key, entry in (data or {}).items():
+        root = str((entry or {}).get("root", "") or "")
+        if root and not Path(root).as_posix().startswith(WORLD_ROOT) and key in REAL_NAMES:
+            labels[key] = f"{REAL_NAMES[key]} (real data, {root})"
+            real[key] = REAL_NAMES[key]
+    for column in DATASET_NAMES:
+        source, _, target = column.partition("2")
+        if target and (source in real or target in real):
+            name = {k: real.get(k, DATASET_NAMES[k]) for k in (source, target)}
+            labels[column] = f"{name[source]}→{name[target]}"
+    return labels
+
+
 def verdict_metric(paper_table: dict) -> str:
     """The metric a table's verdicts compare: mAP where the table has it (CANU prints R1 first), else its first."""
     return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
@@ -235,13 +258,13 @@ INCONCLUSIVE_MEANS = (
     "every verdict is inconclusive.")
 
 
-def _table_cells(frame: pd.DataFrame, paper_table: dict) -> pd.DataFrame:
+def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_NAMES) -> pd.DataFrame:
     """The displayed table: one string per cell, ours in **bold** as mean ± sd over seeds."""
     metrics = paper_table["metrics"]
     datasets = sorted({c.split(".")[0] for c in frame.columns if c.endswith(".ours")},
                       key=lambda d: list(paper_table["datasets"]).index(d) if d in paper_table["datasets"] else 99)
-    head = ["Method"] + [f"{METRIC_NAMES[m]}: {paper_table['datasets'][d]} (paper) / {DATASET_NAMES.get(d, d)} (ours)"
-                         if d in paper_table["datasets"] else f"{METRIC_NAMES[m]}: {DATASET_NAMES.get(d, d)} (ours)"
+    head = ["Method"] + [f"{METRIC_NAMES[m]}: {paper_table['datasets'][d]} (paper) / {labels.get(d, d)} (ours)"
+                         if d in paper_table["datasets"] else f"{METRIC_NAMES[m]}: {labels.get(d, d)} (ours)"
                          for d in datasets for m in metrics]
     rows = []
     for _, r in frame.iterrows():
@@ -571,11 +594,11 @@ def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _gains_cells(frame: pd.DataFrame) -> pd.DataFrame:
+def _gains_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFrame:
     rows = []
     for _, r in frame.iterrows():
         ci = "one seed: no interval" if r["ci"] is None else f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
-        rows.append([r["run"], DATASET_NAMES.get(r["dataset"], r["dataset"]), f"{r['start_mAP']:.1f}",
+        rows.append([r["run"], labels.get(r["dataset"], r["dataset"]), f"{r['start_mAP']:.1f}",
                      ", ".join(f"{v:.1f}" for v in r["final_mAP"]), f"{r['gain']:+.1f} {ci}",
                      "yes" if r["learns"] else "**no**"])
     return pd.DataFrame(rows, columns=["Baseline run", "Stand-in", "Start mAP", "Final mAP per seed",
@@ -605,11 +628,11 @@ def camera_probe_frame(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _probe_cells(frame: pd.DataFrame) -> pd.DataFrame:
+def _probe_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFrame:
     def cell(v: list[float]) -> str:
         return f"{np.mean(v):.1f} ± {np.std(v, ddof=1) if len(v) > 1 else 0.0:.1f}"
 
-    rows = [[r["run"], r["row"], DATASET_NAMES.get(r["dataset"], r["dataset"]), cell(r["probe_seeds"]),
+    rows = [[r["run"], r["row"], labels.get(r["dataset"], r["dataset"]), cell(r["probe_seeds"]),
              f"{r['chance']:.1f}", f"{r['mAP']:.1f}"] for _, r in frame.iterrows()]
     return pd.DataFrame(rows, columns=["Run", "Row", "Stand-in", "Camera probe accuracy (%)", "Chance (%)",
                                        "mAP (%)"])
@@ -629,6 +652,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             raise ReidReproError(f"--paper {paper!r}: expected one of {sorted(numbers)}")
         params = {**params, "runs": {k: v for k, v in params["runs"].items() if v["paper"] == paper}}
     runs = collect_runs(params, runs_dir)
+    labels = dataset_labels(params.get("data"))     # our columns: the stand-in, or the real dataset used
     # tables and figures are built in staging folders and published together at the end, so a build that
     # fails halfway leaves the previous report whole (never old and new tables mixed)
     tables_dir, figures_dir = staging_dir(out_dir / "tables"), staging_dir(out_dir / "figures")
@@ -665,7 +689,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
         fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
-        cells = _table_cells(frame, pt)
+        cells = _table_cells(frame, pt, labels)
         table_md = _markdown(cells)
         found = verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
         all_verdicts += found
@@ -698,15 +722,15 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         gains = baseline_gains(by_name, json.loads(start_file.read_text()))
         if len(gains):
             add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
-                      _gains_cells(gains))
+                      _gains_cells(gains, labels))
             summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
-        add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid, _fidelity_cells(fid))
+        add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid, _fidelity_cells(fid, labels))
     probe = camera_probe_frame([r for r in runs if r.spec.paper == "canu"])
     if len(probe):
         add_table("camera_probe", "canu-camera-probe", "CANU: camera left in the features (linear probe)",
-                  PROBE_INTRO, probe, _probe_cells(probe))
+                  PROBE_INTRO, probe, _probe_cells(probe, labels))
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
@@ -750,7 +774,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if h:
             ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
                   if h["ci"][0] is not None else "one seed: no interval")
-            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({DATASET_NAMES[h['dataset']]} "
+            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({labels.get(h['dataset'], h['dataset'])} "
                          f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
@@ -834,12 +858,12 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fidelity_cells(frame: pd.DataFrame) -> pd.DataFrame:
+def _fidelity_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFrame:
     rows = []
     for _, r in frame.iterrows():
         if r["code_mAP"] is not None and not pd.isna(r["code_mAP"]):
             ci = "one seed: no interval" if r["ci"] is None else f"95% CI [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
-            effect = (f"{DATASET_NAMES.get(r['dataset'], r['dataset'])}: code {r['code_mAP']:.1f} / paper "
+            effect = (f"{labels.get(r['dataset'], r['dataset'])}: code {r['code_mAP']:.1f} / paper "
                       f"{r['paper_mAP']:.1f} mAP, code − paper {r['code_minus_paper']:+.1f} ({ci})")
         else:
             effect = "not run yet" if r["dataset"] == "not run" else "not measured"
