@@ -726,7 +726,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
-        add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid, _fidelity_cells(fid, labels))
+        add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid,
+                  _fidelity_cells(fid, labels))
     probe = camera_probe_frame([r for r in runs if r.spec.paper == "canu"])
     if len(probe):
         add_table("camera_probe", "canu-camera-probe", "CANU: camera left in the features (linear probe)",
@@ -774,7 +775,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if h:
             ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
                   if h["ci"][0] is not None else "one seed: no interval")
-            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({labels.get(h['dataset'], h['dataset'])} "
+            where = labels.get(h["dataset"], h["dataset"])
+            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({where} "
                          f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
