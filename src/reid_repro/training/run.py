@@ -71,10 +71,10 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device) -> dict:
     table, cache = test
     feats = extract_features(encoder, cache.images, device)
     q = (table["split"] == "query").to_numpy()
-    m = features_to_metrics(feats[q], feats[~q], table["pid"].to_numpy()[q], table["pid"].to_numpy()[~q],
-                            table["camid"].to_numpy()[q], table["camid"].to_numpy()[~q])
+    pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
+    m = features_to_metrics(feats[q], feats[~q], pids[q], pids[~q], cams[q], cams[~q])
     # the camera left in the features: a linear probe on the gallery, scored on held-out identities
-    probe = camera_probe(feats[~q], table["camid"].to_numpy()[~q], table["pid"].to_numpy()[~q])
+    probe = camera_probe(feats[~q], cams[~q], pids[~q])
     return {"mAP": m["mAP"], "rank1": float(m["cmc"][0]), "rank5": float(m["cmc"][4]),
             "rank10": float(m["cmc"][9]), "mINP": m["mINP"], **probe}
 
