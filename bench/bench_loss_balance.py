@@ -27,7 +27,8 @@ def balance(params: dict, domain: str, fidelity: str, batches: int = 3) -> dict:
 
     from reid_repro.clustering import relabel
     from reid_repro.config import load_run
-    from reid_repro.training.data import ImageCache, PKSampler, TrainSet, extract_features, load_split, make_transform
+    from reid_repro.training.data import (BatchFinish, ImageCache, PKSampler, TrainSet, extract_features, load_split,
+                                         make_transform)
     from reid_repro.training.run import build
 
     spec = load_run(params, f"ice_aware_full_{domain}")
@@ -40,7 +41,8 @@ def balance(params: dict, domain: str, fidelity: str, batches: int = 3) -> dict:
     method = method_class("ice")(cfg, model, device)
     info = params["data"][domain]
     table = load_split(info["manifest"], "train")
-    cache = ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{domain} train")
+    cache = ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{domain} train",
+                       interpolation=model_cfg.interpolation)
     labels, cams = relabel(table["pid"].to_numpy()), table["camid"].to_numpy()
     method.on_epoch_start(0, extract_features(method.encoder(), cache.images, device), labels, cams)
     torch.manual_seed(0)
@@ -53,7 +55,7 @@ def balance(params: dict, domain: str, fidelity: str, batches: int = 3) -> dict:
     model.train()
     for idx in sampler:
         items = [data[i] for i in idx]
-        views = [torch.stack([it[v] for it in items]) for v in range(len(method.views))]
+        views = [BatchFinish(view)(torch.stack([it[v] for it in items])) for v, view in enumerate(method.views)]
         index = torch.tensor(idx)
         batch = {"images": views[0], "views": views, "index": index, "labels": torch.as_tensor(labels[idx]),
                  "cams": torch.as_tensor(cams[idx])}

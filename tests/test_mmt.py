@@ -57,7 +57,7 @@ def _softmax(x):
 
 
 @pytest.mark.parametrize("override, key", [({"adversary": "gan"}, "canu.adversary"), ({"mu": 0.0}, "canu.mu"),
-                                           ({"bn_chunk": 6}, "mmt.loop.bn_chunk"), ({"init_2": "x"}, "mmt.init_2"),
+                                           ({"rho": 2.0}, "mmt.loop.rho"), ({"init_2": "x"}, "mmt.init_2"),
                                            ({"soft_tri_weight": 1.5}, "mmt.soft_tri_weight"),
                                            ({"eps_rule": "knee"}, "mmt.loop.eps_rule")])
 def test_settings_are_checked_and_errors_name_the_key(override, key):
@@ -201,9 +201,11 @@ def test_encoder_is_the_mean_of_the_teachers_and_teacher_1_is_evaluated():
 
 
 def test_ghost_bn_forwards_each_slice_on_its_own():
-    method, batch, *_ = _method(bn_chunk=4)
+    method, batch, *_ = _method()
     peer, x = method.students[0], batch["views"][0]
-    out = peer(x, 4, bn_chunk=4)
+    peer.net.bn_groups = 2                                           # model.bn_groups (paper scale: 4)
+    out = peer(x, 4)
+    peer.net.bn_groups = 1
     halves = [peer(x[:4], 4), peer(x[4:], 4)]
     torch.testing.assert_close(out.neck, torch.cat([h.neck for h in halves]))
     assert not torch.allclose(out.neck, peer(x, 4).neck)             # whole-batch BN differs

@@ -474,3 +474,36 @@ def test_optimiser_state_is_cleared_for_the_named_optimisers_only():
     assert reset_optimizers(False, opts) == []
     with pytest.raises(KeyError, match="'critic'"):
         reset_optimizers(("critic",), opts)
+
+
+def test_torchrun_trains_one_run_on_two_processes_and_only_rank_0_writes(smoke, pretrained, tmp_path):
+    """`torchrun --nproc_per_node 2 reid-repro train`: the run finishes on both ranks (gloo on the CPU), rank 0
+    writes the outputs and one MLflow run, nobody else writes anything."""
+    import shutil
+    import subprocess
+    import sys
+
+    import mlflow
+    import yaml
+
+    params, _ = smoke
+    params = json.loads(json.dumps(params))
+    params["seeds"] = 1
+    params["runs"] = {"ddp": dict(method="cluster_contrast", base="cluster_contrast", dataset="market",
+                                  test="market", init="pretrain", paper="ise", table="6",
+                                  row="Cluster-Contrast (Our Baseline)", overrides={"batch_ids": 2})}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    proc = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "reid_repro.cli", "train",
+                           "--run-name", "ddp", "--models", str(pretrained)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "rank 1 done" in proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
+    assert metrics["num_seeds"] == 1 and 0 <= metrics["mAP"] <= 1
+    history = pd.read_parquet(tmp_path / "runs" / "ddp" / "seeds" / "0" / "history.parquet")
+    assert len(history) == params["cluster_contrast"]["loop"]["epochs"]
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    found = mlflow.search_runs(search_all_experiments=True)
+    assert len(found) == 1 and (found["status"] == "FINISHED").all()
+    assert not list((tmp_path / ".cache" / "checkpoints").glob("*.pt"))

@@ -141,12 +141,20 @@ class ModelConfig:
     width: int
     init: str             # pretrain (the pretrain stage's checkpoint) | imagenet (torchvision weights) | scratch
     precision: str        # auto | fp32 | bf16 (autocast over the backbone; auto = bf16 where native: models.py)
+    bn_groups: int        # ghost batch-norm: BN statistics over this many equal chunks of a training batch
+    interpolation: str    # bilinear | bicubic: how images are resized to the input size (decoded once)
 
     def __post_init__(self):
         if self.last_stride not in (1, 2):
             raise ReidReproError(f"params.yaml: model.last_stride={self.last_stride}; expected 1 or 2")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ReidReproError(f"params.yaml: model.precision={self.precision!r}; expected auto, fp32 or bf16")
+        if self.bn_groups < 1:
+            raise ReidReproError(f"params.yaml: model.bn_groups={self.bn_groups}; expected an integer >= 1 (1 = BN "
+                                 "over the whole batch; 4 = the papers' 4 GPUs)")
+        if self.interpolation not in ("bilinear", "bicubic"):
+            raise ReidReproError(f"params.yaml: model.interpolation={self.interpolation!r}; expected bilinear or "
+                                 "bicubic")
         if self.init not in ("pretrain", "imagenet", "scratch"):
             raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected pretrain, imagenet or scratch")
         if not (16 <= self.height <= 512 and 8 <= self.width <= 256):
@@ -353,7 +361,9 @@ def validate_params(params: dict) -> None:
     from reid_repro.data.formats import READERS
     from reid_repro.methods import base_section, method_class, method_names
 
-    sections = ({"world", "scale", "seeds", "data", "model", "pretrain", "source", "runs"}
+    from reid_repro.device import check_device_setting
+
+    sections = ({"world", "scale", "device", "seeds", "data", "model", "pretrain", "source", "runs"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -362,6 +372,7 @@ def validate_params(params: dict) -> None:
     if missing:
         raise ReidReproError(f"params.yaml: {missing[0]}: missing top-level section")
     _scale(params)
+    check_device_setting(params["device"])
     run_seeds(params)
     from_dict(WorldConfig, params["world"], "world")
     data = params["data"]

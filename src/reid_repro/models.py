@@ -15,6 +15,7 @@ import torchvision
 from torch import nn
 
 from reid_repro.errors import ReidReproError
+from reid_repro.training import distributed
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -66,8 +67,11 @@ class ReidNet(nn.Module):
     """Backbone -> pooling -> BatchNorm neck. ``forward`` returns the BN-neck feature (not normalised)."""
 
     def __init__(self, arch: str = "resnet18", last_stride: int = 1, pooling: str = "avg",
-                 imagenet: bool = False, precision: str = "fp32"):
+                 imagenet: bool = False, precision: str = "fp32", bn_groups: int = 1):
         super().__init__()
+        if not isinstance(bn_groups, int) or bn_groups < 1:
+            raise ReidReproError(f"model.bn_groups={bn_groups!r}; expected an integer >= 1")
+        self.bn_groups = bn_groups           # ghost batch-norm in training (see features)
         if precision not in PRECISIONS:
             raise ReidReproError(f"model.precision={precision!r}; expected one of {list(PRECISIONS)}")
         self.precision = precision           # as configured; :meth:`compute_precision` says what runs
@@ -96,7 +100,8 @@ class ReidNet(nn.Module):
     def from_config(cls, cfg, pooling: str | None = None, imagenet: bool = False) -> "ReidNet":
         """The network ``params.yaml: model.<scale>`` describes (``pooling`` overrides the config's); with
         ``imagenet`` it starts from torchvision's ImageNet weights (otherwise the caller loads its own)."""
-        return cls(cfg.arch, cfg.last_stride, pooling or cfg.pooling, imagenet=imagenet, precision=cfg.precision)
+        return cls(cfg.arch, cfg.last_stride, pooling or cfg.pooling, imagenet=imagenet, precision=cfg.precision,
+                   bn_groups=cfg.bn_groups)
 
     def compute_precision(self, device: torch.device | str) -> str:
         """fp32 or bf16: what this network computes in on ``device`` (``auto`` resolved once per device type)."""
@@ -111,7 +116,28 @@ class ReidNet(nn.Module):
         return torch.autocast(kind, dtype=torch.bfloat16, enabled=self.compute_precision(device) == "bf16")
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(pooled feature before the neck, BN-neck feature), both float32: MMT's triplet loss reads the first."""
+        """(pooled feature before the neck, BN-neck feature), both float32: MMT's triplet loss reads the first.
+
+        Ghost batch-norm: in training with ``bn_groups`` = N > 1 the batch is cut into N equal chunks and each
+        goes through the network on its own, so every BatchNorm layer (backbone and neck) normalises over one
+        chunk and updates its running statistics once per chunk, in order. That is what the papers' 4-GPU
+        ``nn.DataParallel`` did to batch-norm (each GPU normalised its quarter of the batch); with N = 4 one GPU
+        reproduces their per-GPU statistics. The losses still see the whole batch. In eval mode BN uses its
+        running statistics and chunking would change nothing. Under torchrun, inside a training step, the
+        features of every rank's images are returned (training/distributed.py).
+        """
+        if self.training and self.bn_groups > 1:
+            parts = [self._features(chunk) for chunk in x.tensor_split(self.bn_groups)]
+            pooled, neck = (torch.cat(t) for t in zip(*parts))
+        else:
+            pooled, neck = self._features(x)
+        if distributed.gathering():     # a training step under torchrun: the whole batch, every rank's images
+            return distributed.gather_grad(pooled), distributed.gather_grad(neck)
+        return pooled, neck
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.is_cuda:   # cuDNN's fastest layout (the model is moved to channels_last on CUDA: training/run.py)
+            x = x.contiguous(memory_format=torch.channels_last)
         # bf16: the backbone's convolutions (forward and backward) run under autocast; the pooled feature, the
         # BN neck and every loss stay float32. With native bf16 this halves a ResNet-18 step on 2 CPU cores
         # (bench_training); without it, `auto` stays in fp32.

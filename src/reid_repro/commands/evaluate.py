@@ -14,14 +14,14 @@ def add_arguments(p) -> None:
 
 def run(args) -> str:
     from reid_repro.config import load_model, load_params
-    from reid_repro.device import torch_device
+    from reid_repro.device import params_device
     from reid_repro.io import write_json
     from reid_repro.models import ReidNet
     from reid_repro.training.run import evaluate, load_weights, test_set
 
     params = load_params(args.params)
     model_cfg = load_model(params)
-    device = torch_device()
+    device = params_device(params)
     model = ReidNet.from_config(model_cfg)
     load_weights(model, args.weights, model_cfg)
     model = model.to(device)

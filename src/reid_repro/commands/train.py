@@ -6,7 +6,9 @@ HELP = "train and evaluate one declared run with every seed (params.yaml: runs.<
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", required=True, help="a key of params.yaml: runs")
+    p.add_argument("--run", "--run-name", dest="run", required=True,
+                   help="a key of params.yaml: runs (under torchrun write --run-name: torchrun reads --run as an "
+                        "abbreviation of its own --run-path)")
     p.add_argument("--out", default=None, help="output folder (default runs/<run>)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop after this many epochs, keeping the checkpoint (resume by running again)")
@@ -20,6 +22,8 @@ def common_arguments(p) -> None:
 
 
 def summary(name: str, metrics: dict) -> str:
+    if "rank" in metrics:
+        return f"{name}: rank {metrics['rank']} done (rank 0 writes the results)"
     if "stopped_after_epoch" in metrics:
         return f"{name}: stopped after epoch {metrics['stopped_after_epoch']} (checkpoint kept; run again to resume)"
     if "num_seeds" in metrics:

@@ -13,6 +13,8 @@ Every hook has a default that is the plain single-network case, so a method over
   and evaluates one of them).
 - ``reset_optimizers_each_epoch``: clear optimiser state at each epoch start: True for every optimiser, or the
   names of those to clear (MMT's code re-creates its networks' Adam; CANU's discriminators keep theirs).
+- ``networks()``: every network it holds (torchrun broadcasts rank 0's copies each epoch); ``distributed =
+  False`` (with ``distributed_why``) for a method that cannot run on several processes.
 - ``encoder_optimizers``: the optimisers of the networks being trained (None: all). The history's ``loss`` is
   the sum of the losses of the steps that update them; an adversary's own losses are logged only as
   ``loss_<name>``, so ``loss`` stays comparable across methods.
@@ -76,6 +78,9 @@ class Method:
     base_section: str | None = None
     reset_optimizers_each_epoch: Union[bool, tuple[str, ...]] = False
     encoder_optimizers: Union[tuple[str, ...], None] = None
+    # whether the method runs under torchrun (training/distributed.py); if not, why (named in the error)
+    distributed: bool = True
+    distributed_why: str = ""
 
     def __init__(self, cfg, model: torch.nn.Module, device: torch.device):
         self.cfg, self.model, self.device = cfg, model, device
@@ -87,6 +92,15 @@ class Method:
     def eval_encoder(self) -> torch.nn.Module:
         """The network evaluated at the end and saved as the run's model (default: ``encoder()``)."""
         return self.encoder()
+
+    def networks(self) -> list[torch.nn.Module]:
+        """Every network the method holds (trained, EMA teachers, adversaries): under torchrun their parameters
+        and BN statistics are broadcast from rank 0 each epoch. Default: the model and the encoders."""
+        found: list[torch.nn.Module] = []
+        for net in (self.model, self.encoder(), self.eval_encoder()):
+            if not any(net is n for n in found):
+                found.append(net)
+        return found
 
     def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, object | None]]:
         """{name: (optimizer, scheduler or None)} stepped by the loop; None = the loop's warm-up and step

@@ -143,6 +143,9 @@ class Canu(Mmt):
         self._disc_ce: list[list[float]] = [[] for _ in self.discs]
         self._disc_acc: list[list[float]] = [[] for _ in self.discs]
 
+    def networks(self) -> list[nn.Module]:
+        return [*super().networks(), *self.discs]
+
     def optimizers(self) -> dict:
         opts = super().optimizers()
         for name, disc in zip(DISCS, self.discs):

@@ -21,8 +21,9 @@ disagreement is also a switch of its own (``null`` = follow ``fidelity``):
 - ``kl``: code = KL(Q || P) (``nn.KLDivLoss(log P, Q)``); paper = KL(P || Q) (Eq. 12).
 - ``target``: code = the momentum features of the hard-instance loss and of P come from a second, independent
   strong augmentation; paper = the same strong view as the online input (Table 1 says only "strong").
-- ``ema_bn``: code = the momentum encoder runs in train mode (batch-statistic BN; ShuffleBN is a no-op on one
-  device) and the EMA covers parameters only; paper (not specified; our reading) = eval mode, BN buffers
+- ``ema_bn``: code = the momentum encoder runs in train mode (batch-statistic BN, with ShuffleBN: under ghost
+  batch-norm, ``model.bn_groups`` > 1, its BN chunks see a random permutation of the batch, as the code shuffles
+  the batch across its 4 GPUs before the momentum encoder, ``trainers.py``) and the EMA covers parameters only; paper (not specified; our reading) = eval mode, BN buffers
   averaged with the parameters.
 - the sampler (code: one image per camera first, ``MoreCameraSampler``) is the loop's ``cross_camera`` setting.
 """
@@ -41,6 +42,7 @@ from reid_repro.clustering import camera_centroids, centroids
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method
+from reid_repro.training import distributed
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
 SWITCHES = ("agnostic", "cross", "kl", "target", "ema_bn")
@@ -129,6 +131,16 @@ def cross_camera_proxy_loss_code(f, labels, cams, proxies, proxy_cluster, tau: f
     return total
 
 
+def shuffle_bn(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The momentum encoder's forward with ShuffleBN (MoCo; ICE's code shuffles the batch across GPUs before it):
+    with ghost batch-norm (``bn_groups`` > 1, train mode) its BN chunks see a random permutation of the batch, not
+    the online network's chunks; the output comes back in batch order. Otherwise a plain forward."""
+    if not net.training or getattr(net, "bn_groups", 1) == 1 or distributed.gathering():
+        return net(x)     # torchrun: each rank's BN sees its own images, shuffled or not (a declared deviation)
+    perm = torch.randperm(len(x), device=x.device)
+    return net(x[perm])[perm.argsort()]
+
+
 def hard_instance_loss(f, m, labels, tau: float, negatives: str = "all") -> torch.Tensor:
     """Eq. 9: each online f against the momentum features m of the batch: the positive is the same-label m with
     the lowest similarity; the negatives are all other-label m (or only the most similar one, Table 2)."""
@@ -195,8 +207,8 @@ class Ice(Method):
         f = F.normalize(raw, dim=1)
         self.ema.train(cfg.follows("ema_bn") == "code")        # code: batch-statistic BN in the teacher
         with torch.no_grad():
-            m = F.normalize(self.ema(m_view), dim=1)            # h.ins targets: momentum, strong (Table 1)
-            m_t = F.normalize(self.ema(target_view), dim=1)     # s.ins targets: momentum, none (or strong)
+            m = F.normalize(shuffle_bn(self.ema, m_view), dim=1)        # h.ins targets: momentum, strong (Table 1)
+            m_t = F.normalize(shuffle_bn(self.ema, target_view), dim=1) # s.ins targets: momentum, none (or strong)
         if cfg.follows("agnostic") == "code":
             losses = {"agnostic": agnostic_proxy_loss(raw, y, self.proxies, cfg.tau_a, label_smoothing=0.1)}
         else:

@@ -35,6 +35,9 @@ def mix(images: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
 class Mixup(ClusterContrast):
     config = MixupConfig
     base_section = "cluster_contrast"
+    distributed = False
+    distributed_why = ("it mixes the batch's images with each other before the forward, and under torchrun a "
+                       "rank holds only its share of them")
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:
         super().on_epoch_start(epoch, features, labels, cams)

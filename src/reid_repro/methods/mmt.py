@@ -43,7 +43,7 @@ What the released code (yxgeee/MMT @057e1ea, ``examples/mmt_train_dbscan.py``, `
   resumed run keeps it.
 - Views: two independent augmentations of each image. Net 1 and teacher 1 see the first, net 2 and teacher 2
   the second.
-- Ghost BN: ``bn_chunk`` images per forward (0 = the whole batch). The reference trains on 4 GPUs, so each BN
+- Ghost BN: the model's ``bn_groups`` (models.py; paper scale 4). The reference trains on 4 GPUs, so each BN
   sees 16 images, and CANU's README splits the batch in 4 "to cope with BN". The losses still see the whole
   batch.
 - Optimisers: Adam at the loop's lr and weight decay.
@@ -84,7 +84,6 @@ class MmtConfig(LoopConfig):
     soft_ce_weight: float   # l_id: SCE weight; the hard CE gets 1 - l_id (0.5)
     soft_tri_weight: float  # l_tri: STRI weight; the hard triplet gets 1 - l_tri (0.8)
     label_smoothing: float  # of the hard CE (0.1)
-    bn_chunk: int           # images per BN batch (ghost BN; 0 = the whole batch; code: 16 per GPU)
     eps_rule: str           # fixed (the loop's eps) | quantile (code: from rho at the first epoch)
     rho: float              # fraction of the smallest Jaccard distances averaged into eps (code: 1.6e-3)
     init_2: str             # model_2 | auto | copy: where net 2 comes from (module docstring)
@@ -94,10 +93,8 @@ class MmtConfig(LoopConfig):
         checks = {"alpha": 0 <= self.alpha < 1, "soft_ce_weight": 0 <= self.soft_ce_weight <= 1,
                   "soft_tri_weight": 0 <= self.soft_tri_weight <= 1,
                   "label_smoothing": 0 <= self.label_smoothing < 1,
-                  "bn_chunk": self.bn_chunk == 0 or (self.bn_chunk > 0 and self.bn_chunk % self.instances == 0),
                   "eps_rule": self.eps_rule in EPS_RULES, "rho": 0 < self.rho < 1, "init_2": self.init_2 in INIT_2}
-        expected = {"bn_chunk": "0 or a positive multiple of instances (whole identities per BN slice)",
-                    "eps_rule": f"one of {EPS_RULES}", "init_2": f"one of {INIT_2}"}
+        expected = {"eps_rule": f"one of {EPS_RULES}", "init_2": f"one of {INIT_2}"}
         for key, ok in checks.items():
             if not ok:
                 raise ReidReproError(f"params.yaml: {key}={getattr(self, key)!r}; expected "
@@ -160,9 +157,8 @@ class Peer(nn.Module):
         self.classifier = nn.Linear(net.dim, num_train, bias=False)
         nn.init.normal_(self.classifier.weight, std=0.001)
 
-    def forward(self, x: torch.Tensor, num_clusters: int, bn_chunk: int = 0) -> Output:
-        parts = [self.net.features(p) for p in (x.split(bn_chunk) if bn_chunk else (x,))]   # ghost BN
-        pooled, neck = (torch.cat(t) for t in zip(*parts))
+    def forward(self, x: torch.Tensor, num_clusters: int) -> Output:
+        pooled, neck = self.net.features(x)          # ghost BN over the net's bn_groups chunks (models.py)
         return Output(pooled, neck, self.classifier(neck)[:, :num_clusters])
 
 
@@ -216,6 +212,9 @@ class Mmt(Method):
     def eval_encoder(self) -> nn.Module:
         return self.teachers[0].net
 
+    def networks(self) -> list[nn.Module]:
+        return [*self.students, *self.teachers]
+
     def optimizers(self) -> dict:
         def adam(peer):
             params = [p for p in peer.parameters() if p.requires_grad]
@@ -240,12 +239,12 @@ class Mmt(Method):
 
     def forward_peers(self, batch: dict) -> tuple[list[Output], list[Output]]:
         """Students (with gradients) and teachers (without), net k and teacher k on view k."""
-        C, chunk = self.num_clusters, self.cfg.bn_chunk
+        C = self.num_clusters
         for peer in self.students + self.teachers:
             peer.train()                                    # the code's teachers run in train mode too
-        students = [s(x, C, chunk) for s, x in zip(self.students, batch["views"][:2])]
+        students = [s(x, C) for s, x in zip(self.students, batch["views"][:2])]
         with torch.no_grad():
-            teachers = [t(x, C, chunk) for t, x in zip(self.teachers, batch["views"][:2])]
+            teachers = [t(x, C) for t, x in zip(self.teachers, batch["views"][:2])]
         return students, teachers
 
     def mmt_losses(self, students: list[Output], teachers: list[Output], labels: torch.Tensor) -> dict:

@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from reid_repro.config import load_model, load_run
+from reid_repro.device import params_device
 from reid_repro.io import atomic_path
 from reid_repro.models import ReidNet
 from reid_repro.report.build import _save
@@ -34,8 +35,10 @@ def _features(params, run, runs_dir, dataset, splits):
     info = params["data"][dataset]
     table = load_split(info["manifest"], splits)
     cfg = load_model(params)
-    cache = ImageCache(info["root"], table, cfg.height, cfg.width, desc=f"{dataset} {'+'.join(splits)}")
-    return table, cache, extract_features(_model(params, run, runs_dir), cache.images, torch.device("cpu"))
+    cache = ImageCache(info["root"], table, cfg.height, cfg.width, desc=f"{dataset} {'+'.join(splits)}",
+                       interpolation=cfg.interpolation)
+    device = params_device(params)     # the runs' device (a GPU at paper scale), not always the CPU
+    return table, cache, extract_features(_model(params, run, runs_dir).to(device), cache.images, device)
 
 
 def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out: Path, identities: int = 10,

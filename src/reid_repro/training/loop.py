@@ -6,7 +6,9 @@ clustering against ground truth (logged, never trained on), let the method rebui
 P x K batches. Each batch runs the method's updates (methods/base.py: one update of every optimiser, or a
 sequence of ``Step``s, each stepping the optimisers it names). After each epoch the loop writes a checkpoint; a
 run that finds a checkpoint with the same settings resumes from it. Every epoch reseeds all generators from
-(seed, epoch), so a resumed run follows the uninterrupted one exactly.
+(seed, epoch), so a resumed run follows the uninterrupted one exactly. Under torchrun one run trains on several
+processes (training/distributed.py: the sampler's share per rank, the global batch in every loss, gradients
+averaged, clustering on rank 0, rank 0 writes).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from tqdm import tqdm
 
 from reid_repro.clustering import clustering_scores
 from reid_repro.config import LoopConfig, params_hash
+from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path, remove_orphans
 from reid_repro.methods.base import Method, Step
-from reid_repro.training.data import ImageCache, PKSampler, TrainSet, extract_features, make_transform
+from reid_repro.training import distributed
+from reid_repro.training.data import BatchFinish, ImageCache, PKSampler, TrainSet, extract_features, make_transform
 
 
 @dataclass
@@ -51,10 +55,11 @@ def lr_factor(cfg: LoopConfig, epoch: int) -> float:
     return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
 
 
-def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None) -> float:
+def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None, sync=None) -> float:
     """Carry out one batch's updates: ``result`` is a dict of losses (one update of every optimiser) or an
     iterable of ``Step``s, each taken in turn (the next is computed after the previous one stepped). Adds each
-    loss to ``sums``; returns the total of the steps that update an ``encoder`` optimiser (None: every step)."""
+    loss to ``sums``; returns the total of the steps that update an ``encoder`` optimiser (None: every step).
+    ``sync(names)`` runs between each backward and its step (under torchrun: average the gradients)."""
     total = 0.0
     for step in [Step(result)] if isinstance(result, dict) else result:
         names = list(optimizers) if step.optimizers is None else step.optimizers
@@ -65,6 +70,8 @@ def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | N
             optimizers[n].zero_grad(set_to_none=True)
         loss = sum(step.losses.values())
         loss.backward()
+        if sync is not None:
+            sync(names)
         for n in names:
             optimizers[n].step()
         for name, value in step.losses.items():
@@ -87,6 +94,35 @@ def reset_optimizers(which, optimizers: dict) -> list[str]:
     return names
 
 
+def epoch_features(method: Method, images: torch.Tensor, device) -> np.ndarray:
+    """The encoder's features of every training image; under torchrun each rank extracts its share and the
+    shares are gathered, in order."""
+    if not distributed.active():
+        return extract_features(method.encoder(), images, device)
+    shares = np.array_split(np.arange(len(images)), distributed.size())
+    mine = shares[distributed.rank()]
+    local = extract_features(method.encoder(), images[mine[0]:mine[-1] + 1], device) if len(mine) else None
+    return distributed.gather_array(local if local is not None else np.zeros((0, 0), np.float32))
+
+
+def epoch_labels(method: Method, epoch: int, features: np.ndarray, pids: np.ndarray) -> np.ndarray:
+    """This epoch's pseudo labels: computed on rank 0 and broadcast under torchrun (checked to agree)."""
+    labels = method.pseudo_labels(epoch, features, pids) if distributed.is_main() else None
+    labels = distributed.broadcast(labels)
+    if not distributed.labels_agree(labels):
+        raise RuntimeError("the ranks hold different pseudo labels after the broadcast")
+    return labels
+
+
+def step_seed(seed: int, epoch: int, step: int, *extra: int) -> None:
+    """Seed every generator from (seed, epoch, step, *extra) (under torchrun: the method's draws are the same on
+    every rank, the augmentations differ by rank)."""
+    s = int(np.random.SeedSequence([seed, epoch, step, *extra]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
 def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
     """The state saved at ``checkpoint`` if it was written for inputs ``key``; else None, saying why in one line.
 
@@ -94,7 +130,7 @@ def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
     (settings, data, starting weights or code), is reported and ignored. Temporary files left by a write that
     was killed are removed.
     """
-    for orphan in remove_orphans(checkpoint):
+    for orphan in remove_orphans(checkpoint) if distributed.is_main() else ():
         print(f"removed {orphan.name}, left by an interrupted checkpoint write")
     if not checkpoint.is_file():
         return None
@@ -117,12 +153,13 @@ def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
 
 def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path,
         log_epoch: Callable[[dict], None] | None = None, stop_after: int | None = None,
-        key: str | None = None) -> list[dict]:
+        key: str | None = None, epoch_eval: Callable[[], dict] | None = None) -> list[dict]:
     """Train ``method`` for ``cfg.epochs``; returns one dict of numbers per epoch.
 
     ``checkpoint`` is written after every epoch and read back at the start if it was written for the same
     inputs: ``key`` (default: the hash of ``cfg``) identifies everything the run reads.
     ``stop_after`` ends the call after that many epochs of this call (used to test resuming).
+    ``epoch_eval`` (paper scale: the reference codes' per-epoch test evaluation) adds its numbers to each row.
     """
     model, device = method.model, method.device
     checkpoint = Path(checkpoint)
@@ -131,6 +168,11 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
     schedulers = {name: s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
                   for name, (o, s) in opts.items()}
     key = key or params_hash(dataclasses.asdict(cfg))
+    if distributed.active():
+        distributed.check_batch(cfg.batch_ids)
+        if not method.distributed:
+            raise ReidReproError(f"{type(method).__name__} does not run under torchrun: {method.distributed_why}")
+    sync = distributed.optimizer_sync(optimizers)
     start, history = 0, []
     state = load_checkpoint(checkpoint, key, device)
     if state is not None:
@@ -143,21 +185,23 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         start, history = state["epoch"], state["history"]
         print(f"resuming from {checkpoint} after epoch {start}")
     transforms = [make_transform(view, *data.cache.images.shape[2:]) for view in method.views]
+    finish = [BatchFinish(view) for view in method.views]     # normalise and erase on the device
     # the run's progress in epochs, with the time left estimated from the epochs done so far
     progress = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="train", unit="epoch",
-                    mininterval=5.0, disable=None)
+                    mininterval=5.0, disable=None if distributed.is_main() else True)
     for epoch in progress:
         if stop_after is not None and epoch - start >= stop_after:
             break
         t0 = time.perf_counter()
         seed = seed_everything(cfg.seed, epoch)
-        features = extract_features(method.encoder(), data.cache.images, device)
-        labels = method.pseudo_labels(epoch, features, data.pids)
+        distributed.broadcast_modules(method.networks())        # torchrun: every rank holds rank 0's state
+        features = epoch_features(method, data.cache.images, device)
+        labels = epoch_labels(method, epoch, features, data.pids)
         scores = clustering_scores(labels, data.pids, data.cams)
         method.on_epoch_start(epoch, features, labels, data.cams)
         t_cluster = time.perf_counter() - t0
         sampler = PKSampler(labels, data.cams, cfg.batch_ids, cfg.instances, cfg.iters, [cfg.seed, epoch],
-                            cfg.cross_camera)
+                            cfg.cross_camera, rank=distributed.rank(), world=distributed.size())
         loader = torch.utils.data.DataLoader(
             TrainSet(data.cache, transforms), batch_sampler=sampler, num_workers=cfg.workers,
             generator=torch.Generator().manual_seed(seed), persistent_workers=False,
@@ -168,28 +212,39 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         model.train()
         labels_t = torch.as_tensor(labels, device=device)
         cams_t = torch.as_tensor(np.array(data.cams), device=device)
-        for items in tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it", mininterval=5.0,
-                          disable=None, leave=False):
-            index = items[-1].to(device)
-            views = [x.to(device, non_blocking=True) for x in items[:-1]]
+        many = distributed.active()
+        for step, items in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it",
+                                          mininterval=5.0, disable=None if distributed.is_main() else True,
+                                          leave=False)):
+            if many:                 # the method's random draws: the same on every rank
+                step_seed(cfg.seed, epoch, step)
+            index = distributed.gather(items[-1].to(device))    # torchrun: the global batch's images, in rank order
+            views = [f(x.to(device, non_blocking=True)) for f, x in zip(finish, items[:-1])]
             batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
                      "cams": cams_t[index]}
-            total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers)
-            method.after_step()
+            with distributed.global_batch():
+                total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers, sync)
+                method.after_step()
+            if many:                 # the next batch's augmentations: this rank's own
+                step_seed(cfg.seed, epoch, step, 1 + distributed.rank())
         lr = next(iter(optimizers.values())).param_groups[0]["lr"]
         for sch in schedulers.values():
             sch.step()
         row = {"epoch": epoch + 1, "loss": total / cfg.iters,
                **{f"loss_{k}": v / cfg.iters for k, v in sums.items()}, **scores, "lr": lr,
                "cluster_seconds": t_cluster, "seconds": time.perf_counter() - t0, **method.epoch_metrics()}
+        if epoch_eval is not None:
+            row.update(epoch_eval())
         history.append(row)
         progress.set_postfix(loss=f"{row['loss']:.3f}", clusters=row.get("num_clusters"), refresh=False)
         if log_epoch:
             log_epoch(row)
-        with atomic_path(checkpoint) as tmp:
-            torch.save({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
-                        "method": method.state_dict(),
-                        "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                        "schedulers": {n: s.state_dict() for n, s in schedulers.items()}, "history": history}, tmp)
+        if distributed.is_main():
+            with atomic_path(checkpoint) as tmp:
+                torch.save({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
+                            "method": method.state_dict(),
+                            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                            "schedulers": {n: s.state_dict() for n, s in schedulers.items()}, "history": history},
+                           tmp)
     progress.close()
     return history

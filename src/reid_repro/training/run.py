@@ -21,13 +21,14 @@ import torch
 
 from reid_repro import codedeps
 from reid_repro.config import RunSpec, params_hash, resolve_run, run_seeds
-from reid_repro.device import torch_device
+from reid_repro.device import device_info, params_device, prepare_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics
 from reid_repro.evaluation.probe import camera_probe
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
 from reid_repro.models import ReidNet, load_weights as load_encoder
+from reid_repro.training import distributed
 from reid_repro.training.data import ImageCache, extract_features, load_split
 from reid_repro.training.loop import TrainData, fit
 from reid_repro.training.tracking import Tracker, environment, git_revision
@@ -52,7 +53,10 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
         if not path.is_file():
             raise ReidReproError(f"{path}: missing; run {spec.init!r} starts from it (run `dvc repro pretrain`)")
         load_weights(model, path, model_cfg)
-    return model_cfg, cfg, model.to(device)
+    model = model.to(device)
+    if torch.device(device).type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model_cfg, cfg, model
 
 
 def load_weights(model: ReidNet, path: str | Path, model_cfg) -> None:
@@ -64,7 +68,8 @@ def test_set(params: dict, test: str, model_cfg) -> tuple[pd.DataFrame, ImageCac
     """The query and gallery images of ``test``, decoded once per run."""
     info = _dataset(params, test)
     table = load_split(info["manifest"], ("query", "gallery"))
-    return table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{test} query+gallery")
+    return table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width, desc=f"{test} query+gallery",
+                             interpolation=model_cfg.interpolation)
 
 
 def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device) -> dict:
@@ -131,7 +136,10 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     ``keep_model=False`` writes no ``model.pt`` (a run's later seeds: one model per run is kept).
     """
     start = time.perf_counter()
-    device = torch_device()
+    device = params_device(params)
+    prepare_device(device)
+    distributed.init_from_env(device)        # torchrun: join the process group (training/distributed.py)
+    main = distributed.is_main()
     model_cfg, cfg, model = build(params, spec, device, models_dir, section)
     settings = {"run": dataclasses.asdict(spec), "model": dataclasses.asdict(model_cfg),
                 "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
@@ -141,27 +149,30 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     input_key = params_hash(inputs)
     out = Path(out)
     kept = Path(results) / input_key if results is not None else None
-    if kept is not None and (kept / "metrics.json").is_file():
+    if distributed.broadcast(kept is not None and (kept / "metrics.json").is_file()):   # rank 0 decides
+        if not main:
+            return {"rank": distributed.rank(), "reused": True}
         metrics = _restore(kept, out)
         print(f"{name}: the same inputs finished before (key {input_key}); result reused from {kept}")
         return {**metrics, "wall_seconds": time.perf_counter() - start, "reused": True}
     loaded = {} if loaded is None else loaded
     info = _dataset(params, spec.dataset)
-    train_key = ("train", spec.dataset, model_cfg.height, model_cfg.width)
+    train_key = ("train", spec.dataset, model_cfg.height, model_cfg.width, model_cfg.interpolation)
     if train_key not in loaded:
         table = load_split(info["manifest"], "train")
         loaded[train_key] = (table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width,
-                                               desc=f"{spec.dataset} train"))
+                                               desc=f"{spec.dataset} train", interpolation=model_cfg.interpolation))
     table, images = loaded[train_key]
     data = TrainData(images, table["pid"].to_numpy(), table["camid"].to_numpy())
     method = make_method(spec.method, cfg, model, device, table, Path(models_dir) / spec.init)
     checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}.pt"
     run_id_file = checkpoint.with_suffix(".mlflow")
     tracker = None
-    if track:
+    if track and main:
         tags = {"paper": spec.paper, "table": spec.table, "row": spec.row, "method": spec.method,
                 "dataset": spec.dataset, "test": spec.test, "seed": cfg.seed, "git_revision": git_revision(root),
-                "params_hash": key, "dvc_stage": stage, "scale": settings["scale"], "precision": inputs["precision"]}
+                "params_hash": key, "dvc_stage": stage, "scale": settings["scale"], "precision": inputs["precision"],
+                **{f"device.{k}": v for k, v in device_info(device).items() if v is not None}}
         flat = {f"{part}.{k}": v for part in ("model", "method") for k, v in settings[part].items()}
         old = None
         if run_id_file.is_file() and checkpoint.is_file():
@@ -170,7 +181,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         tracker = Tracker(spec.paper or "reid-repro", name, tags, flat, root=root, run_id=old)
         run_id_file.parent.mkdir(parents=True, exist_ok=True)
         run_id_file.write_text(f"{input_key} {tracker.run_id}")
-    test_key = ("test", spec.test, model_cfg.height, model_cfg.width)
+    test_key = ("test", spec.test, model_cfg.height, model_cfg.width, model_cfg.interpolation)
 
     def test_images():
         if test_key not in loaded:
@@ -179,12 +190,21 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
 
     initial = evaluate(method.eval_encoder(), test_images(), device) if evaluate_start else {}   # the start
     try:
+        # paper scale: test mAP after every epoch, as the reference codes log it (they report the best epoch);
+        # our result stays the last epoch's, and the report shows the best epoch beside it, labelled
+        per_epoch = None
+        if settings["scale"] == "paper" and main:
+            def per_epoch():
+                m = evaluate(method.eval_encoder(), test_images(), device)
+                return {"test_mAP": m["mAP"], "test_rank1": m["rank1"]}
         history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after,
-                      key=input_key)
+                      key=input_key, epoch_eval=per_epoch)
         if len(history) < cfg.epochs:
             if tracker:
                 tracker.finish("KILLED")
             return {"stopped_after_epoch": len(history)}
+        if not main:                     # rank 0 evaluates and writes
+            return {"rank": distributed.rank(), "epochs": len(history)}
         metrics = evaluate(method.eval_encoder(), test_images(), device)
     except BaseException:
         if tracker:
@@ -198,6 +218,10 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     metrics["seed"] = cfg.seed
     metrics["epochs"] = len(history)
     metrics["train_seconds"] = float(sum(r["seconds"] for r in history))
+    if "test_mAP" in last:    # the reference codes' test-set selection, for the report's side note only
+        best = max(history, key=lambda r: r["test_mAP"])
+        metrics.update(best_epoch=int(best["epoch"]), best_epoch_mAP=float(best["test_mAP"]),
+                       best_epoch_rank1=float(best["test_rank1"]))
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "history.parquet", pd.DataFrame(history))
     if keep_model:
@@ -205,7 +229,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             torch.save(method.eval_encoder().state_dict(), tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
-                                  "input_key": input_key, "environment": environment(), **settings})
+                                  "input_key": input_key, "environment": {**environment(), "device": device_info(device)},
+                                  **settings})
     write_json(out / "metrics.json", metrics)
     if kept is not None:
         _keep(out, kept)
@@ -267,6 +292,12 @@ def aggregate(per_seed: dict[int, dict]) -> dict:
     out["train_seconds"] = float(sum(per_seed[s]["train_seconds"] for s in seeds))
     out["seeds"] = {str(s): {k: per_seed[s][k] for k in (*SUMMARY_METRICS, "train_seconds", "epochs")}
                     for s in seeds}
+    if all("best_epoch_mAP" in per_seed[s] for s in seeds):    # paper scale: the reference's best-epoch pick
+        values = np.array([per_seed[s]["best_epoch_mAP"] for s in seeds])
+        out["best_epoch_mAP"] = float(values.mean())
+        out["best_epoch_mAP_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        for s in seeds:
+            out["seeds"][str(s)].update({k: per_seed[s][k] for k in ("best_epoch", "best_epoch_mAP")})
     return out
 
 
@@ -281,7 +312,8 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     start = time.perf_counter()
     out = Path(out)
     seeds = seed_list(params, spec)
-    shutil.rmtree(out / "seeds", ignore_errors=True)   # finished seeds come back from .cache/results
+    if distributed.is_main():
+        shutil.rmtree(out / "seeds", ignore_errors=True)   # finished seeds come back from .cache/results
     loaded: dict = {}
     per_seed = {}
     for i, seed in enumerate(seeds):
@@ -292,9 +324,13 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
                     keep_model=i == 0)
         if "stopped_after_epoch" in m:
             return {**m, "seed": seed}
+        if "rank" in m:                  # torchrun, rank > 0: trained its share, rank 0 writes
+            continue
         per_seed[seed] = m
         print(f"{name}: seed {seed} ({i + 1}/{len(seeds)}): mAP {100 * m['mAP']:.1f}"
               + ("  (reused)" if m.get("reused") else f" in {m['wall_seconds']:.0f} s"))
+    if not distributed.is_main():
+        return {"rank": distributed.rank()}
     first = out / "seeds" / str(seeds[0])
     if not (first / "model.pt").is_file():
         raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")

@@ -1,0 +1,106 @@
+"""Paper scale on GPUs, checked on the CPU: ghost batch-norm, no silent CPU, the device recorded, the input path."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from reid_repro.config import load_model, load_params, validate_params
+from reid_repro.device import device_info, torch_device
+from reid_repro.errors import ReidReproError
+from reid_repro.models import ReidNet
+from reid_repro.training.data import MEAN, STD, BatchFinish, ImageCache, normalize_batch
+
+PARAMS = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+
+
+def test_ghost_bn_over_4_chunks_equals_4_separate_bn_forwards():
+    """Outputs and running statistics of bn_groups=4 are those of four BN forwards, one per quarter, in order."""
+    torch.manual_seed(0)
+    ghost = ReidNet("resnet18", bn_groups=4).train()
+    plain = copy.deepcopy(ghost)
+    plain.bn_groups = 1
+    x = torch.randn(16, 3, 32, 16)
+    pooled, neck = ghost.features(x)
+    parts = [plain.features(q) for q in x.split(4)]
+    torch.testing.assert_close(pooled, torch.cat([p[0] for p in parts]))
+    torch.testing.assert_close(neck, torch.cat([p[1] for p in parts]))
+    for (name, a), b in zip(ghost.state_dict().items(), plain.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)           # running mean/var and batches tracked included
+    whole = copy.deepcopy(plain)
+    assert not torch.allclose(whole.features(x)[1], neck)   # whole-batch BN differs
+    ghost.eval()                                              # eval: running statistics, no chunks
+    torch.testing.assert_close(ghost(x), torch.cat([ghost(q) for q in x.split(4)]))
+
+
+def test_bn_groups_is_a_checked_model_setting_4_at_paper_scale():
+    assert load_model({**PARAMS, "scale": "paper"}).bn_groups == 4
+    assert load_model(PARAMS).bn_groups == 1
+    bad = copy.deepcopy(PARAMS)
+    bad["model"]["paper"]["bn_groups"] = 0
+    with pytest.raises(ReidReproError, match="model.bn_groups=0"):
+        load_model({**bad, "scale": "paper"})
+    bad["model"]["paper"]["bn_groups"] = 4
+    bad["model"]["paper"]["interpolation"] = "lanczos"
+    with pytest.raises(ReidReproError, match="model.interpolation='lanczos'"):
+        validate_params(bad)
+    bad = copy.deepcopy(PARAMS)
+    bad["device"] = "gpu"
+    with pytest.raises(ReidReproError, match="device='gpu'"):
+        validate_params(bad)
+
+
+def test_paper_scale_without_cuda_stops_unless_device_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ReidReproError, match=r"scale=paper needs a GPU.*set device: cpu"):
+        torch_device("auto", scale="paper")
+    with pytest.raises(ReidReproError, match=r"device='cuda'.*sees no GPU"):
+        torch_device("cuda", scale="cpu")
+    assert torch_device("cpu", scale="paper").type == "cpu"          # asked for on purpose
+    assert torch_device("auto", scale="cpu").type == "cpu"           # the CPU default is the CPU
+
+
+def test_device_info_names_what_a_run_computed_on():
+    info = device_info(torch.device("cpu"))
+    assert info["device"] == "cpu" and info["torch"] == torch.__version__ and info["gpu"] is None
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert {"cuda", "cudnn", "driver", "capability"} <= set(info)
+
+
+def test_batch_finish_normalises_and_erases_on_the_device():
+    torch.manual_seed(0)
+    u8 = torch.randint(0, 256, (64, 3, 32, 16), dtype=torch.uint8)
+    expected = (u8.float() / 255 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    torch.testing.assert_close(normalize_batch(u8), expected)
+    torch.testing.assert_close(BatchFinish("plain")(u8), expected)                # plain: no erasing
+    out = BatchFinish("base")(u8)
+    erased = (out != expected).any(dim=(1, 2, 3))
+    assert 16 < int(erased.sum()) < 48                                             # p = 0.5 per image
+    for i in torch.nonzero(erased).flatten().tolist():
+        changed = (out[i] != expected[i]).any(0)
+        rows, cols = torch.nonzero(changed, as_tuple=True)
+        box = out[i][:, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert torch.all(box == 0)                                                 # one rectangle, value 0
+        area = box.shape[1] * box.shape[2] / (32 * 16)
+        assert 0.0 < area <= 0.34
+
+
+def test_image_cache_decodes_in_threads_with_the_chosen_interpolation(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (128, 64, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        paths.append(f"{i}.png")
+    table = pd.DataFrame({"path": paths})
+    for name, mode in (("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC)):
+        cache = ImageCache(tmp_path, table, 32, 16, interpolation=name)
+        for i, p in enumerate(paths):
+            with Image.open(tmp_path / p) as img:
+                ref = np.asarray(img.convert("RGB").resize((16, 32), mode))
+            np.testing.assert_array_equal(cache.images[i].permute(1, 2, 0).numpy(), ref)
+    with pytest.raises(ReidReproError, match="interpolation='nearest'"):
+        ImageCache(tmp_path, table, 32, 16, interpolation="nearest")
