@@ -33,6 +33,8 @@ def test_ghost_bn_over_4_chunks_equals_4_separate_bn_forwards():
         torch.testing.assert_close(a, b, msg=name)           # running mean/var and batches tracked included
     whole = copy.deepcopy(plain)
     assert not torch.allclose(whole.features(x)[1], neck)   # whole-batch BN differs
+    with pytest.raises(ReidReproError, match="bn_groups=4: a training batch of 6 images"):
+        ghost.features(x[:6])
     ghost.eval()                                              # eval: running statistics, no chunks
     torch.testing.assert_close(ghost(x), torch.cat([ghost(q) for q in x.split(4)]))
 
@@ -104,3 +106,45 @@ def test_image_cache_decodes_in_threads_with_the_chosen_interpolation(tmp_path):
             np.testing.assert_array_equal(cache.images[i].permute(1, 2, 0).numpy(), ref)
     with pytest.raises(ReidReproError, match="interpolation='nearest'"):
         ImageCache(tmp_path, table, 32, 16, interpolation="nearest")
+
+
+def test_scale_paper_runs_on_a_tiny_market_tree_on_the_cpu(world, tmp_path, monkeypatch):
+    """`scale: paper` end to end on a Market-1501-layout tree: ResNet-50 at 256x128 from an ImageNet checkpoint
+    (a random state dict in torch's hub cache stands in for it), ghost BN over 4, bicubic resize, per-epoch test
+    mAP, with tiny loop overrides and `device: cpu` set on purpose."""
+    import json
+
+    import torchvision
+
+    from reid_repro.config import RunSpec
+    from reid_repro.data.manifest import prepare
+    from reid_repro.models import imagenet_weights_path
+    from reid_repro.training.run import execute
+
+    out, _ = world
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(0)
+    weights = torchvision.models.resnet50().state_dict()
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(weights, ckpt)
+    assert imagenet_weights_path("resnet50") == ckpt
+    prepare("market1501", out / "market", tmp_path / "manifests" / "market")
+    params = copy.deepcopy(PARAMS)
+    params.update(scale="paper", device="cpu", seeds=1)
+    params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp_path / "manifests" / "market"),
+                                 "format": "market1501"}}
+    tiny = {"epochs": 2, "iters": 1, "batch_ids": 2, "instances": 4, "k1": 4, "k2": 2, "eps": 0.6,
+            "min_samples": 2, "workers": 0, "lr_step": 1}
+    spec = RunSpec(method="cluster_contrast", base="cluster_contrast", dataset="market", test="market",
+                   init="pretrain", paper="ise", table="6", row="Cluster-Contrast (Our Baseline)", overrides=tiny,
+                   paper_overrides={}, also=[])
+    m = execute(params, "paper_tiny", spec, tmp_path / "run", "train@paper_tiny", root=tmp_path, track=False)
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["model"]["arch"] == "resnet50" and info["model"]["bn_groups"] == 4
+    assert info["model"]["interpolation"] == "bicubic" and info["scale"] == "paper"
+    assert info["environment"]["device"]["device"] == "cpu"
+    history = pd.read_parquet(tmp_path / "run" / "history.parquet")
+    assert len(history) == 2 and history["test_mAP"].notna().all()
+    assert m["best_epoch_mAP"] == pytest.approx(history["test_mAP"].max())
+    assert m["mAP"] == pytest.approx(history["test_mAP"].iloc[-1])     # ours: the last epoch

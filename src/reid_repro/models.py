@@ -127,6 +127,9 @@ class ReidNet(nn.Module):
         features of every rank's images are returned (training/distributed.py).
         """
         if self.training and self.bn_groups > 1:
+            if len(x) < 2 * self.bn_groups:
+                raise ReidReproError(f"model.bn_groups={self.bn_groups}: a training batch of {len(x)} images "
+                                     "cannot be cut into chunks of at least 2 (BatchNorm needs 2 per chunk)")
             parts = [self._features(chunk) for chunk in x.tensor_split(self.bn_groups)]
             pooled, neck = (torch.cat(t) for t in zip(*parts))
         else:
