@@ -23,7 +23,8 @@ disagreement is also a switch of its own (``null`` = follow ``fidelity``):
   strong augmentation; paper = the same strong view as the online input (Table 1 says only "strong").
 - ``ema_bn``: code = the momentum encoder runs in train mode (batch-statistic BN, with ShuffleBN: under ghost
   batch-norm, ``model.bn_groups`` > 1, its BN chunks see a random permutation of the batch, as the code shuffles
-  the batch across its 4 GPUs before the momentum encoder, ``trainers.py``) and the EMA covers parameters only; paper (not specified; our reading) = eval mode, BN buffers
+  the batch across its 4 GPUs before the momentum encoder, ``trainers.py``) and the EMA covers parameters only;
+  paper (not specified; our reading) = eval mode, BN buffers
   averaged with the parameters.
 - the sampler (code: one image per camera first, ``MoreCameraSampler``) is the loop's ``cross_camera`` setting.
 """
@@ -207,8 +208,8 @@ class Ice(Method):
         f = F.normalize(raw, dim=1)
         self.ema.train(cfg.follows("ema_bn") == "code")        # code: batch-statistic BN in the teacher
         with torch.no_grad():
-            m = F.normalize(shuffle_bn(self.ema, m_view), dim=1)        # h.ins targets: momentum, strong (Table 1)
-            m_t = F.normalize(shuffle_bn(self.ema, target_view), dim=1) # s.ins targets: momentum, none (or strong)
+            m = F.normalize(shuffle_bn(self.ema, m_view), dim=1)          # h.ins targets: momentum, strong
+            m_t = F.normalize(shuffle_bn(self.ema, target_view), dim=1)   # s.ins: momentum, none (or strong)
         if cfg.follows("agnostic") == "code":
             losses = {"agnostic": agnostic_proxy_loss(raw, y, self.proxies, cfg.tau_a, label_smoothing=0.1)}
         else:

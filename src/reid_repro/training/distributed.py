@@ -36,18 +36,20 @@ from reid_repro.errors import ReidReproError
 _GLOBAL_BATCH = False
 
 
+def _initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 def active() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() and size() > 1
+    return _initialized() and size() > 1
 
 
 def rank() -> int:
-    return torch.distributed.get_rank() if torch.distributed.is_available() and torch.distributed.is_initialized() else 0
+    return torch.distributed.get_rank() if _initialized() else 0
 
 
 def size() -> int:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_world_size()
-    return 1
+    return torch.distributed.get_world_size() if _initialized() else 1
 
 
 def is_main() -> bool:

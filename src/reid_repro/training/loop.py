@@ -41,8 +41,11 @@ class TrainData:
     cams: np.ndarray
 
 
-def seed_everything(seed: int, epoch: int) -> int:
-    s = int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def seed_everything(seed: int, epoch: int, *more: int) -> int:
+    """Seed python, numpy and torch from (seed, epoch, *more); returns the derived seed. Under torchrun a step
+    is seeded from (seed, epoch, step) on every rank (the method's own draws agree) and the next batch's
+    augmentations from (seed, epoch, step, 1 + rank)."""
+    s = int(np.random.SeedSequence([seed, epoch, *more]).generate_state(1)[0])
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
@@ -99,10 +102,9 @@ def epoch_features(method: Method, images: torch.Tensor, device) -> np.ndarray:
     shares are gathered, in order."""
     if not distributed.active():
         return extract_features(method.encoder(), images, device)
-    shares = np.array_split(np.arange(len(images)), distributed.size())
-    mine = shares[distributed.rank()]
-    local = extract_features(method.encoder(), images[mine[0]:mine[-1] + 1], device) if len(mine) else None
-    return distributed.gather_array(local if local is not None else np.zeros((0, 0), np.float32))
+    bounds = np.linspace(0, len(images), distributed.size() + 1).astype(int)
+    lo, hi = bounds[distributed.rank()], bounds[distributed.rank() + 1]
+    return distributed.gather_array(extract_features(method.encoder(), images[lo:hi], device))
 
 
 def epoch_labels(method: Method, epoch: int, features: np.ndarray, pids: np.ndarray) -> np.ndarray:
@@ -112,15 +114,6 @@ def epoch_labels(method: Method, epoch: int, features: np.ndarray, pids: np.ndar
     if not distributed.labels_agree(labels):
         raise RuntimeError("the ranks hold different pseudo labels after the broadcast")
     return labels
-
-
-def step_seed(seed: int, epoch: int, step: int, *extra: int) -> None:
-    """Seed every generator from (seed, epoch, step, *extra) (under torchrun: the method's draws are the same on
-    every rank, the augmentations differ by rank)."""
-    s = int(np.random.SeedSequence([seed, epoch, step, *extra]).generate_state(1)[0])
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
 
 
 def load_checkpoint(checkpoint: Path, key: str, device) -> dict | None:
@@ -187,8 +180,9 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
     transforms = [make_transform(view, *data.cache.images.shape[2:]) for view in method.views]
     finish = [BatchFinish(view) for view in method.views]     # normalise and erase on the device
     # the run's progress in epochs, with the time left estimated from the epochs done so far
+    quiet = None if distributed.is_main() else True      # tqdm: None = on a terminal; other ranks: never
     progress = tqdm(range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="train", unit="epoch",
-                    mininterval=5.0, disable=None if distributed.is_main() else True)
+                    mininterval=5.0, disable=quiet)
     for epoch in progress:
         if stop_after is not None and epoch - start >= stop_after:
             break
@@ -214,10 +208,9 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         cams_t = torch.as_tensor(np.array(data.cams), device=device)
         many = distributed.active()
         for step, items in enumerate(tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="it",
-                                          mininterval=5.0, disable=None if distributed.is_main() else True,
-                                          leave=False)):
+                                          mininterval=5.0, disable=quiet, leave=False)):
             if many:                 # the method's random draws: the same on every rank
-                step_seed(cfg.seed, epoch, step)
+                seed_everything(cfg.seed, epoch, step)
             index = distributed.gather(items[-1].to(device))    # torchrun: the global batch's images, in rank order
             views = [f(x.to(device, non_blocking=True)) for f, x in zip(finish, items[:-1])]
             batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
@@ -226,7 +219,7 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
                 total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers, sync)
                 method.after_step()
             if many:                 # the next batch's augmentations: this rank's own
-                step_seed(cfg.seed, epoch, step, 1 + distributed.rank())
+                seed_everything(cfg.seed, epoch, step, 1 + distributed.rank())
         lr = next(iter(optimizers.values())).param_groups[0]["lr"]
         for sch in schedulers.values():
             sch.step()
