@@ -80,6 +80,8 @@ def test_repro_builds_every_stage(project):
                                       check=True).stdout)
     assert not shown.get("errors"), shown.get("errors")
     assert "reports/plots/nmi" in json.dumps(shown) and "reports/plots/reproduction.csv" in json.dumps(shown)
+    # the clusters plot draws both curves: clusters and outliers per epoch
+    assert all(f'"field": "{f}"' in json.dumps(shown) for f in ("num_clusters", "num_outliers"))
 
 
 @pytest.mark.parametrize("section,key,value", [("cluster_contrast", "loop.eps", 0.55),
