@@ -35,6 +35,14 @@ CASES = [
      r"runs\.ise_market \(scale cpu\).*model\.poling"),
     ("a run field", lambda p: p["runs"]["cc_market"].update(tabel="6"), r"runs\.cc_market\.tabel: unknown key"),
     ("a missing section", lambda p: p.pop("mixup"), r"mixup: missing top-level section"),
+    ("a mesh source", lambda p: p["meshes"]["duke"].update(source="smpl"), r"meshes\.duke\.source='smpl'"),
+    ("meshes of no dataset", lambda p: p["meshes"].update(mars={"source": "renders", "from": "x"}),
+     r"meshes\.mars: not a dataset"),
+    ("synthetic meshes of a real root", lambda p: p["data"]["market"].update(root="/datasets/Market-1501"),
+     r"meshes\.market: source synthetic .* data\.market\.root is /datasets/Market-1501; .* params .* renders"),
+    ("a run on ImageNet checkpoints", lambda p: p["data"]["market"].update(format="imagenet"),
+     r"runs\.\w+\.(dataset|test)='market' is a folder of ImageNet checkpoints"),
+    ("the old model.init", lambda p: p["model"]["cpu"].update(init="pretrain"), r"model\.init='pretrain'; expected scratch"),
 ]
 
 

@@ -165,3 +165,33 @@ def test_list_entry_whose_file_is_missing(tmp_path, jpeg_bytes):
 def test_unknown_dataset(tmp_path):
     with pytest.raises(ReidReproError, match="unknown dataset 'viper'"):
         prepare("viper", tmp_path, tmp_path / "o")
+
+
+def test_an_imagenet_folder_is_checked_and_recorded(tmp_path):
+    """format imagenet (data.pretrain on real data): each *.pth must load as an ImageNet ResNet; dataset.json
+    records its sha256; anything else is a named error and writes nothing."""
+    import hashlib
+
+    import torch
+    import torchvision
+
+    from reid_repro.data.manifest import prepare_imagenet
+
+    folder = tmp_path / "checkpoints"
+    with pytest.raises(ReidReproError, match="not a folder"):
+        prepare_imagenet(folder, tmp_path / "out")
+    folder.mkdir()
+    with pytest.raises(ReidReproError, match=r"no \*\.pth file"):
+        prepare_imagenet(folder, tmp_path / "out")
+    (folder / "resnet18-f37072fd.pth").write_bytes(b"not a torch file")
+    with pytest.raises(ReidReproError, match="resnet18-f37072fd.pth: cannot read the checkpoint"):
+        prepare_imagenet(folder, tmp_path / "out")
+    torch.save({"conv1.weight": torch.zeros(1)}, folder / "resnet18-f37072fd.pth")
+    with pytest.raises(ReidReproError, match="not an ImageNet ResNet state dict"):
+        prepare_imagenet(folder, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    torch.save(torchvision.models.resnet18().state_dict(), folder / "resnet18-f37072fd.pth")
+    info = prepare_imagenet(folder, tmp_path / "out")
+    sha = hashlib.sha256((folder / "resnet18-f37072fd.pth").read_bytes()).hexdigest()
+    assert info["checkpoints"] == {"resnet18-f37072fd.pth": sha} and info["format"] == "imagenet"
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text()) == info

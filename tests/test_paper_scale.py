@@ -108,38 +108,49 @@ def test_image_cache_decodes_in_threads_with_the_chosen_interpolation(tmp_path):
         ImageCache(tmp_path, table, 32, 16, interpolation="nearest")
 
 
-def test_scale_paper_runs_on_a_tiny_market_tree_on_the_cpu(world, tmp_path, monkeypatch):
-    """`scale: paper` end to end on a Market-1501-layout tree: ResNet-50 at 256x128 from an ImageNet checkpoint
-    (a random state dict in torch's hub cache stands in for it), ghost BN over 4, bicubic resize, per-epoch test
-    mAP, with tiny loop overrides and `device: cpu` set on purpose."""
+def test_scale_paper_runs_on_a_tiny_market_tree_on_the_cpu(world, tmp_path):
+    """`scale: paper` end to end on a Market-1501-layout tree: the ImageNet start (a random state dict stands in
+    for torchvision's checkpoint, in a folder of format imagenet), then ResNet-50 at 256x128 from it, ghost BN over
+    4, bicubic resize, per-epoch test mAP, with tiny loop overrides and `device: cpu` set on purpose."""
     import json
 
     import torchvision
 
     from reid_repro.config import RunSpec
-    from reid_repro.data.manifest import prepare
+    from reid_repro.data.manifest import prepare, prepare_imagenet
     from reid_repro.models import imagenet_weights_path
-    from reid_repro.training.run import execute
+    from reid_repro.training.run import execute, imagenet_start
 
     out, _ = world
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     torch.manual_seed(0)
     weights = torchvision.models.resnet50().state_dict()
-    ckpt = tmp_path / "torch" / "hub" / "checkpoints" / "resnet50-0676ba61.pth"
-    ckpt.parent.mkdir(parents=True)
-    torch.save(weights, ckpt)
-    assert imagenet_weights_path("resnet50") == ckpt
+    folder = tmp_path / "imagenet"
+    folder.mkdir()
+    torch.save(weights, folder / "resnet50-0676ba61.pth")
+    assert imagenet_weights_path("resnet50", folder) == folder / "resnet50-0676ba61.pth"
     prepare("market1501", out / "market", tmp_path / "manifests" / "market")
+    prepare_imagenet(folder, tmp_path / "manifests" / "imagenet")
     params = copy.deepcopy(PARAMS)
     params.update(scale="paper", device="cpu", seeds=1)
     params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp_path / "manifests" / "market"),
-                                 "format": "market1501"}}
+                                 "format": "market1501"},
+                      "pretrain": {"root": str(folder), "manifest": str(tmp_path / "manifests" / "imagenet"),
+                                   "format": "imagenet"}}
+    params["meshes"] = {}
+    start = imagenet_start(params, "pretrain", tmp_path / "models" / "pretrain")
+    assert start["checkpoint"] == "resnet50-0676ba61.pth" and start["arch"] == "resnet50"
+    saved = torch.load(tmp_path / "models" / "pretrain" / "model.pt", weights_only=True)
+    # the ImageNet weights, as given (body = conv1, bn1, relu, maxpool, layer1..4)
+    for ours, theirs in (("body.0.weight", "conv1.weight"), ("body.1.running_mean", "bn1.running_mean"),
+                         ("body.7.2.conv3.weight", "layer4.2.conv3.weight")):
+        torch.testing.assert_close(saved[ours], weights[theirs])
     tiny = {"epochs": 2, "iters": 1, "batch_ids": 2, "instances": 4, "k1": 4, "k2": 2, "eps": 0.6,
             "min_samples": 2, "workers": 0, "lr_step": 1}
     spec = RunSpec(method="cluster_contrast", base="cluster_contrast", dataset="market", test="market",
                    init="pretrain", paper="ise", table="6", row="Cluster-Contrast (Our Baseline)", overrides=tiny,
                    paper_overrides={}, also=[])
-    m = execute(params, "paper_tiny", spec, tmp_path / "run", "train@paper_tiny", root=tmp_path, track=False)
+    m = execute(params, "paper_tiny", spec, tmp_path / "run", "train@paper_tiny", root=tmp_path, track=False,
+                models_dir=tmp_path / "models")
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["model"]["arch"] == "resnet50" and info["model"]["bn_groups"] == 4
     assert info["model"]["interpolation"] == "bicubic" and info["scale"] == "paper"

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
 # + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings)
 KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke",)
+WORLD = "synthetic/dvc.yaml:world"          # the world's stage, in its own pipeline file
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
                  min_samples=2, workers=0)
 
@@ -39,6 +40,7 @@ def project(tmp_path_factory):
     work.mkdir()
     for name in ("dvc.yaml", ".dvcignore", "pyproject.toml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "synthetic", work / "synthetic")      # the world's pipeline file
     # with its caches: .dvcignore must keep them out of the hashes
     shutil.copytree(ROOT / "src", work / "src")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -62,7 +64,7 @@ def project(tmp_path_factory):
 def test_repro_builds_every_stage(project):
     work, params, out = project
     runs = set(params["runs"])
-    expected = {"world", "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
+    expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
         {"source@market", "source@duke"}
     assert expected <= ran(out)
@@ -131,7 +133,7 @@ def _importers(params, module: str) -> set[str]:
     from reid_repro import codedeps
 
     out = set()
-    stages = {"world": ("world", None), "pretrain": ("pretrain", None), "start": ("start", None),
+    stages = {WORLD: ("world", None), "pretrain": ("pretrain", None), "start": ("start", None),
               "source@market": ("source", None), "source@duke": ("source", None),
               "figures": ("figures", None),
               "report": ("report", None),
@@ -187,3 +189,55 @@ def test_a_lab_shares_the_pipeline_through_a_dvc_remote(project, tmp_path):
     out = _run(["dvc", "exp", "run", "-S", "ise.lambda0=2.0"], clone)
     ise = {f"train@{r}" for r, spec in params["runs"].items() if spec["method"] == "ise"}
     assert ise and ran(out) == ise | {"figures", "report"}, out
+
+
+def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
+    """Issue 18 §6: `dvc exp run -S scale=paper` with real dataset roots and data.pretrain pointing at a folder of
+    ImageNet checkpoints runs prepare, the ImageNet start and the run, and neither renders the synthetic world
+    nor trains the stand-in pretraining. A tiny Market-1501 tree and a random ResNet-50 state dict stand in for
+    the real dataset and torchvision's checkpoint; the loop is tiny and `device: cpu` is set on purpose."""
+    import torch
+    import torchvision
+
+    out, _ = world
+    work = tmp_path / "project"
+    work.mkdir()
+    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml", "params.yaml"):
+        shutil.copy(ROOT / name, work / name)
+    shutil.copytree(ROOT / "synthetic", work / "synthetic")
+    shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    real = tmp_path / "datasets" / "Market-1501"
+    shutil.copytree(out / "market", real, ignore=shutil.ignore_patterns("*.parquet"))   # images only
+    imagenet = tmp_path / "checkpoints"
+    imagenet.mkdir()
+    torch.save(torchvision.models.resnet50().state_dict(), imagenet / "resnet50-0676ba61.pth")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["seeds"] = 1
+    params["runs"] = {"cc_market": params["runs"]["cc_market"]}
+    params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,
+                                                    eps=0.6, min_samples=2, workers=0, lr_step=1, warmup_epochs=0)
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n")
+    _run(["git", "init", "-q"], work)
+    _run(["dvc", "init", "-q"], work)
+    _run(["dvc", "config", "core.analytics", "false"], work)
+    _run(["git", "add", "-A"], work)
+    _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], work)
+    settings = {"scale": "paper", "device": "cpu", "data.market.root": str(real),
+                "data.pretrain.root": str(imagenet), "data.pretrain.format": "imagenet",
+                "meshes.market.source": "renders", "meshes.market.from": str(tmp_path / "gcl_renders")}
+    cmd = ["dvc", "exp", "run"] + [a for k, v in settings.items() for a in ("-S", f"{k}={v}")] + ["train@cc_market"]
+    output = _run(cmd, work)
+    assert ran(output) == {"prepare@market", "prepare@pretrain", "pretrain", "train@cc_market"}
+    assert not (work / "data" / "world").exists()
+    start = json.loads((work / "models" / "pretrain" / "metrics.json").read_text())
+    assert start["start"] == "imagenet" and start["checkpoint"] == "resnet50-0676ba61.pth"
+    info = json.loads((work / "runs" / "cc_market" / "run.json").read_text())
+    assert info["scale"] == "paper" and info["model"]["arch"] == "resnet50"
+    # synthetic meshes of a real root would render the world for nothing: the world stage (upstream of them)
+    # stops at its start with an error naming the setting, before rendering anything
+    bad = subprocess.run(["dvc", "exp", "run", "-S", "meshes.market.source=synthetic", "-S",
+                          "meshes.market.from=data/world/market", "meshes@market"], cwd=work, capture_output=True,
+                         text=True, env=dict(os.environ, ANNY_CACHE_DIR=str(ROOT / ".cache" / "anny")))
+    assert bad.returncode != 0 and "meshes.market: source synthetic" in bad.stdout + bad.stderr
+    assert not (work / "data" / "world").exists()

@@ -105,7 +105,8 @@ def smoke(world, tmp_path_factory):
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp / "manifests" / "market"),
                                  "format": "market1501"}}
-    params["model"]["cpu"].update(height=32, width=16, init="pretrain")
+    params["meshes"] = {}                   # no structure renders in these runs
+    params["model"]["cpu"].update(height=32, width=16, init="scratch")
     loop = dict(epochs=3, iters=2, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2, eps=0.6,
                 min_samples=2, workers=0)
     for section in ("pretrain", "cluster_contrast", "ice"):

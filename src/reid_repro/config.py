@@ -139,7 +139,8 @@ class ModelConfig:
     pooling: str          # avg | gem
     height: int           # training and test input size; may be smaller than the stored images
     width: int
-    init: str             # pretrain (the pretrain stage's checkpoint) | imagenet (torchvision weights) | scratch
+    init: str             # what the pretrain stage trains from: scratch | imagenet (torchvision's weights); every
+                          # other run starts from a stage's checkpoint (its run's init: pretrain or source_<name>)
     precision: str        # auto | fp32 | bf16 (autocast over the backbone; auto = bf16 where native: models.py)
     bn_groups: int        # ghost batch-norm: BN statistics over this many equal chunks of a training batch
     interpolation: str    # bilinear | bicubic: how images are resized to the input size (decoded once)
@@ -155,8 +156,9 @@ class ModelConfig:
         if self.interpolation not in ("bilinear", "bicubic"):
             raise ReidReproError(f"params.yaml: model.interpolation={self.interpolation!r}; expected bilinear or "
                                  "bicubic")
-        if self.init not in ("pretrain", "imagenet", "scratch"):
-            raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected pretrain, imagenet or scratch")
+        if self.init not in ("scratch", "imagenet"):
+            raise ReidReproError(f"params.yaml: model.init={self.init!r}; expected scratch or imagenet (what the "
+                                 "pretrain stage trains from)")
         if not (16 <= self.height <= 512 and 8 <= self.width <= 256):
             raise ReidReproError(f"params.yaml: model.height/width={self.height}x{self.width}; expected "
                                  "16..512 x 8..256")
@@ -305,6 +307,9 @@ def load_run(params: dict, key: str) -> RunSpec:
         if getattr(run, field) not in data:
             raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r}; expected a key of "
                                  f"data: {sorted(data)}")
+        if data[getattr(run, field)].get("format") == "imagenet":
+            raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r} is a folder of ImageNet "
+                                 "checkpoints (format: imagenet), which only pretrain reads; expected a re-ID dataset")
     return run
 
 
@@ -352,18 +357,45 @@ def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
 
 
 DATA_KEYS = ("root", "manifest", "format")
+MESH_SOURCES = ("synthetic", "params", "renders")
+
+
+def validate_meshes(params: dict) -> None:
+    """params.yaml ``meshes``: per dataset, where its GCL structure renders come from. ``synthetic`` renders the
+    world's ground truth, so it needs the dataset to be that world folder: real data roots with synthetic meshes
+    would build the world for nothing, and are an error naming what to set instead."""
+    meshes, data = params["meshes"], params["data"]
+    if not isinstance(meshes, dict):
+        raise ReidReproError("params.yaml: meshes: expected a mapping of dataset name -> {source, from}")
+    for name, entry in meshes.items():
+        if name not in data:
+            raise ReidReproError(f"params.yaml: meshes.{name}: not a dataset; expected keys of data: {sorted(data)}")
+        if not isinstance(entry, dict) or sorted(entry) != ["from", "source"]:
+            raise ReidReproError(f"params.yaml: meshes.{name}: expected a mapping with keys source and from, got "
+                                 f"{entry!r}")
+        if entry["source"] not in MESH_SOURCES:
+            raise ReidReproError(f"params.yaml: meshes.{name}.source={entry['source']!r}; expected one of "
+                                 f"{list(MESH_SOURCES)}")
+        if not isinstance(entry["from"], str) or not entry["from"]:
+            raise ReidReproError(f"params.yaml: meshes.{name}.from={entry['from']!r}; expected a path")
+        root = data[name]["root"]
+        if entry["source"] == "synthetic" and Path(entry["from"]) != Path(root):
+            raise ReidReproError(
+                f"params.yaml: meshes.{name}: source synthetic renders the synthetic world's truth in "
+                f"{entry['from']}, but data.{name}.root is {root}; for a real dataset set meshes.{name}.source to "
+                "params (from: an SMPL parameter parquet) or renders (from: a folder of GCL renders)")
 
 
 def validate_params(params: dict) -> None:
     """Check all of ``params.yaml`` (every section at both scales, every run with its overrides at both scales),
     so that a typo anywhere stops every stage at its start with an error naming the key, instead of being
     ignored or surfacing days later at the other scale."""
-    from reid_repro.data.formats import READERS
+    from reid_repro.data.formats import DATA_FORMATS
     from reid_repro.methods import base_section, method_class, method_names
 
     from reid_repro.device import check_device_setting
 
-    sections = ({"world", "scale", "device", "seeds", "data", "model", "pretrain", "source", "runs"}
+    sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -388,9 +420,10 @@ def validate_params(params: dict) -> None:
         for k in DATA_KEYS:
             if not isinstance(entry[k], str) or not entry[k]:
                 raise ReidReproError(f"params.yaml: data.{name}.{k}={entry[k]!r}; expected a path or name")
-        if entry["format"] not in READERS:
+        if entry["format"] not in DATA_FORMATS:
             raise ReidReproError(f"params.yaml: data.{name}.format={entry['format']!r}; expected one of "
-                                 f"{sorted(READERS)}")
+                                 f"{sorted(DATA_FORMATS)}")
+    validate_meshes(params)
     model = params["model"]
     if not isinstance(model, dict) or sorted(model) != sorted(SCALES):
         raise ReidReproError(f"params.yaml: model: expected exactly the scales {list(SCALES)}, got "

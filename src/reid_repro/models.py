@@ -67,7 +67,7 @@ class ReidNet(nn.Module):
     """Backbone -> pooling -> BatchNorm neck. ``forward`` returns the BN-neck feature (not normalised)."""
 
     def __init__(self, arch: str = "resnet18", last_stride: int = 1, pooling: str = "avg",
-                 imagenet: bool = False, precision: str = "fp32", bn_groups: int = 1):
+                 imagenet: bool | str | Path = False, precision: str = "fp32", bn_groups: int = 1):
         super().__init__()
         if not isinstance(bn_groups, int) or bn_groups < 1:
             raise ReidReproError(f"model.bn_groups={bn_groups!r}; expected an integer >= 1")
@@ -81,8 +81,9 @@ class ReidNet(nn.Module):
         if pooling not in ("avg", "gem"):
             raise ReidReproError(f"model.pooling={pooling!r}; expected 'avg' or 'gem'")
         net = getattr(torchvision.models, arch)(weights=None)
-        if imagenet:
-            net.load_state_dict(torch.load(imagenet_weights_path(arch), map_location="cpu", weights_only=True))
+        if imagenet:   # True: torch's hub cache; a path: that torchvision checkpoint
+            path = imagenet_weights_path(arch) if imagenet is True else Path(imagenet)
+            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         if last_stride == 1:   # keep twice the spatial resolution in layer4 (a standard re-ID change)
             block = net.layer4[0]
             (block.conv2 if hasattr(block, "conv3") else block.conv1).stride = (1, 1)
@@ -97,9 +98,10 @@ class ReidNet(nn.Module):
         nn.init.constant_(self.neck.bias, 0.0)
 
     @classmethod
-    def from_config(cls, cfg, pooling: str | None = None, imagenet: bool = False) -> "ReidNet":
+    def from_config(cls, cfg, pooling: str | None = None, imagenet: bool | str | Path = False) -> "ReidNet":
         """The network ``params.yaml: model.<scale>`` describes (``pooling`` overrides the config's); with
-        ``imagenet`` it starts from torchvision's ImageNet weights (otherwise the caller loads its own)."""
+        ``imagenet`` (True, or a checkpoint's path) it starts from torchvision's ImageNet weights (otherwise the
+        caller loads its own)."""
         return cls(cfg.arch, cfg.last_stride, pooling or cfg.pooling, imagenet=imagenet, precision=cfg.precision,
                    bn_groups=cfg.bn_groups)
 
@@ -153,14 +155,15 @@ class ReidNet(nn.Module):
         return self.features(x)[1]
 
 
-def imagenet_weights_path(arch: str) -> Path:
-    """Where torch keeps the torchvision ImageNet checkpoint of ``arch``; an error if it is not there."""
+def imagenet_weights_path(arch: str, folder: str | Path | None = None) -> Path:
+    """The torchvision ImageNet checkpoint of ``arch`` in ``folder`` (default: torch's hub cache, where
+    torchvision downloads it); an error naming the file and its download address if it is not there."""
     weights = getattr(torchvision.models, ARCHS[arch]).IMAGENET1K_V1
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+    folder = Path(torch.hub.get_dir()) / "checkpoints" if folder is None else Path(folder)
+    path = folder / Path(weights.url).name
     if not path.is_file():
         raise ReidReproError(f"{path}: ImageNet weights for {arch} not found; expected torchvision's checkpoint "
-                             f"there (download {weights.url} on a machine with internet, or set TORCH_HOME), "
-                             "or set model.init: pretrain in params.yaml")
+                             f"there (download {weights.url} on a machine with internet)")
     return path
 
 

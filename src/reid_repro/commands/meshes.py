@@ -11,7 +11,12 @@ def add_arguments(p) -> None:
     p.add_argument("--source", choices=["synthetic", "params", "renders"], default="synthetic",
                    help="synthetic: the world's ground truth; params: a per-image SMPL parameter file; "
                         "renders: link a folder of existing GCL renders")
-    p.add_argument("--images", required=True, help="the dataset (or world domain) folder")
+    p.add_argument("--dataset", default=None,
+                   help="a key of params.yaml: data; its root and manifest stand for --images and --manifest")
+    p.add_argument("--from", dest="origin", default=None,
+                   help="where the renders come from, by --source: synthetic the world's domain folder, params the "
+                        "SMPL parameter parquet, renders the GCL render folder (params.yaml: meshes.<name>.from)")
+    p.add_argument("--images", default=None, help="the dataset (or world domain) folder")
     p.add_argument("--out", required=True, help="output folder (render/, render_45/, ... render_315/)")
     p.add_argument("--manifest", default=None, help="manifest.parquet of the dataset (params and renders sources)")
     p.add_argument("--param-file", default=None, help="parquet of per-image SMPL parameters (params source)")
@@ -29,6 +34,21 @@ def run(args) -> str:
     from reid_repro.world import meshes
 
     start = time.perf_counter()
+    if args.dataset:
+        from reid_repro.config import load_params
+
+        info = load_params(args.params)["data"].get(args.dataset)
+        if info is None:
+            raise ReidReproError(f"--dataset {args.dataset}: not a key of params.yaml: data")
+        args.images = args.images or info["root"]
+        args.manifest = args.manifest or str(Path(info["manifest"]) / "manifest.parquet")
+    if args.origin:
+        if args.source == "synthetic":
+            args.images = args.origin
+        else:
+            setattr(args, "renders" if args.source == "renders" else "param_file", args.origin)
+    if not args.images:
+        raise ReidReproError("meshes: no images; give --dataset (a key of params.yaml: data) or --images")
     if args.source == "renders":
         if not (args.renders and args.manifest):
             raise ReidReproError("--source renders needs --renders (a GCL render folder) and --manifest")

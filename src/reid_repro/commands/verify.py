@@ -51,7 +51,7 @@ def check_world(world) -> list[str]:
     for name, expected in WORLD_SHA256.items():
         path = Path(world) / name / "ground_truth.parquet"
         if not path.is_file():
-            lines.append(f"world {name}: {path} missing (run `dvc repro world`)")
+            lines.append(f"world {name}: {path} missing (run `dvc repro synthetic/dvc.yaml:world`)")
             continue
         got = ground_truth_digest(path)
         lines.append(f"world {name}: ground truth " + ("identical to the recorded one" if got == expected else

@@ -150,6 +150,11 @@ READERS = {
 }
 
 
+# What params.yaml: data.<name>.format may say: an image dataset's layout, or ``imagenet``: a folder holding
+# torchvision's ImageNet checkpoints, which only the pretrain stage reads (the papers' start; data/manifest.py).
+DATA_FORMATS = (*READERS, "imagenet")
+
+
 def read_dataset(name: str, root: str | Path, train_only: bool = False) -> pd.DataFrame:
     if name not in READERS:
         raise ReidReproError(f"unknown dataset {name!r}; expected one of {sorted(READERS)}")

@@ -95,3 +95,34 @@ def prepare(dataset: str, root: str | Path, out: str | Path, train_only: bool = 
         frame.to_parquet(tmp, index=False)
         write_json(out / "dataset.json", info)
     return info
+
+
+def prepare_imagenet(root: str | Path, out: str | Path, name: str | None = None) -> dict:
+    """Format ``imagenet``: ``root`` holds torchvision ImageNet checkpoints (``<arch>-<hash>.pth``, as torch's hub
+    cache keeps them), the start the papers train from. Each must load as a state dict with a 1000-class
+    classifier; ``out/dataset.json`` records each file's sha256, so the pretrain stage (which converts the one for
+    ``model.arch``) re-runs when a file changes."""
+    import torch
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ReidReproError(f"{root}: not a folder; expected a folder of torchvision ImageNet checkpoints "
+                             "(e.g. resnet50-0676ba61.pth from ~/.cache/torch/hub/checkpoints)")
+    files = sorted(root.glob("*.pth"))
+    if not files:
+        raise ReidReproError(f"{root}: no *.pth file; expected torchvision ImageNet checkpoints such as "
+                             "resnet50-0676ba61.pth")
+    digests = {}
+    for path in files:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:   # truncated or not a torch file
+            raise ReidReproError(f"{path}: cannot read the checkpoint ({exc}); expected a torchvision state dict")
+        fc = state.get("fc.weight") if isinstance(state, dict) else None
+        if fc is None or fc.shape[0] != 1000:
+            raise ReidReproError(f"{path}: not an ImageNet ResNet state dict (no 1000-class fc.weight)")
+        digests[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    checksum = hashlib.sha256("".join(f"{k}\0{v}\n" for k, v in digests.items()).encode()).hexdigest()
+    info = {"dataset": name or "imagenet", "format": "imagenet", "checkpoints": digests, "checksum": checksum}
+    write_json(Path(out) / "dataset.json", info)
+    return info

@@ -31,7 +31,7 @@ DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "
 
 
 REAL_NAMES = {"market": "Market-1501", "duke": "DukeMTMC-reID", "msmt": "MSMT17"}
-WORLD_ROOT = "data/world"     # where the world stage writes the stand-ins (dvc.yaml)
+WORLD_ROOT = "data/world"     # where the world stage writes the stand-ins (synthetic/dvc.yaml)
 
 
 def dataset_labels(data: dict) -> dict[str, str]:

@@ -47,16 +47,52 @@ def build(params: dict, spec: RunSpec, device, models_dir: str | Path = "models"
     The method's settings come from ``params[section]`` (default: the method's own section)."""
     model_cfg, cfg = resolve_run(params, spec, section)
     torch.manual_seed(cfg.seed)
-    model = ReidNet.from_config(model_cfg, imagenet=model_cfg.init == "imagenet")
-    if model_cfg.init == "pretrain" and spec.init != "scratch":
+    # model.init says what a stage that trains from nothing starts from (the pretrain stage: ImageNet at paper
+    # scale); every other run starts from a stage's checkpoint: models/pretrain (the world's stand-in pretraining,
+    # or the ImageNet start when data.pretrain is format imagenet) or a source model
+    model = ReidNet.from_config(model_cfg, imagenet=spec.init == "scratch" and model_cfg.init == "imagenet")
+    if spec.init != "scratch":
         path = Path(models_dir) / spec.init / "model.pt"
         if not path.is_file():
-            raise ReidReproError(f"{path}: missing; run {spec.init!r} starts from it (run `dvc repro pretrain`)")
+            raise ReidReproError(f"{path}: missing; run {spec.init!r} starts from it (run `dvc repro "
+                                 f"{'pretrain' if spec.init == 'pretrain' else 'source@' + spec.init[7:]}`)")
         load_weights(model, path, model_cfg)
     model = model.to(device)
     if torch.device(device).type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model_cfg, cfg, model
+
+
+def imagenet_start(params: dict, dataset: str, out: str | Path, root: str | Path = ".") -> dict:
+    """The pretrain stage when ``data.<dataset>`` is a folder of torchvision ImageNet checkpoints (format
+    imagenet): the network of ``model.<scale>`` with ImageNet weights and a fresh BN neck, written as
+    ``out/model.pt``, the start every run loads (the papers' start; nothing is trained). ``out/run.json`` and
+    ``out/metrics.json`` name the checkpoint and its sha256; ``out/history.parquet`` has no epochs."""
+    from reid_repro.config import pretrain_spec
+    from reid_repro.models import imagenet_weights_path
+
+    info = _dataset(params, dataset)
+    listed = Path(info["manifest"]) / "dataset.json"
+    if not listed.is_file():
+        raise ReidReproError(f"{listed}: missing; run `reid-repro prepare --dataset imagenet` "
+                             f"(dvc repro prepare@{dataset})")
+    model_cfg, _ = resolve_run(params, pretrain_spec(dataset), section="pretrain")
+    weights = imagenet_weights_path(model_cfg.arch, info["root"])
+    sha = json.loads(listed.read_text())["checkpoints"].get(weights.name)
+    if sha is None or sha != _file_digest(weights, full=True):
+        raise ReidReproError(f"{weights}: not the file prepare@{dataset} verified; run `dvc repro prepare@{dataset}`")
+    model = ReidNet.from_config(model_cfg, imagenet=weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_parquet(out / "history.parquet", pd.DataFrame({"epoch": pd.Series([], dtype="int64")}))
+    metrics = {"start": "imagenet", "arch": model_cfg.arch, "checkpoint": weights.name, "sha256": sha}
+    write_json(out / "run.json", {"name": Path(out).name, "stage": "pretrain", "git_revision": git_revision(root),
+                                  "scale": params.get("scale", "cpu"), "model": dataclasses.asdict(model_cfg),
+                                  "environment": environment(), **metrics})
+    write_json(out / "metrics.json", metrics)
+    return metrics
 
 
 def load_weights(model: ReidNet, path: str | Path, model_cfg) -> None:
@@ -95,12 +131,12 @@ def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Pa
     return cls(cfg, model, device, **{k: v for k, v in extras.items() if k in wanted})
 
 
-def _file_digest(path: Path) -> str:
+def _file_digest(path: Path, full: bool = False) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()[:16]
+    return h.hexdigest() if full else h.hexdigest()[:16]
 
 
 def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Path = "models") -> dict:
@@ -117,7 +153,7 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
     init_2 = init.with_name("model_2.pt")      # a source stage's second training (MMT's net 2)
     kind = "pretrain" if spec.method == "supervised" else "train"
     digest = None
-    if settings["model"]["init"] == "pretrain" and init.is_file():
+    if spec.init != "scratch" and init.is_file():
         digest = _file_digest(init) + (_file_digest(init_2) if init_2.is_file() else "")
     return {"settings": settings, "manifests": manifests, "init": digest,
             "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
