@@ -128,26 +128,47 @@ class ReidNet(nn.Module):
         running statistics and chunking would change nothing. Under torchrun, inside a training step, the
         features of every rank's images are returned (training/distributed.py).
         """
-        if self.training and self.bn_groups > 1:
-            if len(x) < 2 * self.bn_groups:
-                raise ReidReproError(f"model.bn_groups={self.bn_groups}: a training batch of {len(x)} images "
-                                     "cannot be cut into chunks of at least 2 (BatchNorm needs 2 per chunk)")
-            parts = [self._features(chunk) for chunk in x.tensor_split(self.bn_groups)]
-            pooled, neck = (torch.cat(t) for t in zip(*parts))
-        else:
-            pooled, neck = self._features(x)
+        pooled, neck = self._per_bn_group(self._features, x)
         if distributed.gathering():     # a training step under torchrun: the whole batch, every rank's images
             return distributed.gather_grad(pooled), distributed.gather_grad(neck)
         return pooled, neck
 
-    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def stripe_features(self, x: torch.Tensor, stripes: int = 2) -> torch.Tensor:
+        """N x (1 + stripes) x d, float32, before the neck: the pooled feature of the backbone's whole last map
+        and of its ``stripes`` equal horizontal stripes, top to bottom (SSG's full, upper and lower body, with
+        stripes = 2). Ghost batch-norm and torchrun's whole batch as :meth:`features`."""
+        def run(chunk):
+            fmap = self._map(chunk)
+            parts = [fmap, *fmap.tensor_split(stripes, dim=2)]
+            with self.autocast(chunk.device):
+                return torch.stack([self.pool(p) for p in parts], 1).float()
+        out = self._per_bn_group(run, x)
+        return distributed.gather_grad(out) if distributed.gathering() else out
+
+    def _per_bn_group(self, fn, x: torch.Tensor):
+        """``fn(x)``; in training with ``bn_groups`` = N > 1, ``fn`` of each of N equal chunks, concatenated."""
+        if not (self.training and self.bn_groups > 1):
+            return fn(x)
+        if len(x) < 2 * self.bn_groups:
+            raise ReidReproError(f"model.bn_groups={self.bn_groups}: a training batch of {len(x)} images "
+                                 "cannot be cut into chunks of at least 2 (BatchNorm needs 2 per chunk)")
+        outs = [fn(chunk) for chunk in x.tensor_split(self.bn_groups)]
+        return tuple(torch.cat(t) for t in zip(*outs)) if isinstance(outs[0], tuple) else torch.cat(outs)
+
+    def _map(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature map (under autocast: bf16 where the precision says so)."""
         if x.is_cuda:   # cuDNN's fastest layout (the model is moved to channels_last on CUDA: training/run.py)
             x = x.contiguous(memory_format=torch.channels_last)
         # bf16: the backbone's convolutions (forward and backward) run under autocast; the pooled feature, the
         # BN neck and every loss stay float32. With native bf16 this halves a ResNet-18 step on 2 CPU cores
         # (bench_training); without it, `auto` stays in fp32.
         with self.autocast(x.device):
-            pooled = self.pool(self.body(x))
+            return self.body(x)
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fmap = self._map(x)
+        with self.autocast(x.device):
+            pooled = self.pool(fmap)
         pooled = pooled.float()
         return pooled, self.neck(pooled)
 

@@ -218,20 +218,22 @@ def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
 
 
 def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict) -> list[dict]:
-    """Does the paper's ordering hold on our world? Each row with our runs against the table's baseline row, on
-    the first metric (mAP) of each dataset: the paper's gain and the paired comparison over seeds
-    (report/verdicts.py). ``values`` is :func:`seed_values` of the table's runs."""
+    """Does the paper's ordering hold on our world? Each row with our runs against the row it is measured against
+    (the table's ``baseline``, or the row's own in the table's ``versus``, where a table holds two baselines:
+    CANU's SSG and MMT rows; ``versus: {row: null}`` compares a row with nothing), on the first metric (mAP) of
+    each dataset: the paper's gain and the paired comparison over seeds (report/verdicts.py). ``values`` is
+    :func:`seed_values` of the table's runs."""
     from reid_repro.report import verdicts as rule
 
-    base_name = paper_table.get("baseline")
-    if base_name is None or base_name not in set(frame["row"]):
-        return []
     metric = verdict_metric(paper_table)
-    base = frame.set_index("row").loc[base_name]
+    rows = frame.set_index("row")
+    versus = paper_table.get("versus") or {}
     out = []
     for _, r in frame.iterrows():
-        if r["row"] == base_name:
+        base_name = versus.get(r["row"], paper_table.get("baseline"))
+        if base_name is None or base_name == r["row"] or base_name not in rows.index:
             continue
+        base = rows.loc[base_name]
         for d in [c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")]:
             paper_v, paper_base = r[f"{d}.{metric}.paper"], base[f"{d}.{metric}.paper"]
             ours, ours_base = values.get((r["row"], d)), values.get((base_name, d))
