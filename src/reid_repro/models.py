@@ -133,6 +133,17 @@ class ReidNet(nn.Module):
             return distributed.gather_grad(pooled), distributed.gather_grad(neck)
         return pooled, neck
 
+    def map_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(last feature map, pooled feature, BN-neck feature): GCL+'s identity encoder reads the map's stripes
+        and the neck. Ghost batch-norm as :meth:`features`; not gathered under torchrun (GCL+ runs on one)."""
+        def run(chunk):
+            fmap = self._map(chunk)
+            with self.autocast(chunk.device):
+                pooled = self.pool(fmap)
+            pooled = pooled.float()
+            return fmap, pooled, self.neck(pooled)
+        return self._per_bn_group(run, x)
+
     def stripe_features(self, x: torch.Tensor, stripes: int = 2) -> torch.Tensor:
         """N x (1 + stripes) x d, float32, before the neck: the pooled feature of the backbone's whole last map
         and of its ``stripes`` equal horizontal stripes, top to bottom (SSG's full, upper and lower body, with

@@ -134,6 +134,11 @@ class Method:
         """Extra per-epoch numbers to log (ICE: the KL term); reset at each epoch start by the method."""
         return {}
 
+    def artifacts(self) -> dict:
+        """{file name: object} saved with torch.save beside the run's model.pt at the end (GCL+'s warm-up writes
+        its generator for the runs that start from it)."""
+        return {}
+
     def state_dict(self) -> dict:
         return {}
 

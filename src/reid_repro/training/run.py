@@ -264,6 +264,9 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     if keep_model:
         with atomic_path(out / "model.pt") as tmp:
             torch.save(method.eval_encoder().state_dict(), tmp)
+        for fname, obj in method.artifacts().items():       # e.g. GCL+'s generator.pt
+            with atomic_path(out / fname) as tmp:
+                torch.save(obj, tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
                                   "input_key": input_key, "environment": {**environment(), "device": where},
@@ -282,27 +285,24 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     return metrics
 
 
-RESULT_FILES = ("metrics.json", "history.parquet", "run.json", "model.pt")
-
-
 def _keep(out: Path, kept: Path) -> None:
     """Copy a finished run's files into ``kept`` (built beside it, then renamed: never half there)."""
     staging = kept.with_name(kept.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for f in RESULT_FILES:
-        if (out / f).is_file():
-            shutil.copy2(out / f, staging / f)
+    for f in out.iterdir():           # the results and any method artifacts (Method.artifacts)
+        if f.is_file():
+            shutil.copy2(f, staging / f.name)
     shutil.rmtree(kept, ignore_errors=True)
     staging.rename(kept)
 
 
 def _restore(kept: Path, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
-    for f in RESULT_FILES:
-        if (kept / f).is_file():
-            with atomic_path(out / f) as tmp:
-                shutil.copy2(kept / f, tmp)
+    for f in kept.iterdir():
+        if f.is_file():
+            with atomic_path(out / f.name) as tmp:
+                shutil.copy2(f, tmp)
     return json.loads((out / "metrics.json").read_text())
 
 

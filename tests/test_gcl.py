@@ -1,0 +1,237 @@
+"""GCL+ and GCL (methods/gcl_plus.py) against hand computations: each loss of Eq. 1-14, D-Mixup's lambda*, the
+angles drawn, the R1 penalty on a toy discriminator; stage 2 leaves the identity encoder unchanged, the
+discriminator's step changes only the discriminator, a stage-3 step gives finite losses and a gradient on every
+trainable parameter, and a killed stage-3 run on the smoke world resumes to the same metrics."""
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from reid_repro.config import RunSpec, load_method_config, load_params, validate_params
+from reid_repro.errors import ReidReproError
+from reid_repro.methods import gcl_plus as G
+from reid_repro.methods import method_class
+from reid_repro.methods.base import Step
+from reid_repro.models import ReidNet
+from reid_repro.training.loop import run_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = load_params(ROOT / "params.yaml")
+
+
+def _cfg(**overrides):
+    return load_method_config(PARAMS, "gcl_plus", G.GclPlusConfig, {"batch_ids": 4, **overrides})
+
+
+def _renders(root: Path, names, h=64, w=32, seed=0):
+    rng = np.random.default_rng(seed)
+    for folder in ["render"] + [f"render_{a}" for a in G.ANGLES]:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8)).save(root / folder / n)
+
+
+def _method(tmp_path, n=8, init_dir=None, **overrides):
+    """GCL+ on ReidNet-18 with n training images (renders random) in n/2 clusters of 2, and a batch of 4."""
+    names = [f"{i:04d}_c1s1_000000_00.png" for i in range(n)]
+    _renders(tmp_path / "meshes" / "toy", names)
+    table = pd.DataFrame({"path": names, "dataset": "toy", "pid": np.arange(n) // 2, "camid": np.arange(n) % 2})
+    torch.manual_seed(0)
+    model = ReidNet("resnet18").train()
+    cfg = _cfg(meshes_root=str(tmp_path / "meshes"), **overrides)
+    if cfg.stage == "joint" and cfg.positive_view == "generated" and init_dir is None:
+        warm = G.GclPlus(_cfg(meshes_root=str(tmp_path / "meshes"), stage="warmup"), ReidNet("resnet18"),
+                         torch.device("cpu"), table)
+        init_dir = tmp_path / "warm"
+        init_dir.mkdir(exist_ok=True)
+        torch.save(warm.artifacts()["generator.pt"], init_dir / "generator.pt")
+    method = G.GclPlus(cfg, model, torch.device("cpu"), table, init_dir)
+    g = torch.Generator().manual_seed(1)
+    feats = F.normalize(torch.randn(n, model.dim, generator=g), dim=1).numpy()
+    labels = method.pseudo_labels(0, feats, table["pid"].to_numpy()) if cfg.stage == "warmup" else table["pid"].to_numpy()
+    if cfg.stage == "joint":
+        method.memory = torch.as_tensor(feats)
+    method.on_epoch_start(0, feats, labels, table["camid"].to_numpy())
+    x = torch.randn(4, 3, 64, 32, generator=g)
+    batch = {"images": x, "views": [x, x + 0.1], "index": torch.tensor([0, 2, 4, 6]),
+             "labels": torch.as_tensor(labels)[[0, 2, 4, 6]], "cams": torch.tensor([0, 0, 0, 0])}
+    return method, batch
+
+
+def test_the_settings_are_valid_and_checked():
+    validate_params(PARAMS)
+    for override, key in (({"stage": "stage3"}, "stage"), ({"vi_terms": 4}, "vi_terms"),
+                          ({"instances": 4}, "instances"), ({"mix_loss": "both"}, "mix_loss")):
+        with pytest.raises(ReidReproError, match=key):
+            _cfg(**override)
+
+
+# ---- the losses on tiny tensors ---------------------------------------------------------------------------------
+
+def test_reconstruction_losses_are_mean_absolute_errors():
+    x, a, b = torch.tensor([[1.0, 2.0]]), torch.tensor([[0.0, 2.0]]), torch.tensor([[1.0, 5.0]])
+    assert G.image_reconstruction(x, a, b).item() == pytest.approx(0.5 + 1.5)            # Eq. 1
+    assert G.feature_reconstruction(x, a, b).item() == pytest.approx(0.5 + 1.5)          # Eq. 2
+
+
+def test_lsgan_terms_and_r1_on_a_toy_discriminator():
+    real, fake = [torch.tensor([1.5, 0.5])], [torch.tensor([0.2, -0.4])]
+    assert G.lsgan_d(real, fake).item() == pytest.approx(np.mean([0.04, 0.16]) + np.mean([0.25, 0.25]))
+    assert G.lsgan_g(fake).item() == pytest.approx(np.mean([0.64, 1.96]))
+    w = torch.tensor([[1.0, -2.0], [0.5, 3.0]])                                          # D(x) = <w, x>: grad = w
+    x = torch.randn(3, 2, 2, requires_grad=True)
+    r1 = G.r1_penalty([(x * w).sum((1, 2))], x)
+    assert r1.item() == pytest.approx(float((w ** 2).sum()))
+
+
+def test_d_mixup_lambda_is_the_larger_of_a_beta_draw():
+    rng = np.random.default_rng(0)
+    lam = np.array([G.mixup_lambda(0.6, rng) for _ in range(4000)])
+    assert (lam >= 0.5).all() and (lam <= 1).all()
+    draws = np.random.default_rng(0).beta(0.6, 0.6, 4000)
+    np.testing.assert_allclose(lam, np.maximum(draws, 1 - draws))
+
+
+def test_the_contrast_is_log_one_plus_negatives_over_positive():
+    pos, neg = torch.tensor([0.5, 0.1]), torch.tensor([[0.2, -0.3], [0.4, float("-inf")]])
+    tau = 0.1
+    hand = [np.log(1 + (np.exp(0.2 / tau) + np.exp(-0.3 / tau)) / np.exp(0.5 / tau)),
+            np.log(1 + np.exp(0.4 / tau) / np.exp(0.1 / tau))]
+    assert G.contrast(None, pos, neg, tau).item() == pytest.approx(np.mean(hand), rel=1e-5)   # Eq. 8-10
+
+
+def test_prototype_and_mix_losses_follow_eq_12_and_14():
+    P = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-1.0, 0.0]])
+    f = torch.tensor([[2.0, 1.0]])
+    y_i, y_j, lam = torch.tensor([0]), torch.tensor([1]), 0.7
+    logits = (f @ P.t())[0].numpy()
+    assert G.prototype_loss(f, P, y_i).item() == pytest.approx(-np.log(np.exp(logits[0]) / np.exp(logits).sum()))
+    p_mix = 0.7 * P[0] + 0.3 * P[1]
+    pos = float(f[0] @ p_mix)
+    neg = np.exp(logits[2]) + np.exp(logits[3])                                          # all but y_i, y_j
+    assert G.mix_loss_paper(f, P, y_i, y_j, lam).item() == pytest.approx(np.log(1 + neg / np.exp(pos)), rel=1e-5)
+    logp = logits - np.log(np.exp(logits).sum())
+    assert G.mix_loss_code(f, P, y_i, y_j, lam).item() == pytest.approx(-(0.7 * logp[0] + 0.3 * logp[1]), rel=1e-5)
+
+
+# ---- the method -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("angles, top", [("paper", 315), ("code", 270)])
+def test_rotation_angles_are_drawn_from_45_to_the_last_angle_inclusive(tmp_path, angles, top):
+    method, batch = _method(tmp_path, stage="warmup", angles=angles)
+    seen = set()
+    for _ in range(60):
+        seen |= set(method.structures(batch)[2].tolist())
+    assert seen == set(range(45, top + 1, 45))
+
+
+def test_the_rotated_structure_is_the_render_at_that_angle(tmp_path):
+    method, batch = _method(tmp_path, stage="warmup")
+    s_ori, s_new, angles = method.structures(batch)
+    for row, i in enumerate(batch["index"].tolist()):
+        k = G.ANGLES.index(int(angles[row])) + 1
+        torch.testing.assert_close(s_new[row, 0], G.grey_render(method.renders[i, k]))
+        torch.testing.assert_close(s_ori[row, 0], G.grey_render(method.renders[i, 0]))
+
+
+def test_stage_2_leaves_the_identity_encoder_unchanged_and_d_step_touches_only_d(tmp_path):
+    method, batch = _method(tmp_path, stage="warmup")
+    opts = {n: o for n, (o, _) in method.optimizers().items()}
+    assert set(opts) == {"gen", "dis"} and method.encoder_optimizers == ("gen",)
+    before = {k: v.clone() for k, v in method.model.state_dict().items()}                # weights and BN stats
+    gen_before = [p.clone() for p in method.gen.parameters()]
+    steps = method.training_step(batch)
+    run_steps(iter([next(steps)]), opts, defaultdict(float))                             # D's step
+    assert all(torch.equal(p, q) for p, q in zip(method.gen.parameters(), gen_before))
+    run_steps(steps, opts, defaultdict(float))                                           # G's step
+    assert any(not torch.equal(p, q) for p, q in zip(method.gen.parameters(), gen_before))
+    for k, v in method.model.state_dict().items():
+        torch.testing.assert_close(v, before[k], rtol=0, atol=0, msg=k)
+
+
+def test_a_stage_3_step_has_finite_losses_and_a_gradient_on_every_trainable_parameter(tmp_path):
+    method, batch = _method(tmp_path)
+    steps = method.training_step(batch)
+    d_step = next(steps)
+    assert set(d_step.losses) == {"disc"} and d_step.optimizers == ("dis",)
+    d_step_loss = sum(d_step.losses.values())
+    d_step_loss.backward()
+    assert all(p.grad is not None for p in method.dis.parameters())
+    assert all(p.grad is None for p in method.gen.parameters())                         # fakes are detached
+    for p in method.dis.parameters():
+        p.grad = None
+    g_step = next(steps)
+    assert set(g_step.losses) == {"img", "feat", "adv", "adv_mix", "vi", "proto", "mix"}
+    assert all(torch.isfinite(v) for v in g_step.losses.values())
+    sum(g_step.losses.values()).backward()
+    missing = [n for n, p in [*method.model.named_parameters(), *method.gen.named_parameters()]
+               if p.requires_grad and (p.grad is None or not torch.isfinite(p.grad).all())]
+    assert not missing, missing[:5]
+    assert all(p.grad is None for p in method.dis.parameters())                          # D frozen in G's step
+    rows = method.memory[batch["index"]].clone()
+    method.after_step()
+    assert not torch.equal(rows, method.memory[batch["index"]])                         # Eq. 7
+    np.testing.assert_allclose(method.memory.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+
+
+def test_gcl_is_a_setting_without_mixup_and_its_losses(tmp_path):
+    method, batch = _method(tmp_path, mixup="none", proto_loss=False, mix_loss_on=False)
+    steps = method.training_step(batch)
+    next(steps)
+    assert set(next(steps).losses) == {"img", "feat", "adv", "vi"}
+
+
+def test_multi_without_a_generator_is_one_update_of_the_identity_encoder(tmp_path):
+    method, batch = _method(tmp_path, positive_view="augmented", mixup="image")
+    assert set(method.optimizers()) == {"model"}
+    losses = method.training_step(batch)
+    assert isinstance(losses, dict) and set(losses) == {"vi", "proto", "mix"}
+    with pytest.raises(ReidReproError, match="D-Mixup"):
+        _method(tmp_path, positive_view="augmented")
+
+
+def test_a_stage_3_run_needs_its_warm_up(tmp_path):
+    with pytest.raises(ReidReproError, match="generator.pt: missing"):
+        _method(tmp_path, init_dir=tmp_path / "nowhere")
+
+
+# ---- on the loop ------------------------------------------------------------------------------------------------
+
+def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tmp_path):
+    from reid_repro.data.manifest import prepare
+    from reid_repro.training.run import execute
+
+    out, _ = world
+    prepare("market1501", out / "market", tmp_path / "manifests" / "market", name="market")   # as prepare@market
+    table = pd.read_parquet(tmp_path / "manifests" / "market" / "manifest.parquet")
+    _renders(tmp_path / "meshes" / "market", [Path(p).name for p in table.loc[table["split"] == "train", "path"]])
+    params = load_params(ROOT / "params.yaml")
+    params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp_path / "manifests" / "market"),
+                                 "format": "market1501"}}
+    params["meshes"] = {}
+    params["gcl_plus"]["meshes_root"] = str(tmp_path / "meshes")
+    params["gcl_plus"]["loop"].update(epochs=2, iters=2, batch_ids=4, lr_step=1, k1=4, k2=2, labels="ground_truth")
+    spec = dict(method="gcl_plus", base="gcl_plus", dataset="market", test="market", paper="gcl_plus", table="6",
+                row="Rot+D-Mixup", paper_overrides={}, also=[])
+    warm = RunSpec(init="scratch", overrides={"stage": "warmup"}, **spec)
+    execute(params, "warm", warm, tmp_path / "models" / "warm", "warm", root=tmp_path, track=False)
+    assert (tmp_path / "models" / "warm" / "generator.pt").is_file()
+    joint = RunSpec(init="warm", overrides={}, **spec)
+    whole = execute(params, "whole", joint, tmp_path / "whole", "train@whole", root=tmp_path, track=False,
+                    models_dir=tmp_path / "models")
+    killed = execute(params, "killed", joint, tmp_path / "killed", "train@killed", root=tmp_path, track=False,
+                     models_dir=tmp_path / "models", stop_after=1)
+    assert killed == {"stopped_after_epoch": 1}
+    resumed = execute(params, "killed", joint, tmp_path / "killed", "train@killed", root=tmp_path, track=False,
+                      models_dir=tmp_path / "models")
+    for k in ("mAP", "rank1", "nmi"):
+        assert resumed[k] == whole[k], k
+    h = pd.read_parquet(tmp_path / "whole" / "history.parquet")
+    assert {"loss_img", "loss_feat", "loss_adv", "loss_vi", "loss_proto", "loss_mix", "loss_disc"} <= set(h.columns)
+    assert np.isfinite(h["loss"]).all()
