@@ -14,8 +14,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
-# + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings)
-KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke",)
+# + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and one GCL+ stage-3 run (from its
+# stage-2 warm-up, itself from cc_market)
+KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full")
+KEEP_WARMUPS = ("gclw_fu_m",)
 WORLD = "synthetic/dvc.yaml:world"          # the world's stage, in its own pipeline file
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
                  min_samples=2, workers=0)
@@ -49,7 +51,10 @@ def project(tmp_path_factory):
     params["model"]["cpu"].update(height=32, width=16)
     for section in ("pretrain", "source", "cluster_contrast", "ice", "mmt"):
         params[section]["loop"].update(TINY_LOOP)
+    params["gcl_plus"]["loop"].update(TINY_LOOP, instances=1)          # GCL+ draws distinct images
     params["runs"] = {k: v for k, v in params["runs"].items() if k in KEEP_RUNS}
+    params["gcl_warmups"] = {k: {**v, "overrides": {**v["overrides"], "epochs": 1, "iters": 2}}
+                             for k, v in params["gcl_warmups"].items() if k in KEEP_WARMUPS}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n")
     _run(["git", "init", "-q"], work)
@@ -66,8 +71,9 @@ def test_repro_builds_every_stage(project):
     runs = set(params["runs"])
     expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
-        {"source@market", "source@duke"}
+        {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]}
     assert expected <= ran(out)
+    assert (work / "models" / "gclw_fu_m" / "generator.pt").is_file()
     for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
         assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()
@@ -97,7 +103,11 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     out = _run(["dvc", "exp", "run", "-S", f"{section}.{key}={value}"], work)
     runs = {r for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
     figures = {"figures"} if runs & set(FIGURE_RUNS) else set()
-    assert runs and ran(out) == {f"train@{r}" for r in runs} | figures | {"report"}, out
+    # a GCL+ warm-up reads its stage-1 run's model, and its stage-3 runs the warm-up's
+    warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs}
+    runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
+    assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures
+                                 | {"report"}), out
     if section == "ise":      # `dvc plots diff` draws the experiment's curves beside the committed ones
         diff = subprocess.run(["dvc", "plots", "diff", "HEAD", "--json"], cwd=work, capture_output=True, text=True,
                               check=True).stdout
@@ -139,7 +149,8 @@ def _importers(params, module: str) -> set[str]:
               "report": ("report", None),
               **{f"prepare@{d}": ("prepare", None) for d in params["data"]},
               **{f"meshes@{d}": ("meshes", None) for d in ("market", "duke", "msmt")},
-              **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()}}
+              **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()},
+              **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]}}
     for name, (kind, method) in stages.items():
         if codedeps.SRC / module in codedeps.stage_files(kind, method):
             out.add(name)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # shared/), or where REID_REPRO_PAPERS points. In CI its absence is a failure, elsewhere a skip.
 PAPERS = Path(os.environ.get("REID_REPRO_PAPERS", ROOT.parent / "shared" / "papers"))
 IN_CI = bool(os.environ.get("CI"))
-FILES = {"ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt", "canu": "003_97bc50c9f36f3e40.txt"}
+FILES = {"gcl_plus": "000_4c79349ac07603ff.txt", "ise": "004_e705c8599ca9851b.txt", "ice": "002_24a63fc125b9245c.txt", "canu": "003_97bc50c9f36f3e40.txt"}
 
 
 def _clean(text: str) -> str:

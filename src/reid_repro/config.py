@@ -212,7 +212,8 @@ class RunSpec:
     row: str
     overrides: typing.Dict[str, typing.Any]          # applied at every scale
     paper_overrides: typing.Dict[str, typing.Any]    # applied on top at scale: paper (per-dataset paper settings)
-    also: typing.List[str]                           # more rows this run fills, as "<table>/<row>" of the same paper
+    also: typing.List[str]                           # more rows this run fills: "<table>/<row>" of the same paper,
+                                                     # or "<paper>:<table>/<row>" of another (a shared baseline)
     ours_only: bool = False   # a row no paper table has (e.g. a stand-in without a paper column): no paper cell
     column: str = ""          # the paper table's column it fills (default: its test domain; UDA: market2duke...)
 
@@ -222,6 +223,15 @@ class RunSpec:
 
     def settings_overrides(self, scale: str) -> dict:
         return {**self.overrides, **(self.paper_overrides if scale == "paper" else {})}
+
+    def targets(self) -> list[tuple[str, str, str]]:
+        """(paper, table, row) of every row this run fills: its own, then its ``also`` rows."""
+        out = [(self.paper, self.table, self.row)]
+        for extra in self.also:
+            where, _, row = extra.partition("/")
+            paper, _, table = where.rpartition(":")
+            out.append((paper or self.paper, table, row))
+        return out
 
 
 def _scale(params: dict) -> str:
@@ -313,6 +323,29 @@ def load_run(params: dict, key: str) -> RunSpec:
     return run
 
 
+WARMUP_KEYS = ("dataset", "init", "overrides")
+
+
+def load_warmup(params: dict, name: str) -> RunSpec:
+    """A GCL+ stage-2 warm-up (params.yaml: gcl_warmups.<name>: {dataset, init: a run whose model is the
+    identity encoder, overrides}): a gcl_plus run with ``stage: warmup``, written to models/<name>."""
+    warmups = params.get("gcl_warmups") or {}
+    if name not in warmups:
+        raise ReidReproError(f"params.yaml: gcl_warmups.{name}: no such warm-up; expected one of {sorted(warmups)}")
+    entry = warmups[name]
+    if not isinstance(entry, dict) or sorted(entry) != sorted(WARMUP_KEYS):
+        raise ReidReproError(f"params.yaml: gcl_warmups.{name}: expected keys {list(WARMUP_KEYS)}, got {entry!r}")
+    if entry["dataset"] not in (params.get("data") or {}):
+        raise ReidReproError(f"params.yaml: gcl_warmups.{name}.dataset={entry['dataset']!r}; expected a key of data")
+    if entry["init"] not in (params.get("runs") or {}):
+        raise ReidReproError(f"params.yaml: gcl_warmups.{name}.init={entry['init']!r}; expected a run (stage 1: "
+                             "the run whose model is the identity encoder)")
+    return RunSpec(method="gcl_plus", base="gcl_plus", dataset=entry["dataset"], test=entry["dataset"],
+                   init=entry["init"], paper="gcl_plus", table="", row="stage 2 warm-up",
+                   overrides={**(entry["overrides"] or {}), "stage": "warmup"}, paper_overrides={}, also=[],
+                   ours_only=True)
+
+
 def pretrain_spec(dataset: str = "pretrain") -> RunSpec:
     """The supervised pretraining run every method starts from (settings: params.yaml ``pretrain``)."""
     return RunSpec(method="supervised", base="supervised", dataset=dataset, test=dataset, init="scratch", paper="",
@@ -395,7 +428,8 @@ def validate_params(params: dict) -> None:
 
     from reid_repro.device import check_device_setting
 
-    sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs"}
+    sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs",
+                 "gcl_warmups"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -444,3 +478,9 @@ def validate_params(params: dict) -> None:
             except ReidReproError as exc:
                 text = str(exc).removeprefix("params.yaml: ")
                 raise ReidReproError(f"params.yaml: runs.{key} (scale {scale}): {text}") from None
+        for key in params["gcl_warmups"] or {}:
+            try:
+                resolve_run(at, load_warmup(at, key))
+            except ReidReproError as exc:
+                text = str(exc).removeprefix("params.yaml: ")
+                raise ReidReproError(f"params.yaml: gcl_warmups.{key} (scale {scale}): {text}") from None

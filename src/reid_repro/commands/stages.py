@@ -14,8 +14,12 @@ def run(args) -> str:
     from reid_repro.config import load_params
     from reid_repro.errors import ReidReproError
 
-    runs = load_params(args.params)["runs"]
-    papers = sorted({r["paper"] for r in runs.values()})
+    from reid_repro.config import load_run
+
+    params = load_params(args.params)
+    fills = {name: {p for p, _, _ in load_run(params, name).targets()} for name in params["runs"]}
+    papers = sorted(set().union(*fills.values()))
     if args.paper not in papers:
         raise ReidReproError(f"--paper {args.paper!r}: no run of that paper; expected one of {papers}")
-    return " ".join(f"train@{name}" for name, r in runs.items() if r["paper"] == args.paper)
+    warmups = [f"warmup@{w}" for w in (params.get("gcl_warmups") or {})] if args.paper == "gcl_plus" else []
+    return " ".join(warmups + [f"train@{name}" for name, p in fills.items() if args.paper in p])

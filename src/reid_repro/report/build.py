@@ -98,15 +98,14 @@ def check_rows(params: dict, numbers: dict | None = None) -> int:
     n = 0
     for name, raw in (params.get("runs") or {}).items():
         spec = load_run(params, name)
-        targets = [(spec.table, spec.row, spec.ours_only)] + [(*a.split("/", 1), False) for a in spec.also]
-        for table, row, ours_only in targets:
+        for i, (paper, table, row) in enumerate(spec.targets()):
             n += 1
-            if spec.paper not in numbers or table not in numbers[spec.paper]:
-                raise ReidReproError(f"params.yaml: runs.{name}: paper {spec.paper!r} table {table!r} is not in "
-                                     f"paper_numbers.yaml; expected one of {sorted(numbers.get(spec.paper, {}))}")
-            printed = [r["row"] for r in numbers[spec.paper][table]["rows"]]
-            if row not in printed and not ours_only:
-                raise ReidReproError(f"params.yaml: runs.{name}: row {row!r} is not a row of {spec.paper} table "
+            if paper not in numbers or table not in numbers[paper]:
+                raise ReidReproError(f"params.yaml: runs.{name}: paper {paper!r} table {table!r} is not in "
+                                     f"paper_numbers.yaml; expected one of {sorted(numbers.get(paper, {}))}")
+            printed = [r["row"] for r in numbers[paper][table]["rows"]]
+            if row not in printed and not (i == 0 and spec.ours_only):
+                raise ReidReproError(f"params.yaml: runs.{name}: row {row!r} is not a row of {paper} table "
                                      f"{table} in paper_numbers.yaml (rows: {printed}); fix the row or declare the "
                                      "run `ours_only: true`")
     return n
@@ -660,7 +659,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     if paper is not None:
         if paper not in numbers:
             raise ReidReproError(f"--paper {paper!r}: expected one of {sorted(numbers)}")
-        params = {**params, "runs": {k: v for k, v in params["runs"].items() if v["paper"] == paper}}
+        params = {**params, "runs": {k: v for k, v in params["runs"].items()      # its runs and shared baselines
+                                     if any(p == paper for p, _, _ in load_run(params, k).targets())}}
     runs = collect_runs(params, runs_dir)
     labels = dataset_labels(params.get("data"))     # our columns: the stand-in, or the real dataset used
     # tables and figures are built in staging folders and published together at the end, so a build that
@@ -675,10 +675,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     all_verdicts: list[dict] = []
     groups: dict[tuple, list[tuple[Run, str]]] = {}
     for r in runs:
-        groups.setdefault((r.spec.paper, r.spec.table), []).append((r, r.spec.row))
-        for extra in r.spec.also:
-            table, _, row = extra.partition("/")
-            groups.setdefault((r.spec.paper, table), []).append((r, row))
+        for paper_, table, row in r.spec.targets():
+            groups.setdefault((paper_, table), []).append((r, row))
     from reid_repro.report.items import EXAMPLES, section_order
 
     def links(names) -> list[tuple[str, str]]:

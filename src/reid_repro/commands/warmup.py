@@ -1,0 +1,27 @@
+"""``reid-repro warmup``: GCL+ stage 2 (params.yaml: gcl_warmups), the generator trained with the identity encoder
+frozen, written with that encoder to models/<name>/ for the stage-3 runs that start from it."""
+
+from __future__ import annotations
+
+HELP = "GCL+ stage 2: train the generator and discriminator with the stage-1 identity encoder frozen"
+
+
+def add_arguments(p) -> None:
+    from reid_repro.commands.train import common_arguments
+
+    p.add_argument("--name", required=True, help="a key of params.yaml: gcl_warmups")
+    p.add_argument("--out", required=True, help="e.g. models/<name> (runs with init: <name> start from it)")
+    common_arguments(p)
+    p.set_defaults(models="runs")        # stage 1 is a run: its model is runs/<init>/model.pt
+
+
+def run(args) -> str:
+    from reid_repro.commands.train import summary
+    from reid_repro.config import load_params, load_warmup
+    from reid_repro.training.run import execute
+
+    params = load_params(args.params)
+    spec = load_warmup(params, args.name)
+    metrics = execute(params, args.name, spec, args.out, stage=f"warmup@{args.name}", models_dir=args.models,
+                      track=not args.no_mlflow)
+    return summary(args.name, metrics) + f"; generator -> {args.out}/generator.pt"
