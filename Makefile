@@ -33,7 +33,7 @@ repro: $(STAMP)
 # One paper only: its runs (and what they start from), then its own report in reports/papers/<P>/.
 # `make paper P=ise` or `make paper P=ice`; `make repro` still rebuilds everything.
 paper: $(STAMP)
-	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice, P=canu)" >&2; exit 2; }
+	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice, P=canu, P=gcl_plus)" >&2; exit 2; }
 	$(RUN) $(BIN)/reid-repro check
 	$(RUN) $(BIN)/dvc repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
 	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P) --model-figures reports/model_figures

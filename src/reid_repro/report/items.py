@@ -15,27 +15,28 @@ REPRODUCED, NOT_RUN, NOT_HERE = "reproduced", "not run", "not reproducible here"
 PAPERS = {"gcl_plus": "GCL+ (TPAMI 2022)", "gcl": "GCL supplementary (CVPR 2021)", "ice": "ICE (ICCV 2021)",
           "canu": "CANU-ReID (ICPR 2021)", "ise": "ISE (CVPR 2022)"}
 
-_GCL = (NOT_HERE, "not implemented yet: the mesh-guided generator and the rotation and mixup contrast of GCL+/GCL "
-                  "are issue 13 (the structure renders they read, `dvc repro meshes`, are built)")
+_GCL = (NOT_HERE, "not declared yet: GCL+ and its three stages run (issue 13); the generation grids, FID per angle, "
+                  "the hyperparameter sweeps and the comparison tables are its next part")
+_VIDEO = (NOT_HERE, "video data: the synthetic world renders still crops, and MARS / DukeMTMC-VideoReID cannot be "
+                    "downloaded here (a tracklet world is a later issue)")
 
 # paper -> [(item, what it shows, section anchor or None, (state, why) when there is no section)]
 ITEMS = {
     "gcl_plus": [
         ("Table 3/11/12", "mesh-guided generations at 45°…315°", None, _GCL),
         ("Table 2", "Mixup vs F-Mixup vs D-Mixup", None, _GCL),
-        ("Table 4", "2D gray switch vs mesh switch vs mesh rotation", None, _GCL),
-        ("Table 5", "DBSCAN eps 0.40-0.60", None, _GCL),
-        ("Table 6", "augmentation ablation, fully unsupervised and UDA", None, _GCL),
-        ("Table 7", "view-invariant / prototype loss ablation", None, _GCL),
+        ("Table 4", "2D gray switch vs mesh switch vs mesh rotation", "gcl_plus-table-4", None),
+        ("Table 5", "DBSCAN eps 0.40-0.60", "gcl_plus-table-5", None),
+        ("Table 6", "augmentation ablation, fully unsupervised", "gcl_plus-table-6a", None),
+        ("Table 6", "augmentation ablation, UDA", "gcl_plus-table-6b", None),
+        ("Table 7", "view-invariant / prototype loss ablation", "gcl_plus-table-7", None),
         ("Table 8", "fully unsupervised comparison", None, _GCL),
         ("Table 9", "UDA comparison", None, _GCL),
-        ("Table 10", "video re-ID (MARS, DukeMTMC-VideoReID)", None,
-         (NOT_HERE, "video data: the synthetic world renders still crops, and MARS / DukeMTMC-VideoReID cannot be "
-                    "downloaded here; the video loaders are planned with GCL+ (issue 13)")),
+        ("Table 10", "video re-ID (MARS, DukeMTMC-VideoReID)", None, _VIDEO),
         ("Fig. 5", "mixup α", None, _GCL),
         ("Fig. 6", "memory momentum β and temperature τ", None, _GCL),
         ("Fig. 7", "λ_recon, λ_vi, λ_mix", None, _GCL),
-        ("Fig. 8", "NMI of pseudo labels over joint training", None, _GCL),
+        ("Fig. 8", "NMI of pseudo labels over joint training", "gcl-plus-fig8-nmi", None),
         ("Fig. 9", "generations with and without L_contrast", None, _GCL),
         ("Fig. 12", "failure cases", None, _GCL),
     ],
@@ -98,6 +99,12 @@ EXAMPLES = {
     "ice-fig7-kl": "ice.tau_s=0.3",
     "ice-fig8-tsne": "ice.lambda_s=5.0",
     "ice-fig9-retrieval": "ice.lambda_h=0.5",
+    "gcl_plus-table-4": "gcl_plus.lambda_recon=2.0",
+    "gcl_plus-table-5": "gcl_plus.tau=0.07",
+    "gcl_plus-table-6a": "gcl_plus.alpha=1.0",
+    "gcl_plus-table-6b": "gcl_plus.alpha=1.0",
+    "gcl_plus-table-7": "gcl_plus.lambda_vi=0.5",
+    "gcl-plus-fig8-nmi": "gcl_plus.memory_momentum=0.5",
     "canu-table-i": "canu.mu=0.2",
     "canu-table-ii": "canu.mu=0.2",
     "canu-table-iii": "mmt.soft_ce_weight=0.3",
