@@ -51,12 +51,12 @@ def _setup(tmp: Path, **overrides):
     cfg = load_method_config(params, "gcl_plus", G.GclPlusConfig, {"meshes_root": str(tmp), **overrides})
     torch.manual_seed(0)
     init = tmp / "warm"
-    if cfg.stage == "joint" and cfg.positive_view == "generated" and not (init / "generator.pt").is_file():
+    if cfg.stage == "joint" and cfg.positive_view == "generated" and not (init / "artifacts.pt").is_file():
         warm = G.GclPlus(load_method_config(params, "gcl_plus", G.GclPlusConfig,
                                             {"meshes_root": str(tmp), "stage": "warmup"}),
                          ReidNet.from_config(mcfg), torch.device("cpu"), table)
         init.mkdir(exist_ok=True)
-        torch.save(warm.artifacts()["generator.pt"], init / "generator.pt")
+        torch.save(warm.artifacts(), init / "artifacts.pt")
     method = G.GclPlus(cfg, ReidNet.from_config(mcfg).train(), torch.device("cpu"), table, init)
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(N_TRAIN, method.model.dim, generator=g), dim=1).numpy()

@@ -50,7 +50,7 @@ def _method(tmp_path, n=8, init_dir=None, **overrides):
                          torch.device("cpu"), table)
         init_dir = tmp_path / "warm"
         init_dir.mkdir(exist_ok=True)
-        torch.save(warm.artifacts()["generator.pt"], init_dir / "generator.pt")
+        torch.save(warm.artifacts(), init_dir / "artifacts.pt")
     method = G.GclPlus(cfg, model, torch.device("cpu"), table, init_dir)
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(n, model.dim, generator=g), dim=1).numpy()
@@ -197,7 +197,7 @@ def test_multi_without_a_generator_is_one_update_of_the_identity_encoder(tmp_pat
 
 
 def test_a_stage_3_run_needs_its_warm_up(tmp_path):
-    with pytest.raises(ReidReproError, match="generator.pt: missing"):
+    with pytest.raises(ReidReproError, match="artifacts.pt: no generator"):
         _method(tmp_path, init_dir=tmp_path / "nowhere")
 
 
@@ -221,7 +221,7 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
                 row="Rot+D-Mixup", paper_overrides={}, also=[])
     warm = RunSpec(init="scratch", overrides={"stage": "warmup"}, **spec)
     execute(params, "warm", warm, tmp_path / "models" / "warm", "warm", root=tmp_path, track=False)
-    assert (tmp_path / "models" / "warm" / "generator.pt").is_file()
+    assert "gen" in torch.load(tmp_path / "models" / "warm" / "artifacts.pt", weights_only=True)
     joint = RunSpec(init="warm", overrides={}, **spec)
     whole = execute(params, "whole", joint, tmp_path / "whole", "train@whole", root=tmp_path, track=False,
                     models_dir=tmp_path / "models")

@@ -73,7 +73,7 @@ def test_repro_builds_every_stage(project):
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
         {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]}
     assert expected <= ran(out)
-    assert (work / "models" / "gclw_fu_m" / "generator.pt").is_file()
+    assert (work / "models" / "gclw_fu_m" / "artifacts.pt").is_file()
     for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
         assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()

@@ -24,4 +24,4 @@ def run(args) -> str:
     spec = load_warmup(params, args.name)
     metrics = execute(params, args.name, spec, args.out, stage=f"warmup@{args.name}", models_dir=args.models,
                       track=not args.no_mlflow)
-    return summary(args.name, metrics) + f"; generator -> {args.out}/generator.pt"
+    return summary(args.name, metrics) + f"; generator -> {args.out}/artifacts.pt"

@@ -135,8 +135,9 @@ class Method:
         return {}
 
     def artifacts(self) -> dict:
-        """{file name: object} saved with torch.save beside the run's model.pt at the end (GCL+'s warm-up writes
-        its generator for the runs that start from it)."""
+        """What the run keeps beside its model.pt besides the evaluated encoder, saved as ``artifacts.pt`` (every
+        run writes one, empty by default; GCL+ keeps its generator and discriminator there, which stage-3 runs and
+        `reid-repro generate` read)."""
         return {}
 
     def state_dict(self) -> dict:

@@ -41,7 +41,7 @@ Updates per batch, two ``Step``s: D on the detached fakes (its own Adam), then E
 E_str, G and the MLPs (one Adam, betas (0, 0.999) as the code) on Eq. 16 with D frozen. Stage 2
 (``stage: warmup``): E_id frozen (eval mode, not stepped), Eq. 6 only, no memory; every image is its own label so
 the sampler draws shuffled distinct images. The warm-up's generator, structure encoder and discriminator are
-written to ``generator.pt`` beside the run's model and read by stage-3 runs that start from it.
+written to ``artifacts.pt`` beside the run's model and read by stage-3 runs that start from it.
 
 Variants (Tables 4, 6, 7): ``structure`` rotation | mesh_switch (another batch image's original render) |
 gray_switch (DG-Net's grey images instead of renders); ``positive_view`` generated | augmented (x'_new is the
@@ -257,6 +257,17 @@ class Discriminator(nn.Module):
         return outs
 
 
+def load_generator(gen: nn.Module, dis: nn.Module, state: dict, path) -> None:
+    """A warm-up's or run's generator and discriminator (artifacts.pt); an error naming the file if they do not
+    fit the configured widths."""
+    try:
+        gen.load_state_dict(state["gen"])
+        dis.load_state_dict(state["dis"])
+    except RuntimeError as exc:
+        raise ReidReproError(f"{path}: its generator does not fit gcl_plus's gen_dim/mlp_dim/dis_dim ({exc})") \
+            from None
+
+
 def init_weights(module: nn.Module, kind: str) -> None:
     """The code's initialisations: kaiming for G and E_str, N(0, 0.02) for D; biases 0."""
     for m in module.modules():
@@ -401,15 +412,13 @@ class GclPlus(Method):
             init_weights(self.gen, "kaiming")
             self.dis = Discriminator(cfg.dis_dim).to(device)
             init_weights(self.dis, "normal")
-            saved = Path(init_dir) / "generator.pt" if init_dir is not None else None
-            if saved is not None and saved.is_file():
-                state = torch.load(saved, map_location=device, weights_only=True)
-                self.gen.load_state_dict(state["gen"])
-                self.dis.load_state_dict(state["dis"])
-                self.generator_from = str(saved)
+            saved = Path(init_dir) / "artifacts.pt" if init_dir is not None else None
+            state = torch.load(saved, map_location=device, weights_only=True) if saved and saved.is_file() else {}
+            if "gen" in state:
+                load_generator(self.gen, self.dis, state, saved)
             elif not self.warmup:
-                raise ReidReproError(f"{saved}: missing; a stage-3 GCL+ run starts from a stage-2 warm-up's "
-                                     "generator (its init names the warm-up)")
+                raise ReidReproError(f"{saved}: no generator; a stage-3 GCL+ run starts from a stage-2 warm-up's "
+                                     "artifacts.pt (its init names the warm-up)")
             if cfg.structure != "gray_switch":
                 self.render_dir = Path(cfg.meshes_root) / str(train_table["dataset"].iat[0])
                 self.render_names = [Path(p).name for p in train_table["path"]]
@@ -642,8 +651,9 @@ class GclPlus(Method):
         return {"eps": self.eps} if self.eps is not None else {}
 
     def artifacts(self) -> dict:
-        """Files written beside the run's model: the generator (E_str, G, MLPs) and D, read by stage-3 runs."""
-        return {"generator.pt": {"gen": self.gen.state_dict(), "dis": self.dis.state_dict()}} if self.gan else {}
+        """The generator (E_str, G, MLPs) and D, kept as the run's artifacts.pt: read by stage-3 runs and
+        `reid-repro generate`."""
+        return {"gen": self.gen.state_dict(), "dis": self.dis.state_dict()} if self.gan else {}
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.state_dict() if self.gan else None, "dis": self.dis.state_dict() if self.gan else None,

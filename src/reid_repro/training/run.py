@@ -264,9 +264,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     if keep_model:
         with atomic_path(out / "model.pt") as tmp:
             torch.save(method.eval_encoder().state_dict(), tmp)
-        for fname, obj in method.artifacts().items():       # e.g. GCL+'s generator.pt
-            with atomic_path(out / fname) as tmp:
-                torch.save(obj, tmp)
+        with atomic_path(out / "artifacts.pt") as tmp:       # Method.artifacts(): GCL+'s generator
+            torch.save(method.artifacts(), tmp)
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
                                   "input_key": input_key, "environment": {**environment(), "device": where},
@@ -368,6 +367,7 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     if not (first / "model.pt").is_file():
         raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")
     (first / "model.pt").replace(out / "model.pt")   # one model per run: the first seed's (the figures' model)
+    (first / "artifacts.pt").replace(out / "artifacts.pt")
     info = json.loads((first / "run.json").read_text())
     info.update({"name": name, "stage": stage, "seeds": seeds,
                  "seed_input_keys": {str(s): json.loads((out / "seeds" / str(s) / "run.json").read_text())["input_key"]
@@ -395,6 +395,7 @@ def train_source(params: dict, dataset: str, out: str | Path, root: str | Path =
         m = execute(params, f"source_{dataset}-{net}", run, out / net, stage=f"source@{dataset}", root=root,
                     models_dir=models_dir, track=track, section="source")
         (out / net / "model.pt").replace(out / target)
+        (out / net / "artifacts.pt").unlink(missing_ok=True)      # a supervised model keeps none
         found.append(m)
     write_json(out / "metrics.json", {"net1": found[0], "net2": found[1]})
     return found
