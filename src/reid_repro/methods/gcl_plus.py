@@ -237,7 +237,9 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Multi-scale LSGAN PatchGAN (the code's MsImageDis): 3 scales, average-pooled between them."""
+    """Multi-scale LSGAN PatchGAN (the code's MsImageDis): 3 scales, average-pooled between them. A scale whose
+    input is too small for its two stride-2 convolutions and reflect padding (under 8 x 8 pixels: only in
+    test-sized images below 64 x 32) is skipped."""
 
     def __init__(self, dim: int, scales: int = 3):
         super().__init__()
@@ -252,6 +254,8 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
         for net in self.nets:
+            if min(x.shape[2], x.shape[3]) < 8:
+                break
             outs.append(net(x))
             x = self.down(x)
         return outs
