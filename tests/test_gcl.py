@@ -235,3 +235,16 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
     h = pd.read_parquet(tmp_path / "whole" / "history.parquet")
     assert {"loss_img", "loss_feat", "loss_adv", "loss_vi", "loss_proto", "loss_mix", "loss_disc"} <= set(h.columns)
     assert np.isfinite(h["loss"]).all()
+    # the run's novel views as a dataset in GCL's layout, with the FID per angle in the start's feature space
+    from reid_repro.report.generation import generate_dataset
+
+    params["runs"]["whole"] = {k: v for k, v in vars(joint).items()}
+    info = generate_dataset(params, "whole", tmp_path / "generated", runs_dir=tmp_path,
+                            start=tmp_path / "models" / "warm" / "model.pt")
+    names = sorted(Path(p).name for p in table.loc[table["split"] == "train", "path"])
+    for angle in G.ANGLES:
+        assert sorted(p.name for p in (tmp_path / "generated" / str(angle)).iterdir()) == names
+    with Image.open(tmp_path / "generated" / "90" / names[0]) as img:
+        assert img.size == (32, 64)
+    assert set(info["fid"]) == {str(a) for a in G.ANGLES} and all(v >= 0 for v in info["fid"].values())
+    assert "not Inception" in info["feature_space"]

@@ -672,3 +672,4 @@ class GclPlus(Method):
 
 
 METHOD = GclPlus
+

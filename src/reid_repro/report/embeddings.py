@@ -149,10 +149,24 @@ def retrieval_grid(params: dict, runs_dir: Path, run: str, dataset: str, out: Pa
     return out
 
 
-def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path) -> list[str]:
+GCL_GENERATED = "gclp_fu_m_full"      # GCL+ Fig. 8's "Full" run: its novel views (issue 13) and FID per angle
+
+
+def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
+                  generated: str | Path = "data/generated") -> list[str]:
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     made = []
     declared = set(params.get("runs") or {})
+    if GCL_GENERATED in declared:
+        import json
+
+        from reid_repro.io import write_json
+        from reid_repro.report.generation import gcl_generation_grid, generate_dataset
+
+        target = Path(generated) / GCL_GENERATED
+        info = generate_dataset(params, GCL_GENERATED, target, runs_dir)
+        write_json(out_dir / "gcl_fid.json", json.loads((target / "fid.json").read_text()) | {"run": info["run"]})
+        made.append(gcl_generation_grid(params, GCL_GENERATED, target, out_dir / "gcl_plus_table3_generations.png"))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))

@@ -23,7 +23,7 @@ _VIDEO = (NOT_HERE, "video data: the synthetic world renders still crops, and MA
 # paper -> [(item, what it shows, section anchor or None, (state, why) when there is no section)]
 ITEMS = {
     "gcl_plus": [
-        ("Table 3/11/12", "mesh-guided generations at 45°…315°", None, _GCL),
+        ("Table 3/11/12", "mesh-guided generations at 45°…315°", "gcl-plus-table3-generations", None),
         ("Table 2", "Mixup vs F-Mixup vs D-Mixup", None, _GCL),
         ("Table 4", "2D gray switch vs mesh switch vs mesh rotation", "gcl_plus-table-4", None),
         ("Table 5", "DBSCAN eps 0.40-0.60", "gcl_plus-table-5", None),
@@ -41,7 +41,7 @@ ITEMS = {
         ("Fig. 12", "failure cases", None, _GCL),
     ],
     "gcl": [
-        ("Table 1", "FID per rotation angle", None, _GCL),
+        ("Table 1", "FID per rotation angle", "gcl-table-1", None),
         ("Fig. 2", "cluster count per epoch, traditional augmentation vs GCL", None, _GCL),
         ("Figs. 3-5", "generated novel views", None, _GCL),
     ],
@@ -105,6 +105,8 @@ EXAMPLES = {
     "gcl_plus-table-6b": "gcl_plus.alpha=1.0",
     "gcl_plus-table-7": "gcl_plus.lambda_vi=0.5",
     "gcl-plus-fig8-nmi": "gcl_plus.memory_momentum=0.5",
+    "gcl-plus-table3-generations": "gcl_plus.lambda_recon=2.0",
+    "gcl-table-1": "gcl_plus.lambda_recon=2.0",
     "canu-table-i": "canu.mu=0.2",
     "canu-table-ii": "canu.mu=0.2",
     "canu-table-iii": "mmt.soft_ce_weight=0.3",
