@@ -50,19 +50,53 @@ def test_pk_sampler_batches():
     labels = np.repeat(np.arange(6), [5, 5, 3, 1, 4, 6])
     cams = np.arange(len(labels)) % 3
     labels[0] = -1                                                   # an outlier is never sampled
-    sampler = PKSampler(labels, cams, batch_ids=4, instances=3, iters=5, seed=[0, 1], cross_camera=True)
-    batches = list(sampler)
-    assert len(batches) == 5 and batches == list(PKSampler(labels, cams, 4, 3, 5, [0, 1], True))
-    assert batches != list(PKSampler(labels, cams, 4, 3, 5, [0, 2], True))
-    for b in batches:
-        assert len(b) == 12 and 0 not in b
-        ids = labels[b].reshape(4, 3)
-        assert (ids == ids[:, :1]).all() and len(set(ids[:, 0])) == 4
-        for row in np.array(b).reshape(4, 3):
-            available = len(set(cams[labels == labels[row[0]]]))
-            assert len(set(cams[row])) == min(3, available)            # cross-camera: distinct cameras first
+    for mode in ("gallery", "more_camera"):
+        sampler = PKSampler(labels, cams, 4, 3, 5, [0, 1], True, camera_sampler=mode)
+        batches = list(sampler)
+        assert len(batches) == 5 and batches == list(PKSampler(labels, cams, 4, 3, 5, [0, 1], True,
+                                                               camera_sampler=mode))
+        assert batches != list(PKSampler(labels, cams, 4, 3, 5, [0, 2], True, camera_sampler=mode))
+        for b in batches:
+            assert len(b) == 12 and 0 not in b
+            ids = labels[b].reshape(4, 3)
+            assert (ids == ids[:, :1]).all() and len(set(ids[:, 0])) == 4
     with pytest.raises(ReidReproError, match="only 1 labelled cluster"):
         PKSampler(np.zeros(5, dtype=int), np.zeros(5), 2, 2, 1, 0)
+    with pytest.raises(ReidReproError, match="camera_sampler='random'"):
+        PKSampler(labels, cams, 2, 2, 1, 0, camera_sampler="random")
+
+
+def _draws(members_cams, K, mode, cross=True, n=4000):
+    """The K images drawn for one identity whose images have ``members_cams`` cameras, ``n`` times."""
+    labels = np.concatenate([np.zeros(len(members_cams), int), np.ones(K, int)])
+    cams = np.concatenate([members_cams, np.zeros(K, int)])
+    sampler = PKSampler(labels, cams, 2, K, n, [0], cross, camera_sampler=mode)
+    return [np.array([i for i in b if labels[i] == 0]) for b in sampler]
+
+
+def test_the_gallery_sampler_takes_an_anchor_and_its_other_cameras_as_the_reference_code():
+    """RandomMultipleGallerySampler: an anchor, then K-1 of the images from other cameras, without replacement
+    only when there are at least K of them; one camera: the other images."""
+    cams = np.array([0, 0, 0, 1, 2])                                 # 3 images on camera 0, one each on 1 and 2
+    for draw in _draws(cams, 3, "gallery"):
+        anchor, rest = draw[0], draw[1:]
+        assert (cams[rest] != cams[anchor]).all()                    # never the anchor's camera while others exist
+    # anchor on camera 0: the 2 other-camera images < K = 3, so the code draws with replacement
+    repeats = [len(set(d[1:])) == 1 for d in _draws(cams, 3, "gallery") if cams[d[0]] == 0]
+    assert 0.3 < np.mean(repeats) < 0.7                              # P(both picks equal) = 1/2
+    one_cam = _draws(np.array([4, 4, 4, 4]), 3, "gallery")
+    assert all(d[0] not in d[1:] for d in one_cam)                   # 3 others >= K: no replacement, no anchor
+
+
+def test_the_more_camera_sampler_takes_one_image_per_camera_first_as_ices_code():
+    cams = np.array([0, 0, 1, 1, 2, 3])
+    for draw in _draws(cams, 3, "more_camera"):                       # 4 cameras >= K: K distinct cameras
+        assert len(set(cams[draw])) == 3 and len(set(draw)) == 3
+    two = np.array([0, 0, 0, 1])
+    for draw in _draws(two, 3, "more_camera"):                        # 2 cameras: both, then another image
+        assert set(two[draw[:2]]) == {0, 1} and len(set(draw)) == 3
+    plain = _draws(np.array([0, 1, 2, 3, 4]), 3, "gallery", cross=False)
+    assert all(len(set(d)) == 3 for d in plain)                      # RandomIdentitySampler: no replacement
 
 
 def test_lr_schedule():

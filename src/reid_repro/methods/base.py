@@ -79,6 +79,9 @@ class Method:
     views: tuple[str, ...] = ("base",)
     # the params section whose settings this method's own are added to (ISE and Mixup: cluster_contrast)
     base_section: str | None = None
+    # which reference sampler ``cross_camera: true`` follows (training/data.py): gallery (SpCL's
+    # RandomMultipleGallerySampler, as Cluster-Contrast, ISE and MMT) | more_camera (ICE's MoreCameraSampler)
+    camera_sampler: str = "gallery"
     reset_optimizers_each_epoch: Union[bool, tuple[str, ...]] = False
     encoder_optimizers: Union[tuple[str, ...], None] = None
     # whether the method runs under torchrun (training/distributed.py); if not, why (named in the error)

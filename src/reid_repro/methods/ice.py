@@ -26,7 +26,8 @@ disagreement is also a switch of its own (``null`` = follow ``fidelity``):
   the batch across its 4 GPUs before the momentum encoder, ``trainers.py``) and the EMA covers parameters only;
   paper (not specified; our reading) = eval mode, BN buffers
   averaged with the parameters.
-- the sampler (code: one image per camera first, ``MoreCameraSampler``) is the loop's ``cross_camera`` setting.
+- the sampler (code: one image per camera first, ``MoreCameraSampler``) is the loop's ``cross_camera`` setting
+  (``camera_sampler = "more_camera"``: the code's rule, training/data.py).
 """
 
 from __future__ import annotations
@@ -174,6 +175,7 @@ def kl_q_p(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
 
 class Ice(Method):
     config = IceConfig
+    camera_sampler = "more_camera"         # the code's MoreCameraSampler (cross_camera: true)
 
     def __init__(self, cfg, model, device):
         super().__init__(cfg, model, device)

@@ -75,8 +75,8 @@ DISAGREEMENTS = [
      "runs": [("cc_msmt", "cc_fid_paper_msmt"), ("ise_msmt", "ise_fid_paper_msmt")]},
     {"paper": "ise", "id": "sampler", "setting": "cluster_contrast.loop.cross_camera",
      "paper_says": "a random identity sampler",
-     "code_does": "RandomMultipleGallerySampler: an anchor and K-1 images from other cameras (ours: an identity's "
-                  "images round-robin over its cameras)",
+     "code_does": "RandomMultipleGallerySampler: an anchor and K-1 images from other cameras (ours: the same rule, "
+                  "training/data.py)",
      "cite": "zhangxinyu-xyz/ISE-ReID examples/ise_train_usl.py; alibaba/cluster-contrast-reid "
              "clustercontrast/utils/data/sampler.py",
      "default": "code (cross_camera: true)",

@@ -141,18 +141,31 @@ class TrainSet(torch.utils.data.Dataset):
         return (*[t(img) for t in self.transforms], i)
 
 
-class PKSampler(torch.utils.data.Sampler):
-    """``iters`` batches of P labels x K images each, drawn from a seeded generator.
+# How the references draw an identity's K images (their samplers' per-identity rule; the loop draws P identities
+# per batch). ``cross_camera: false``: RandomIdentitySampler (K without replacement, or all K with replacement
+# when the identity has fewer). ``cross_camera: true``: the method's ``camera_sampler``:
+#   gallery      RandomMultipleGallerySampler (SpCL, Cluster-Contrast, ISE, MMT: utils/data/sampler.py): a random
+#                anchor, then K-1 images from the identity's other cameras (without replacement only when there
+#                are at least K of them, the code's test), or from its other images when it has one camera;
+#   more_camera  ICE's MoreCameraSampler (ice/utils/data/sampler.py): one random image per camera; K of those
+#                when there are at least K cameras, else the rest from its other images (with replacement when
+#                too few; all K with replacement from the per-camera picks when it has no other image).
+# An identity with a single image repeats it (the gallery code skips it and misaligns its batch).
+CAMERA_SAMPLERS = ("gallery", "more_camera")
 
-    Labels with fewer than K images are sampled with replacement. With ``cross_camera`` an identity's K images
-    are taken round-robin over its cameras, so a batch sees it from as many cameras as possible.
+
+class PKSampler(torch.utils.data.Sampler):
+    """``iters`` batches of P labels x K images each, drawn from a seeded generator, an identity's K images by
+    the reference's rule (``CAMERA_SAMPLERS`` above; ``camera_sampler`` with ``cross_camera``).
     Under torchrun (``world`` > 1) every rank draws the same global batch and yields its share: identities
     ``rank * P / world`` to ``(rank + 1) * P / world`` of it.
     """
 
     def __init__(self, labels, cams, batch_ids: int, instances: int, iters: int, seed, cross_camera: bool = False,
-                 rank: int = 0, world: int = 1):
-        self.rank, self.world = rank, world
+                 rank: int = 0, world: int = 1, camera_sampler: str = "gallery"):
+        if camera_sampler not in CAMERA_SAMPLERS:
+            raise ReidReproError(f"camera_sampler={camera_sampler!r}; expected one of {CAMERA_SAMPLERS}")
+        self.rank, self.world, self.camera_sampler = rank, world, camera_sampler
         self.labels, self.cams = np.asarray(labels), np.asarray(cams)
         self.P, self.K, self.iters, self.seed, self.cross = batch_ids, instances, iters, seed, cross_camera
         self.groups = {int(c): np.flatnonzero(self.labels == c) for c in np.unique(self.labels[self.labels >= 0])}
@@ -164,16 +177,26 @@ class PKSampler(torch.utils.data.Sampler):
         return self.iters
 
     def _pick(self, members: np.ndarray, rng) -> np.ndarray:
-        members = rng.permutation(members)
-        if self.cross:
-            cams = self.cams[members]
-            rank = np.zeros(len(members), dtype=int)
-            for cam in np.unique(cams):   # the n-th image of each camera gets rank n
-                rank[cams == cam] = np.arange((cams == cam).sum())
-            members = members[np.argsort(rank, kind="stable")]
-        if len(members) >= self.K:
-            return members[:self.K]
-        return np.concatenate([members, rng.choice(members, self.K - len(members))])
+        K = self.K
+        if not self.cross:                                          # RandomIdentitySampler
+            return rng.choice(members, K, replace=len(members) < K)
+        cams = self.cams[members]
+        if self.camera_sampler == "gallery":                        # RandomMultipleGallerySampler
+            anchor = rng.integers(len(members))
+            pool = members[cams != cams[anchor]]
+            if len(pool) == 0:
+                pool = np.delete(members, anchor)
+            if len(pool) == 0:
+                return np.repeat(members[anchor], K)
+            return np.concatenate([[members[anchor]], rng.choice(pool, K - 1, replace=len(pool) < K)])
+        per_camera = np.array([rng.choice(members[cams == c]) for c in rng.permutation(np.unique(cams))])
+        if len(per_camera) >= K:                                    # MoreCameraSampler
+            return rng.choice(per_camera, K, replace=False)
+        rest = np.setdiff1d(members, per_camera)
+        if len(rest) == 0:
+            return rng.choice(per_camera, K, replace=True)
+        need = K - len(per_camera)
+        return np.concatenate([per_camera, rng.choice(rest, need, replace=len(rest) < need)])
 
     def __iter__(self):
         rng = np.random.default_rng(self.seed)

@@ -195,7 +195,8 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         method.on_epoch_start(epoch, features, labels, data.cams)
         t_cluster = time.perf_counter() - t0
         sampler = PKSampler(labels, data.cams, cfg.batch_ids, cfg.instances, cfg.iters, [cfg.seed, epoch],
-                            cfg.cross_camera, rank=distributed.rank(), world=distributed.size())
+                            cfg.cross_camera, rank=distributed.rank(), world=distributed.size(),
+                            camera_sampler=method.camera_sampler)
         loader = torch.utils.data.DataLoader(
             TrainSet(data.cache, transforms), batch_sampler=sampler, num_workers=cfg.workers,
             generator=torch.Generator().manual_seed(seed), persistent_workers=False,
