@@ -47,3 +47,15 @@ def test_the_fid_table_puts_ours_beside_the_papers_and_checks_the_ordering_claim
     assert v["paper_gain"] == pytest.approx(paper_gain, abs=0.01)
     assert v["our_gain"] == pytest.approx(2.5 - 3.5 / 3, abs=1e-3)
     assert v["verdict"] == "inconclusive" and "no interval" in v["sentence"]          # one generator
+
+
+def test_fig8_claim_is_a_paired_comparison_of_final_nmi_with_the_papers_sign_only():
+    from types import SimpleNamespace
+
+    from reid_repro.report.build import gcl_fig8_verdicts
+
+    def run(values):
+        return SimpleNamespace(values=lambda metric: dict(enumerate(values)))
+    (v,) = gcl_fig8_verdicts([run([0.5, 0.5, 0.5]), run([0.60, 0.62, 0.61]), run([0.65, 0.66, 0.67])])
+    assert v["sign_only"] and v["paper_gain"] == 1.0 and v["verdict"] == "holds"
+    assert v["our_gain"] == pytest.approx(0.05, abs=1e-4) and "no numbers" in v["sentence"]

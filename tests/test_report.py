@@ -408,3 +408,33 @@ def test_our_columns_name_the_real_dataset_when_a_run_used_one(tmp_path):
     build_report(params, tmp_path / "runs", tmp_path / "reports")
     page = (tmp_path / "reports" / "index.html").read_text()
     assert "mAP: Market-1501 (paper) / Market-1501 (real data, /datasets/Market-1501) (ours)" in page
+
+
+def test_a_gcl_plus_report_has_its_tables_fig8_with_its_verdict_and_the_fid_table(tmp_path):
+    """GCL+'s runs fill Table 6a; Fig. 8 (Trad/Rot/Full) carries its sign-only verdict; the figures stage's FID
+    per angle becomes GCL supp. Table 1 beside the paper's, with the ordering claim's verdict."""
+    def spec(row):
+        return {"method": "gcl_plus", "base": "gcl_plus", "dataset": "market", "test": "market",
+                "init": "gclw_fu_m", "paper": "gcl_plus", "table": "6a", "row": row, "overrides": {}}
+    params = {"data": {"market": {}}, "runs": {"gclp_fu_m_multi_mixup": spec("Multi+Mixup"),
+                                               "gclp_fu_m_rot": spec("Rotation"),
+                                               "gclp_fu_m_full": spec("Rotation+D-Mixup")}}
+    _fake_run(tmp_path / "runs", "gclp_fu_m_multi_mixup", [0.40, 0.41, 0.42], [0.7, 0.72, 0.74])
+    _fake_run(tmp_path / "runs", "gclp_fu_m_rot", [0.45, 0.46, 0.44], [0.6, 0.7, 0.76])
+    _fake_run(tmp_path / "runs", "gclp_fu_m_full", [0.47, 0.48, 0.46], [0.6, 0.75, 0.8])
+    figs = tmp_path / "model_figures"
+    figs.mkdir()
+    (figs / "gcl_fid.json").write_text(json.dumps({"run": "gclp_fu_m_full", "fid": {
+        "45": 1.0, "90": 2.0, "135": 1.5, "180": 1.0, "225": 1.5, "270": 2.0, "315": 1.0}}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", paper="gcl_plus", model_figures=figs)
+    assert {"gcl_plus_table6a", "gcl_table1"} <= set(summary["tables"])
+    verdicts = json.loads((tmp_path / "reports" / "verdicts.json").read_text())
+    fig8 = next(v for v in verdicts if v["table"] == "Fig. 8")
+    assert fig8["sign_only"] and fig8["seeds"] == [0, 1, 2]            # the fake runs' final NMI is equal per seed
+    fid = next(v for v in verdicts if v["table"] == "1")
+    assert fid["paper"] == "gcl" and fid["our_gain"] == pytest.approx(1.0)
+    claims = pd.read_csv(tmp_path / "reports" / "plots" / "reproduction.csv")["claim"]
+    assert not claims.str.contains("Fig. 8").any() and claims.str.contains("gcl 1").any()
+    page = (tmp_path / "reports" / "index.html").read_text()
+    assert "id='gcl-plus-fig8-nmi'" in page or 'id="gcl-plus-fig8-nmi"' in page
+    assert "GCL supp. Table 1" in page and "Market stand-in (ours: gclp_fu_m_full" in page
