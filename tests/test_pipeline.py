@@ -225,6 +225,7 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seeds"] = 1
     params["runs"] = {"cc_market": params["runs"]["cc_market"]}
+    params["gcl_warmups"] = {}
     params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,
                                                     eps=0.6, min_samples=2, workers=0, lr_step=1, warmup_epochs=0)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
