@@ -1,0 +1,107 @@
+"""The reproducible core of the Optuna studies (reid_repro/tuning.py): a resumed study draws what an uninterrupted
+one draws, the paper's setting is trial 0, a killed trial is retried, the name changes with the definition but
+not the trial count, and the export holds every trial and the best one."""
+
+import copy
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from reid_repro import tuning
+from reid_repro.config import load_params
+from reid_repro.errors import ReidReproError
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SPACE = {"x": tuning.Dimension("float", -2.0, 2.0), "k": tuning.Dimension("int", 1, 8),
+         "mode": tuning.Dimension("categorical", choices=["a", "b"])}
+
+
+def objective(trial):
+    p = tuning.suggest(trial, SPACE)
+    for epoch in range(4):
+        trial.report(-(p["x"] - 0.5) ** 2 - 0.1 * epoch, epoch)
+    return -(p["x"] - 0.5) ** 2 + 0.05 * p["k"] + (0.2 if p["mode"] == "b" else 0.0)
+
+
+def _study(tmp_path, name="s", seed=3):
+    return tuning.open_study(name, seed, "median", tuning.storage(tmp_path))
+
+
+def _params(study):
+    return [(t.number, t.params) for t in tuning.finished(study)]
+
+
+def test_a_resumed_study_draws_the_same_trials_as_an_uninterrupted_one(tmp_path):
+    whole = tuning.run_study(_study(tmp_path / "a"), objective, 16, first={"x": 0.0, "k": 4, "mode": "a"})
+    part = tuning.run_study(_study(tmp_path / "b"), objective, 7, first={"x": 0.0, "k": 4, "mode": "a"})
+    resumed = tuning.run_study(_study(tmp_path / "b"), objective, 16)        # a new process: a new sampler
+    assert _params(resumed) == _params(whole)
+    plain = [optuna.create_study(sampler=optuna.samplers.TPESampler(seed=3)) for _ in range(2)]
+    plain[0].optimize(objective, n_trials=16)
+    plain[1].optimize(objective, n_trials=12)
+    plain[1].sampler = optuna.samplers.TPESampler(seed=3)                     # what a resume did before
+    plain[1].optimize(objective, n_trials=4)
+    assert [t.params for t in plain[0].trials] != [t.params for t in plain[1].trials]   # why the reseeding
+    assert part.trials[0].params == {"x": 0.0, "k": 4, "mode": "a"}                      # the paper's setting first
+
+
+def test_a_trial_left_running_by_a_kill_is_failed_and_retried(tmp_path):
+    study = _study(tmp_path)
+    tuning.run_study(study, objective, 3)
+    killed = study.ask()                                                   # a process died inside this trial
+    tuning.suggest(killed, SPACE)
+    study = _study(tmp_path)                                              # the next run of the stage
+    tuning.run_study(study, objective, 6)
+    states = {t.number: t.state for t in study.trials}
+    assert states[killed.number] == optuna.trial.TrialState.FAIL
+    retry = next(t for t in study.trials if t.user_attrs.get("retry_of") == killed.number)
+    assert retry.params == killed.params and retry.state == optuna.trial.TrialState.COMPLETE
+    assert len(tuning.finished(study)) == 6
+
+
+def test_the_name_follows_the_definition_not_the_trial_count():
+    cfg = tuning.StudyConfig("ise_market", 10, 0, "median", SPACE)
+    name = tuning.study_name("ise", cfg, {"lambda0": 1.0}, "code1")
+    assert name.startswith("ise-")
+    assert tuning.study_name("ise", tuning.StudyConfig("ise_market", 40, 0, "median", SPACE),
+                             {"lambda0": 1.0}, "code1") == name
+    for other in (tuning.study_name("ise", cfg, {"lambda0": 2.0}, "code1"),
+                  tuning.study_name("ise", cfg, {"lambda0": 1.0}, "code2"),
+                  tuning.study_name("ise", tuning.StudyConfig("ise_market", 10, 1, "median", SPACE),
+                                    {"lambda0": 1.0}, "code1")):
+        assert other != name
+
+
+def test_the_export_holds_every_trial_the_best_and_the_paper_setting(tmp_path):
+    study = tuning.run_study(_study(tmp_path), objective, 8, first={"x": 0.0, "k": 4, "mode": "a"})
+    tuning.run_study(study, objective, 10)                                 # two more than exported
+    best = tuning.export(study, tmp_path / "out", 8)
+    trials = pd.read_csv(tmp_path / "out" / "trials.csv")
+    assert list(trials["number"]) == list(range(8)) and trials["paper_setting"].tolist()[0]
+    kept = [t for t in tuning.finished(study)[:8] if t.state == optuna.trial.TrialState.COMPLETE]
+    assert best["best_value"] == max(t.value for t in kept)
+    assert best["paper_params"] == {"x": 0.0, "k": 4, "mode": "a"}
+    assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text()) == best
+    assert {"history.png", "slice.png", "importances.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_study_settings_are_checked_with_the_key_named():
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    good = {"run": "ise_market", "n_trials": 4, "seed": 0, "pruner": "median",
+            "space": {"lambda0": {"kind": "float", "low": 0.2, "high": 2.0}}}
+    params["studies"] = {"ise": good}
+    assert tuning.load_study(params, "ise").space["lambda0"].high == 2.0
+    for edit, message in ((lambda s: s.update(run="nope"), r"studies\.ise\.run='nope'"),
+                          (lambda s: s.update(pruner="asha"), r"studies\.ise\.pruner='asha'"),
+                          (lambda s: s["space"].update(k={"kind": "int", "low": 5, "high": 1}), r"space\.k"),
+                          (lambda s: s["space"].update(t={"kind": "float", "low": 0, "high": 1, "log": True}),
+                           r"space\.t"),
+                          (lambda s: s["space"].update(m={"kind": "categorical"}), r"space\.m.*choices")):
+        bad = copy.deepcopy(good)
+        edit(bad)
+        params["studies"] = {"ise": bad}
+        with pytest.raises(ReidReproError, match=message):
+            tuning.load_study(params, "ise")
