@@ -35,7 +35,9 @@ def _stages():
     with Repo(str(ROOT)) as repo:
         for stage in repo.index.stages:
             kind = stage.name.split("@")[0]
-            method = params["runs"][stage.name.split("@")[1]]["method"] if kind == "train" else None
+            key = stage.name.split("@")[-1]
+            method = (params["runs"][key]["method"] if kind == "train" else
+                      params["studies"][key]["method"] if kind == "tune" else None)
             yield stage.name, kind, method, [d.def_path for d in stage.deps]
 
 

@@ -90,7 +90,8 @@ def test_the_export_holds_every_trial_the_best_and_the_paper_setting(tmp_path):
 
 def test_study_settings_are_checked_with_the_key_named():
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    good = {"run": "ise_market", "n_trials": 4, "seed": 0, "pruner": "median",
+    good = {"run": "ise_market", "dataset": "market", "init": "pretrain", "method": "ise", "base": "cluster_contrast",
+            "n_trials": 4, "seed": 0, "pruner": "median", "validation": 0.2,
             "space": {"lambda0": {"kind": "float", "low": 0.2, "high": 2.0}}}
     params["studies"] = {"ise": good}
     assert tuning.load_study(params, "ise").space["lambda0"].high == 2.0
@@ -99,9 +100,54 @@ def test_study_settings_are_checked_with_the_key_named():
                           (lambda s: s["space"].update(k={"kind": "int", "low": 5, "high": 1}), r"space\.k"),
                           (lambda s: s["space"].update(t={"kind": "float", "low": 0, "high": 1, "log": True}),
                            r"space\.t"),
-                          (lambda s: s["space"].update(m={"kind": "categorical"}), r"space\.m.*choices")):
+                          (lambda s: s["space"].update(m={"kind": "categorical"}), r"space\.m.*choices"),
+                          (lambda s: s.update(dataset="duke"), r"studies\.ise\.dataset='duke'; expected 'market'")):
         bad = copy.deepcopy(good)
         edit(bad)
         params["studies"] = {"ise": bad}
         with pytest.raises(ReidReproError, match=message):
             tuning.load_study(params, "ise")
+
+
+def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(world, tmp_path):
+    """tune(): trial 0 is the paper's setting, every trial an MLflow run nested under the study's, and the study
+    runs although every query and gallery image of the dataset has been deleted after `prepare`."""
+    import shutil
+
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from reid_repro.config import load_model
+    from reid_repro.data.manifest import prepare
+    from reid_repro.models import ReidNet
+
+    out, _ = world
+    root = tmp_path / "data" / "market"
+    shutil.copytree(out / "market", root)
+    prepare("market1501", root, tmp_path / "manifests" / "market", name="market")
+    for folder in ("query", "bounding_box_test"):
+        for image in (root / folder).iterdir():
+            image.unlink()                                                     # the test split is unreadable
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["data"] = {"market": {"root": str(root), "manifest": str(tmp_path / "manifests" / "market"),
+                                 "format": "market1501"}}
+    params["meshes"], params["gcl_warmups"] = {}, {}
+    params["model"]["cpu"].update(height=32, width=16)
+    params["cluster_contrast"]["loop"].update(epochs=2, iters=2, batch_ids=2, instances=2, labels="ground_truth",
+                                              workers=0)
+    params["studies"] = {"tiny": {"run": "cc_market", "dataset": "market", "init": "pretrain",
+                                  "method": "cluster_contrast", "base": "cluster_contrast", "n_trials": 2, "seed": 0,
+                                  "pruner": "median", "validation": 0.3,
+                                  "space": {"temperature": {"kind": "float", "low": 0.05, "high": 0.3}}}}
+    (tmp_path / "models" / "pretrain").mkdir(parents=True)
+    torch.save(ReidNet.from_config(load_model(params)).state_dict(), tmp_path / "models" / "pretrain" / "model.pt")
+    best = tuning.tune(params, "tiny", tmp_path / "studies" / "tiny", root=tmp_path, models_dir=tmp_path / "models")
+    trials = pd.read_csv(tmp_path / "studies" / "tiny" / "trials.csv")
+    assert len(trials) == 2 and trials["paper_setting"].iloc[0]
+    assert trials["params_temperature"].iloc[0] == params["cluster_contrast"]["loop"]["temperature"]
+    assert best["paper_value"] is not None and 0 <= best["best_value"] <= 1
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent = client.search_runs([client.get_experiment_by_name("study-tiny").experiment_id])[0]
+    children = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(children) == 2 and {c.data.tags["trial"] for c in children} == {"0", "1"}

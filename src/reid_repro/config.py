@@ -419,6 +419,82 @@ def validate_meshes(params: dict) -> None:
                 "params (from: an SMPL parameter parquet) or renders (from: a folder of GCL renders)")
 
 
+# ---- Optuna studies (params.yaml: studies; reid_repro/tuning.py runs them) ----------------------------------
+
+PRUNERS = ("none", "median", "halving")
+KINDS = ("float", "int", "categorical")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dimension:
+    """One tuned setting: a key of the run's method settings and its range."""
+
+    kind: str                       # float | int | categorical
+    low: typing.Optional[float] = None
+    high: typing.Optional[float] = None
+    log: bool = False
+    choices: typing.Optional[list] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    run: str                        # the declared run whose settings are tuned (params.yaml: runs)
+    n_trials: int
+    seed: int
+    pruner: str                     # none | median | halving
+    space: typing.Dict[str, Dimension]
+    validation: float = 0.2         # the fraction of training identities held out (data/validation.py)
+    dataset: str = ""               # the run's, repeated for the DVC stage's dependencies (checked)
+    init: str = ""
+    method: str = ""
+    base: str = ""
+
+
+def load_study(params: dict, name: str) -> StudyConfig:
+    """params.yaml ``studies.<name>`` (an Optuna study, reid_repro/tuning.py), checked: the run exists and its
+    dataset, init, method and base are repeated right, every dimension is well formed (that it names a setting of
+    the run's method is checked by :func:`validate_params`)."""
+    studies = params.get("studies") or {}
+    if name not in studies:
+        raise ReidReproError(f"params.yaml: studies.{name}: no such study; expected one of {sorted(studies)}")
+    raw = studies[name]
+    if not isinstance(raw, dict) or sorted(raw) != sorted(f.name for f in dataclasses.fields(StudyConfig)):
+        raise ReidReproError(f"params.yaml: studies.{name}: expected keys "
+                             f"{[f.name for f in dataclasses.fields(StudyConfig)]}, got {raw!r}")
+    if raw["run"] not in (params.get("runs") or {}):
+        raise ReidReproError(f"params.yaml: studies.{name}.run={raw['run']!r}; expected a declared run")
+    run = params["runs"][raw["run"]]
+    for key in ("dataset", "init", "method", "base"):
+        if raw[key] != run[key]:
+            raise ReidReproError(f"params.yaml: studies.{name}.{key}={raw[key]!r}; expected {run[key]!r}, the run's "
+                                 "(the tune stage's dependencies)")
+    if not isinstance(raw["validation"], float) or not 0 < raw["validation"] < 1:
+        raise ReidReproError(f"params.yaml: studies.{name}.validation={raw['validation']!r}; expected a fraction")
+    if not isinstance(raw["n_trials"], int) or raw["n_trials"] < 1:
+        raise ReidReproError(f"params.yaml: studies.{name}.n_trials={raw['n_trials']!r}; expected an integer >= 1")
+    if raw["pruner"] not in PRUNERS:
+        raise ReidReproError(f"params.yaml: studies.{name}.pruner={raw['pruner']!r}; expected one of {PRUNERS}")
+    space = {}
+    for key, dim in (raw["space"] or {}).items():
+        where = f"params.yaml: studies.{name}.space.{key}"
+        if not isinstance(dim, dict) or dim.get("kind") not in KINDS:
+            raise ReidReproError(f"{where}: expected {{kind: float|int|categorical, ...}}, got {dim!r}")
+        unknown = set(dim) - {f.name for f in dataclasses.fields(Dimension)}
+        if unknown:
+            raise ReidReproError(f"{where}.{sorted(unknown)[0]}: unknown key")
+        d = Dimension(**dim)
+        if d.kind == "categorical":
+            if not d.choices:
+                raise ReidReproError(f"{where}: a categorical dimension needs choices")
+        elif d.low is None or d.high is None or not d.low < d.high or (d.log and d.low <= 0):
+            raise ReidReproError(f"{where}: expected low < high (and low > 0 with log), got {d.low}, {d.high}")
+        space[key] = d
+    if not space:
+        raise ReidReproError(f"params.yaml: studies.{name}.space: empty; expected at least one setting")
+    return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space, raw["validation"],
+                       raw["dataset"], raw["init"], raw["method"], raw["base"])
+
+
 def validate_params(params: dict) -> None:
     """Check all of ``params.yaml`` (every section at both scales, every run with its overrides at both scales),
     so that a typo anywhere stops every stage at its start with an error naming the key, instead of being
@@ -429,7 +505,7 @@ def validate_params(params: dict) -> None:
     from reid_repro.device import check_device_setting
 
     sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs",
-                 "gcl_warmups"}
+                 "gcl_warmups", "studies"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -478,6 +554,13 @@ def validate_params(params: dict) -> None:
             except ReidReproError as exc:
                 text = str(exc).removeprefix("params.yaml: ")
                 raise ReidReproError(f"params.yaml: runs.{key} (scale {scale}): {text}") from None
+        for key in params["studies"] or {}:
+            study = load_study(at, key)
+            fields = {f.name for f in dataclasses.fields(resolve_run(at, load_run(at, study.run))[1])}
+            unknown = sorted(set(study.space) - fields)
+            if unknown:
+                raise ReidReproError(f"params.yaml: studies.{key}.space.{unknown[0]}: not a setting of "
+                                     f"{study.method}; expected one of {sorted(fields)}")
         for key in params["gcl_warmups"] or {}:
             try:
                 resolve_run(at, load_warmup(at, key))

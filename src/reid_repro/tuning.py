@@ -30,67 +30,8 @@ import optuna
 import pandas as pd
 import yaml
 
+from reid_repro.config import Dimension, StudyConfig, load_study  # noqa: F401  (the studies' settings)
 from reid_repro.errors import ReidReproError
-
-PRUNERS = ("none", "median", "halving")
-KINDS = ("float", "int", "categorical")
-
-
-@dataclasses.dataclass(frozen=True)
-class Dimension:
-    """One tuned setting: a key of the run's method settings and its range."""
-
-    kind: str                       # float | int | categorical
-    low: typing.Optional[float] = None
-    high: typing.Optional[float] = None
-    log: bool = False
-    choices: typing.Optional[list] = None
-
-
-@dataclasses.dataclass(frozen=True)
-class StudyConfig:
-    run: str                        # the declared run whose settings are tuned (params.yaml: runs)
-    n_trials: int
-    seed: int
-    pruner: str                     # none | median | halving
-    space: typing.Dict[str, Dimension]
-
-
-def load_study(params: dict, name: str) -> StudyConfig:
-    """params.yaml ``studies.<name>``, checked: the run exists, every dimension is well formed and names a setting
-    of the run's method (validated against the method's config by the caller)."""
-    studies = params.get("studies") or {}
-    if name not in studies:
-        raise ReidReproError(f"params.yaml: studies.{name}: no such study; expected one of {sorted(studies)}")
-    raw = studies[name]
-    if not isinstance(raw, dict) or sorted(raw) != sorted(f.name for f in dataclasses.fields(StudyConfig)):
-        raise ReidReproError(f"params.yaml: studies.{name}: expected keys "
-                             f"{[f.name for f in dataclasses.fields(StudyConfig)]}, got {raw!r}")
-    if raw["run"] not in (params.get("runs") or {}):
-        raise ReidReproError(f"params.yaml: studies.{name}.run={raw['run']!r}; expected a declared run")
-    if not isinstance(raw["n_trials"], int) or raw["n_trials"] < 1:
-        raise ReidReproError(f"params.yaml: studies.{name}.n_trials={raw['n_trials']!r}; expected an integer >= 1")
-    if raw["pruner"] not in PRUNERS:
-        raise ReidReproError(f"params.yaml: studies.{name}.pruner={raw['pruner']!r}; expected one of {PRUNERS}")
-    space = {}
-    for key, dim in (raw["space"] or {}).items():
-        where = f"params.yaml: studies.{name}.space.{key}"
-        if not isinstance(dim, dict) or dim.get("kind") not in KINDS:
-            raise ReidReproError(f"{where}: expected {{kind: float|int|categorical, ...}}, got {dim!r}")
-        unknown = set(dim) - {f.name for f in dataclasses.fields(Dimension)}
-        if unknown:
-            raise ReidReproError(f"{where}.{sorted(unknown)[0]}: unknown key")
-        d = Dimension(**dim)
-        if d.kind == "categorical":
-            if not d.choices:
-                raise ReidReproError(f"{where}: a categorical dimension needs choices")
-        elif d.low is None or d.high is None or not d.low < d.high or (d.log and d.low <= 0):
-            raise ReidReproError(f"{where}: expected low < high (and low > 0 with log), got {d.low}, {d.high}")
-        space[key] = d
-    if not space:
-        raise ReidReproError(f"params.yaml: studies.{name}.space: empty; expected at least one setting")
-    return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space)
-
 
 def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict:
     """The trial's setting: one value per dimension, by its kind."""
@@ -262,3 +203,73 @@ def _plots(study: optuna.Study, out: Path) -> None:
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
+
+
+def tune(params: dict, name: str, out: str | Path, root: str | Path | None = None, track: bool = True,
+         models_dir: str | Path = "models") -> dict:
+    """The ``tune@<name>`` stage: study ``name`` run to its trial count (resumed or topped up when its
+    definition is unchanged), each trial a normal training run of the study's run with the trial's settings on
+    the loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
+    split is never read. Writes ``out/{best.yaml, trials.csv, metrics.json, *.png}``."""
+    from reid_repro import codedeps
+    from reid_repro.config import load_run, params_hash, resolve_run
+    from reid_repro.data.validation import carve_validation
+    from reid_repro.io import write_json
+    from reid_repro.training.data import ImageCache, load_split
+    from reid_repro.training.run import execute
+    from reid_repro.training.tracking import Tracker
+
+    root = Path(root) if root is not None else repo_root()
+    cfg = load_study(params, name)
+    spec = load_run(params, cfg.run)
+    model_cfg, method_cfg = resolve_run(params, spec)
+    settings = dataclasses.asdict(method_cfg)
+    unknown = sorted(set(cfg.space) - set(settings))
+    if unknown:
+        raise ReidReproError(f"params.yaml: studies.{name}.space.{unknown[0]}: not a setting of {spec.method}; "
+                             f"expected one of {sorted(settings)}")
+    paper = {k: settings[k] for k in cfg.space}
+    info = params["data"][spec.dataset]
+    checksum = json.loads((Path(info["manifest"]) / "dataset.json").read_text())["checksum"]
+    digest = params_hash({"code": codedeps.digest(codedeps.stage_files("train", spec.method)), "data": checksum,
+                          "model": dataclasses.asdict(model_cfg)})
+    full_name = study_name(name, cfg, settings, digest)
+    table = load_split(info["manifest"], "train")
+    rest, query, gallery = carve_validation(table, cfg.validation, cfg.seed)
+    val = pd.concat([query, gallery], ignore_index=True)
+    size = (model_cfg.height, model_cfg.width, model_cfg.interpolation)
+    loaded = {("train", spec.dataset, *size): (rest, ImageCache(info["root"], rest, *size[:2], desc="train - val",
+                                                               interpolation=size[2])),
+              ("test", spec.dataset, *size): (val, ImageCache(info["root"], val, *size[:2], desc="validation",
+                                                             interpolation=size[2]))}
+    parent = None
+    if track:
+        parent = Tracker(f"study-{name}", full_name, {"study": full_name, "run": cfg.run},
+                         {f"space.{k}": dataclasses.asdict(v) for k, v in cfg.space.items()}, root=root)
+
+    def objective(trial: optuna.Trial) -> float:
+        overrides = suggest(trial, cfg.space)
+        trial_spec = dataclasses.replace(spec, overrides={**spec.overrides, **overrides}, test=spec.dataset)
+        step = [0]
+
+        def report(value: float) -> None:
+            trial.report(value, step[0])
+            step[0] += 1
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {step[0]}")
+        tags = {"study": full_name, "trial": trial.number, **({"mlflow.parentRunId": parent.run_id} if parent else {})}
+        m = execute(params, f"{full_name}-trial{trial.number}", trial_spec,
+                    root / ".cache" / "studies" / full_name / str(trial.number), stage=f"tune@{name}", root=root,
+                    track=track, loaded=loaded, keep_model=False, epoch_report=report, extra_tags=tags,
+                    models_dir=models_dir)
+        return float(m["mAP"])
+
+    study = open_study(full_name, cfg.seed, cfg.pruner)
+    run_study(study, objective, cfg.n_trials, first=paper)
+    result = export(study, out, cfg.n_trials, paper)
+    metrics = {k: result[k] for k in ("study", "best_value", "best_trial", "n_complete", "n_pruned", "paper_value")}
+    write_json(Path(out) / "metrics.json", metrics)
+    if parent is not None:
+        parent.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None})
+        parent.finish()
+    return result

@@ -162,7 +162,8 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
 def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
             models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
             section: str | None = None, evaluate_start: bool = False, results: str | Path | None = None,
-            loaded: dict | None = None, keep_model: bool = True) -> dict:
+            loaded: dict | None = None, keep_model: bool = True, epoch_report=None,
+            extra_tags: dict | None = None) -> dict:
     """Train and evaluate run ``name``; returns the metrics written to ``out/metrics.json``.
 
     With ``stop_after`` the run stops after that many epochs, leaving its checkpoint (to test resuming).
@@ -171,6 +172,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     and copied back instead of trained again when the same inputs come back (another seed count, a resumed
     stage). ``loaded`` shares decoded image sets between calls of one process (the seeds of a run).
     ``keep_model=False`` writes no ``model.pt`` (a run's later seeds: one model per run is kept).
+    ``epoch_report(mAP)`` is called after every epoch with the test set's mAP (an Optuna trial, whose "test
+    set" in ``loaded`` is the validation split, reports and prunes through it); ``extra_tags`` go to MLflow.
     """
     start = time.perf_counter()
     device = params_device(params)
@@ -210,7 +213,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         tags = {"paper": spec.paper, "table": spec.table, "row": spec.row, "method": spec.method,
                 "dataset": spec.dataset, "test": spec.test, "seed": cfg.seed, "git_revision": git_revision(root),
                 "params_hash": key, "dvc_stage": stage, "scale": settings["scale"], "precision": inputs["precision"],
-                **{f"device.{k}": v for k, v in where.items() if v is not None}}
+                **{f"device.{k}": v for k, v in where.items() if v is not None}, **(extra_tags or {})}
         flat = {f"{part}.{k}": v for part in ("model", "method") for k, v in settings[part].items()}
         old = None
         if run_id_file.is_file() and checkpoint.is_file():
@@ -231,9 +234,11 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         # paper scale: test mAP after every epoch, as the reference codes log it (they report the best epoch);
         # our result stays the last epoch's, and the report shows the best epoch beside it, labelled
         per_epoch = None
-        if settings["scale"] == "paper" and main:
+        if (settings["scale"] == "paper" or epoch_report is not None) and main:
             def per_epoch():
                 m = evaluate(method.eval_encoder(), test_images(), device, probe=False)
+                if epoch_report is not None:
+                    epoch_report(m["mAP"])
                 return {"test_mAP": m["mAP"], "test_rank1": m["rank1"]}
         history = fit(method, cfg, data, checkpoint, tracker.log_epoch if tracker else None, stop_after,
                       key=input_key, epoch_eval=per_epoch)
