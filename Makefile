@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
 RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui
+.PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui dashboard
 
 setup: $(STAMP)
 
@@ -67,3 +67,9 @@ MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+
+# The Optuna studies in optuna-dashboard on http://127.0.0.1:$(PORT) (`make dashboard PORT=9000`); OPTUNA_STORAGE
+# (a PostgreSQL URL) instead of the local journal file when the studies are shared.
+PORT ?= 8080
+dashboard: $(STAMP)
+	$(RUN) PORT=$(PORT) bash scripts/dashboard.sh

@@ -151,3 +151,44 @@ def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(wo
     children = client.search_runs([e.experiment_id for e in client.search_experiments()],
                                   f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
     assert len(children) == 2 and {c.data.tags["trial"] for c in children} == {"0", "1"}
+
+
+def test_the_dashboard_serves_the_studies_on_loopback_and_stops_by_pid(tmp_path):
+    """`make dashboard` runs scripts/dashboard.sh: optuna-dashboard on 127.0.0.1 over the journal file."""
+    import json
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    if shutil.which("optuna-dashboard") is None:
+        pytest.fail("optuna-dashboard is not on PATH; run the tests through `make test`")
+    study = tuning.open_study("demo-abc", 0, "none", tuning.storage(tmp_path))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = Path(__file__).resolve().parents[1] / "scripts" / "dashboard.sh"
+    proc = subprocess.Popen(["bash", str(script)], cwd=tmp_path, env={**os.environ, "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        for _ in range(60):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=2) as r:
+                    names = [s["study_name"] for s in json.load(r)["study_summaries"]]
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("optuna-dashboard did not answer on 127.0.0.1")
+        assert names == ["demo-abc"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+    assert proc.returncode is not None
+    empty = subprocess.run(["bash", str(script)], cwd=tmp_path,
+                           capture_output=True, text=True, env={**os.environ, "OPTUNA_STORAGE": "nowhere.journal"})
+    assert empty.returncode == 1 and "nowhere.journal: no study yet" in empty.stderr
