@@ -55,8 +55,9 @@ def project(tmp_path_factory):
     params["runs"] = {k: v for k, v in params["runs"].items() if k in KEEP_RUNS}
     params["gcl_warmups"] = {k: {**v, "overrides": {**v["overrides"], "epochs": 1, "iters": 2}}
                              for k, v in params["gcl_warmups"].items() if k in KEEP_WARMUPS}
+    params["studies"] = {"cluster_contrast": {**params["studies"]["cluster_contrast"], "n_trials": 2}}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n")
+    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
     _run(["dvc", "config", "core.analytics", "false"], work)
@@ -71,9 +72,12 @@ def test_repro_builds_every_stage(project):
     runs = set(params["runs"])
     expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
-        {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]}
+        {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]} | \
+        {f"tune@{s}" for s in params["studies"]}
     assert expected <= ran(out)
     assert (work / "models" / "gclw_fu_m" / "artifacts.pt").is_file()
+    trials = (work / "studies" / "cluster_contrast" / "trials.csv").read_text().splitlines()
+    assert len(trials) == 1 + 2 and (work / "optuna.journal").is_file()
     for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
         assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()
@@ -106,8 +110,9 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     # a GCL+ warm-up reads its stage-1 run's model, and its stage-3 runs the warm-up's
     warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs}
     runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
+    studies = {s for s, spec in params["studies"].items() if section in (spec["method"], spec["base"])}
     assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures
-                                 | {"report"}), out
+                                 | {f"tune@{s}" for s in studies} | {"report"}), out
     if section == "ise":      # `dvc plots diff` draws the experiment's curves beside the committed ones
         diff = subprocess.run(["dvc", "plots", "diff", "HEAD", "--json"], cwd=work, capture_output=True, text=True,
                               check=True).stdout
@@ -150,7 +155,8 @@ def _importers(params, module: str) -> set[str]:
               **{f"prepare@{d}": ("prepare", None) for d in params["data"]},
               **{f"meshes@{d}": ("meshes", None) for d in ("market", "duke", "msmt")},
               **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()},
-              **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]}}
+              **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]},
+              **{f"tune@{s}": ("tune", spec["method"]) for s, spec in params["studies"].items()}}
     for name, (kind, method) in stages.items():
         if codedeps.SRC / module in codedeps.stage_files(kind, method):
             out.add(name)
@@ -225,11 +231,11 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["seeds"] = 1
     params["runs"] = {"cc_market": params["runs"]["cc_market"]}
-    params["gcl_warmups"] = {}
+    params["gcl_warmups"], params["studies"] = {}, {}
     params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,
                                                     eps=0.6, min_samples=2, workers=0, lr_step=1, warmup_epochs=0)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n")
+    (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
     _run(["dvc", "config", "core.analytics", "false"], work)
