@@ -543,3 +543,22 @@ def test_torchrun_trains_one_run_on_two_processes_and_only_rank_0_writes(smoke, 
     found = mlflow.search_runs(search_all_experiments=True)
     assert len(found) == 1 and (found["status"] == "FINISHED").all()
     assert not list((tmp_path / ".cache" / "checkpoints").glob("*.pt"))
+
+
+def test_shared_state_goes_to_the_dvc_root_as_under_a_queued_experiment(smoke, pretrained, tmp_path, monkeypatch):
+    """`dvc exp run --queue`/`--temp` run a stage in a temporary copy with DVC_ROOT naming the repository: the
+    MLflow store and the resume checkpoint go there, not into the copy that is deleted afterwards."""
+    from reid_repro.training.run import execute
+
+    params, _ = smoke
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "copy").mkdir()
+    monkeypatch.setenv("DVC_ROOT", str(tmp_path / "repo"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path / "copy")
+    m = execute(params, "queued", _spec(), tmp_path / "copy" / "out", "train@queued", models_dir=pretrained,
+                stop_after=1)
+    assert m == {"stopped_after_epoch": 1}
+    assert (tmp_path / "repo" / ".cache" / "checkpoints" / "queued.pt").is_file()
+    assert (tmp_path / "repo" / "mlflow.db").is_file()
+    assert not (tmp_path / "copy" / ".cache").exists() and not (tmp_path / "copy" / "mlflow.db").exists()

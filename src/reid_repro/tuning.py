@@ -32,6 +32,7 @@ import yaml
 
 from reid_repro.config import Dimension, StudyConfig, load_study  # noqa: F401  (the studies' settings)
 from reid_repro.errors import ReidReproError
+from reid_repro.training.tracking import repo_root
 
 def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict:
     """The trial's setting: one value per dimension, by its kind."""
@@ -95,12 +96,6 @@ def study_name(name: str, cfg: StudyConfig, settings: dict, digest: str = "") ->
                   "pruner": cfg.pruner, "run": cfg.run, "settings": settings, "digest": digest}
     text = json.dumps(definition, sort_keys=True, default=str)
     return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
-
-
-def repo_root() -> Path:
-    """Where shared state lives: DVC's repository root when a stage runs (also under `dvc exp run --queue` or
-    `--temp`, which run in a temporary copy), else the working directory."""
-    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
 
 
 def storage(root: str | Path | None = None):

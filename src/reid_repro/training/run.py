@@ -31,7 +31,7 @@ from reid_repro.models import ReidNet, load_weights as load_encoder
 from reid_repro.training import distributed
 from reid_repro.training.data import ImageCache, extract_features, load_split
 from reid_repro.training.loop import TrainData, fit
-from reid_repro.training.tracking import Tracker, environment, git_revision
+from reid_repro.training.tracking import Tracker, environment, git_revision, repo_root
 
 
 def _dataset(params: dict, name: str) -> dict:
@@ -159,7 +159,7 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
             "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
 
 
-def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
+def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path | None = None,
             models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
             section: str | None = None, evaluate_start: bool = False, results: str | Path | None = None,
             loaded: dict | None = None, keep_model: bool = True, epoch_report=None,
@@ -175,6 +175,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     ``epoch_report(mAP)`` is called after every epoch with the test set's mAP (an Optuna trial, whose "test
     set" in ``loaded`` is the validation split, reports and prunes through it); ``extra_tags`` go to MLflow.
     """
+    root = Path(root) if root is not None else repo_root()      # shared state: the repository's
     start = time.perf_counter()
     device = params_device(params)
     prepare_device(device)
@@ -338,7 +339,7 @@ def aggregate(per_seed: dict[int, dict]) -> dict:
     return out
 
 
-def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path = ".",
+def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path | None = None,
                   models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
                   reuse: bool = True) -> dict:
     """Run ``name`` once per seed (:func:`seed_list`) into ``out/seeds/<s>/``; ``out/metrics.json`` holds the
@@ -346,6 +347,7 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     figures' model) and ``out/run.json`` the settings and provenance. A finished seed is kept in
     ``.cache/results`` under the hash of its inputs, so an interrupted stage, or one re-run with more seeds,
     trains only the seeds it has not finished (``reuse=False`` trains every seed: `reid-repro verify`)."""
+    root = Path(root) if root is not None else repo_root()      # shared state: the repository's
     start = time.perf_counter()
     out = Path(out)
     seeds = seed_list(params, spec)
@@ -383,12 +385,13 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     return {**metrics, "wall_seconds": time.perf_counter() - start}
 
 
-def train_source(params: dict, dataset: str, out: str | Path, root: str | Path = ".",
+def train_source(params: dict, dataset: str, out: str | Path, root: str | Path | None = None,
                  models_dir: str | Path = "models", track: bool = True) -> list[dict]:
     """The source stage: supervised training on the labelled ``dataset`` from the pretrained start (settings:
     params.yaml ``source``), twice: with the loop's seed into ``out/model.pt`` and with the next seed into
     ``out/model_2.pt`` (MMT's two networks start from two source trainings). Each training's record stays in
     ``out/net1`` and ``out/net2`` (metrics, history, run.json); returns both metrics."""
+    root = Path(root) if root is not None else repo_root()      # shared state: the repository's
     from reid_repro.config import SOURCE_SECOND_SEED, source_spec
 
     out = Path(out)

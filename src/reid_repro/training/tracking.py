@@ -16,6 +16,13 @@ from pathlib import Path
 PACKAGES = ("torch", "torchvision", "numpy", "scikit-learn", "faiss-cpu", "pandas", "mlflow", "optuna", "dvc", "anny")
 
 
+def repo_root() -> Path:
+    """Where a run's shared state goes (mlflow.db, resume checkpoints, kept results, the studies' journal): DVC's
+    repository root while a stage runs, also under `dvc exp run --queue` or `--temp`, whose stages run in a
+    temporary copy that is deleted afterwards; else the working directory."""
+    return Path(os.environ.get("DVC_ROOT") or ".").resolve()
+
+
 def git_revision(root: str | Path = ".") -> str:
     """HEAD's commit, with ``-dirty`` when tracked files differ from it; ``unknown`` outside a git checkout."""
     try:
