@@ -31,7 +31,7 @@ def _environment() -> dict:
         if isinstance(dep, dict):
             for req in dep["pip"]:
                 name, _, version = req.partition("==")
-                pins[name.lower()] = version
+                pins[_name(name)] = version
         else:
             name, _, version = dep.partition("=")
             pins[name.lower()] = version.split("=")[0]

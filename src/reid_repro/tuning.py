@@ -122,6 +122,32 @@ def recover_killed(study: optuna.Study) -> int:
     return len(stale)
 
 
+def rdb_storage(url: str, heartbeat: int = 60, grace: int = 180):
+    """A shared RDB study storage (PostgreSQL for many hosts) with heartbeats: a trial whose worker died (no
+    heartbeat for ``grace`` seconds) is failed by the next worker to start a trial and re-run once more, at most
+    twice (Optuna's RetryFailedTrialCallback)."""
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
+                      failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+
+
+def join_study(name: str, store, objective, n_trials: int, pruner: str) -> int:
+    """One scale-out worker: join the existing study ``name`` (create it once, before starting workers: RDB
+    table creation races when several create it at once) and run trials until ``n_trials`` of them are complete
+    or pruned, counting every worker's. Returns the trials this worker ran. Parallel workers are not
+    reproducible trial for trial (the sequential stage is); the export still takes the first n_trials."""
+    from optuna.study import MaxTrialsCallback
+
+    study = optuna.load_study(study_name=name, storage=store, sampler=optuna.samplers.TPESampler(),
+                              pruner=make_pruner(pruner))
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    before = len(study.trials)
+    if len(study.get_trials(deepcopy=False, states=done)) < n_trials:
+        study.optimize(objective, callbacks=[MaxTrialsCallback(n_trials, states=done)], catch=())
+    return len(study.trials) - before
+
+
 def open_study(name: str, seed: int, pruner: str, store=None) -> optuna.Study:
     return optuna.create_study(study_name=name, storage=store if store is not None else storage(),
                                sampler=TrialSeededSampler(seed), pruner=make_pruner(pruner), direction="maximize",
@@ -200,16 +226,15 @@ def _plots(study: optuna.Study, out: Path) -> None:
             plt.close(fig)
 
 
-def tune(params: dict, name: str, out: str | Path, root: str | Path | None = None, track: bool = True,
-         models_dir: str | Path = "models") -> dict:
-    """The ``tune@<name>`` stage: study ``name`` run to its trial count (resumed or topped up when its
-    definition is unchanged), each trial a normal training run of the study's run with the trial's settings on
-    the loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
-    split is never read. Writes ``out/{best.yaml, trials.csv, metrics.json, *.png}``."""
+def prepare_study(params: dict, name: str, root: str | Path | None = None, track: bool = True,
+                  models_dir: str | Path = "models"):
+    """(the study's full name, its settings, the trial objective, the paper's setting, the MLflow parent run or
+    None) of study ``name``: each trial a normal training run of the study's run with the trial's settings on the
+    loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
+    split is never read."""
     from reid_repro import codedeps
     from reid_repro.config import load_run, params_hash, resolve_run
     from reid_repro.data.validation import carve_validation
-    from reid_repro.io import write_json
     from reid_repro.training.data import ImageCache, load_split
     from reid_repro.training.run import execute
     from reid_repro.training.tracking import Tracker
@@ -259,7 +284,18 @@ def tune(params: dict, name: str, out: str | Path, root: str | Path | None = Non
                     models_dir=models_dir)
         return float(m["mAP"])
 
-    study = open_study(full_name, cfg.seed, cfg.pruner)
+    return full_name, cfg, objective, paper, parent
+
+
+def tune(params: dict, name: str, out: str | Path, root: str | Path | None = None, track: bool = True,
+         models_dir: str | Path = "models", store=None) -> dict:
+    """The ``tune@<name>`` stage: study ``name`` run to its trial count in sequence (resumed or topped up when its
+    definition is unchanged; joined by any scale-out workers sharing ``store``), then exported to
+    ``out/{best.yaml, trials.csv, metrics.json, *.png}``."""
+    from reid_repro.io import write_json
+
+    full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
+    study = open_study(full_name, cfg.seed, cfg.pruner, store if store is not None else storage(root))
     run_study(study, objective, cfg.n_trials, first=paper)
     result = export(study, out, cfg.n_trials, paper)
     metrics = {k: result[k] for k in ("study", "best_value", "best_trial", "n_complete", "n_pruned", "paper_value")}
@@ -268,3 +304,16 @@ def tune(params: dict, name: str, out: str | Path, root: str | Path | None = Non
         parent.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None})
         parent.finish()
     return result
+
+
+def work(params: dict, name: str, url: str, root: str | Path | None = None, track: bool = True,
+         models_dir: str | Path = "models") -> int:
+    """A scale-out worker of study ``name`` on the shared RDB storage ``url`` (``reid-repro tune --worker``): the
+    study is created if absent (start one worker first, or run ``--create`` once, then the others), with the
+    paper's setting enqueued as its first trial; then trials until n_trials are finished across all workers."""
+    full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
+    store = rdb_storage(url)
+    study = open_study(full_name, cfg.seed, cfg.pruner, store)
+    if not study.trials:
+        study.enqueue_trial(paper, user_attrs={"paper_setting": True})
+    return join_study(full_name, store, objective, cfg.n_trials, cfg.pruner)
