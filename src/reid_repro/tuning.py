@@ -224,6 +224,13 @@ def _plots(study: optuna.Study, out: Path) -> None:
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
+        if "importances" not in plots:       # the file is a stage output: say why there is no plot
+            fig, ax = plt.subplots(figsize=(4, 1.2))
+            ax.axis("off")
+            ax.text(0.5, 0.5, "parameter importances need two or more parameters\nand two complete trials",
+                    ha="center", va="center")
+            fig.savefig(out / "importances.png", dpi=90)
+            plt.close(fig)
 
 
 def prepare_study(params: dict, name: str, root: str | Path | None = None, track: bool = True,
