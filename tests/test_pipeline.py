@@ -135,7 +135,8 @@ def test_more_seeds_train_only_the_new_seeds(project):
         values = [metrics["seeds"][s]["mAP"] for s in ("0", "1")]
         assert metrics["mAP"] == pytest.approx(sum(values) / 2)
     verdicts = json.loads((work / "reports" / "verdicts.json").read_text())
-    assert verdicts and all(v["seeds"] == [0, 1] for v in verdicts)
+    # every verdict over runs pairs both seeds (GCL's FID ordering is one generator's: the first seed's)
+    assert verdicts and all(v["seeds"] == [0, 1] for v in verdicts if v["metric"] != "fid")
 
 
 def _changed(work) -> set[str]:
