@@ -482,7 +482,7 @@ class GclPlus(Method):
 
     @torch.no_grad()
     def on_epoch_start(self, epoch, features, labels, cams) -> None:
-        self.labels_t = torch.as_tensor(labels, device=self.device)
+        self.labels_t = torch.as_tensor(np.array(labels), device=self.device)
         if self.warmup:
             return
         num = int(labels.max()) + 1 if (labels >= 0).any() else 0
