@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report, paper_numbers
@@ -438,3 +439,21 @@ def test_a_gcl_plus_report_has_its_tables_fig8_with_its_verdict_and_the_fid_tabl
     page = (tmp_path / "reports" / "index.html").read_text()
     assert "id='gcl-plus-fig8-nmi'" in page or 'id="gcl-plus-fig8-nmi"' in page
     assert "GCL supp. Table 1" in page and "Market stand-in (ours: gclp_fu_m_full" in page
+
+
+def test_the_studies_section_puts_the_papers_setting_beside_the_best_trial(report, tmp_path):
+    params, tmp, _ = report
+    params = {**params, "studies": {"ise": {"run": "ise_market"}, "cc": {"run": "cc_market"}}}
+    for name, paper_v, best_v in (("ise", 0.50, 0.503), ("cc", 0.40, 0.45)):
+        (tmp / "studies" / name).mkdir(parents=True)
+        (tmp / "studies" / name / "best.yaml").write_text(yaml.safe_dump({
+            "study": f"{name}-abc", "best_value": best_v, "best_trial": 3, "best_params": {"lambda0": 1.5},
+            "n_complete": 5, "n_pruned": 1, "paper_params": {"lambda0": 1.0}, "paper_value": paper_v}))
+    summary = build_report(params, tmp / "runs", tmp / "with_studies", studies=tmp / "studies")
+    assert "studies" in summary["tables"]
+    frame = pd.read_csv(tmp / "with_studies" / "tables" / "studies.csv")
+    assert list(frame["study"]) == ["ise", "cc"] and list(frame["gap"]) == [0.3, 5.0]
+    md = (tmp / "with_studies" / "results.md").read_text()
+    assert "ise: the paper's setting is within 0.3 mAP" in md and "cc: the best setting (lambda0=1.5) beats" in md
+    only_ise = build_report(params, tmp / "runs", tmp / "ise_studies", paper="ise", studies=tmp / "studies")
+    assert "studies" in only_ise["tables"]

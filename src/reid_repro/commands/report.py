@@ -12,6 +12,7 @@ def add_arguments(p) -> None:
     p.add_argument("--start", default="models/pretrain/start.json",
                    help="the pretrained start's evaluation (the `start` stage); '' to leave it out")
     p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice, canu); `make paper P=ise`")
+    p.add_argument("--studies", default="studies", help="the tune stages' outputs (studies/<name>/best.yaml)")
     p.add_argument("--model-figures", default=None,
                    help="the figures stage's folder (default <out>/model_figures; a paper's report reads "
                         "reports/model_figures)")
@@ -22,5 +23,6 @@ def run(args) -> str:
     from reid_repro.report.build import build_report
 
     summary = build_report(load_params(args.params), args.runs, args.out, paper=args.paper,
-                           start=args.start or None, model_figures=args.model_figures)
+                           start=args.start or None, model_figures=args.model_figures,
+                           studies=args.studies or None)
     return f"report: {len(summary['tables'])} tables, {len(summary['figures'])} figures -> {args.out}/index.html"
