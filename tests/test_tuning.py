@@ -109,7 +109,7 @@ def test_study_settings_are_checked_with_the_key_named():
             tuning.load_study(params, "ise")
 
 
-def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(world, tmp_path):
+def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(world, tmp_path, monkeypatch):
     """tune(): trial 0 is the paper's setting, every trial an MLflow run nested under the study's, and the study
     runs although every query and gallery image of the dataset has been deleted after `prepare`."""
     import shutil
@@ -122,6 +122,7 @@ def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(wo
     from reid_repro.models import ReidNet
 
     out, _ = world
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)    # set by mlflow.set_tracking_uri in other tests
     root = tmp_path / "data" / "market"
     shutil.copytree(out / "market", root)
     prepare("market1501", root, tmp_path / "manifests" / "market", name="market")
