@@ -324,3 +324,30 @@ class CameraAdversaries:
     def load_state_dict(self, state: list) -> None:
         for d, s in zip(self.discs, state):
             d.load_state_dict(s)
+
+
+class WithCameraAdversaries:
+    """Mixin (before the baseline class) for a CANU method holding ``self.adversaries``: adds their
+    discriminators, optimisers, per-epoch numbers and state to the baseline's (CANU-MMT and CANU-SSG)."""
+
+    adversaries: CameraAdversaries
+
+    def networks(self) -> list[nn.Module]:
+        return [*super().networks(), *self.adversaries.discs]
+
+    def optimizers(self) -> dict:
+        return {**super().optimizers(), **self.adversaries.optimizers()}
+
+    def on_epoch_start(self, epoch, features, labels, cams) -> None:
+        super().on_epoch_start(epoch, features, labels, cams)
+        self.adversaries.reset_metrics()
+
+    def epoch_metrics(self) -> dict[str, float]:
+        return {**super().epoch_metrics(), **self.adversaries.metrics()}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "discs": self.adversaries.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.adversaries.load_state_dict(state["discs"])

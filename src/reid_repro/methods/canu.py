@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_repro.methods.base import CameraAdversaries, check_adversary
+from reid_repro.methods.base import CameraAdversaries, WithCameraAdversaries, check_adversary
 from reid_repro.methods.mmt import NETS, Mmt, MmtConfig
 
 DISCS = ("disc_1", "disc_2")    # the discriminators' optimisers, one per student
@@ -40,7 +40,7 @@ class CanuConfig(MmtConfig):
         check_adversary(self)
 
 
-class Canu(Mmt):
+class Canu(WithCameraAdversaries, Mmt):
     """MMT's networks and steps, plus a camera discriminator per student stepped before them."""
 
     config = CanuConfig
@@ -57,16 +57,6 @@ class Canu(Mmt):
     @property
     def camera_index(self) -> torch.Tensor:
         return self.adversaries.camera_index
-
-    def networks(self) -> list[nn.Module]:
-        return [*super().networks(), *self.discs]
-
-    def optimizers(self) -> dict:
-        return {**super().optimizers(), **self.adversaries.optimizers()}
-
-    def on_epoch_start(self, epoch, features, labels, cams) -> None:
-        super().on_epoch_start(epoch, features, labels, cams)
-        self.adversaries.reset_metrics()
 
     def condition(self, labels: torch.Tensor) -> torch.Tensor | None:
         """phi_p of each sample: its cluster's centroid, a constant (Eq. 8); None for the plain adversary."""
@@ -86,16 +76,6 @@ class Canu(Mmt):
         losses = self.mmt_losses(students, teachers, batch["labels"])
         feats = [F.normalize(s.neck, dim=1) for s in students]                 # phi^k(x): N x d, unit rows
         return self.adversaries.steps(feats, batch["cams"], self.condition(batch["labels"]), losses, NETS)
-
-    def epoch_metrics(self) -> dict[str, float]:
-        return {**super().epoch_metrics(), **self.adversaries.metrics()}
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "discs": self.adversaries.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.adversaries.load_state_dict(state["discs"])
 
 
 METHOD = Canu

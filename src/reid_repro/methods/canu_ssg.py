@@ -23,9 +23,8 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from reid_repro.methods.base import CameraAdversaries, check_adversary
+from reid_repro.methods.base import CameraAdversaries, WithCameraAdversaries, check_adversary
 from reid_repro.methods.ssg import PARTS, Ssg, SsgConfig
 
 
@@ -39,7 +38,7 @@ class CanuSsgConfig(SsgConfig):
         check_adversary(self)
 
 
-class CanuSsg(Ssg):
+class CanuSsg(WithCameraAdversaries, Ssg):
     """SSG's network and step, plus a camera discriminator per embedding (F, U, L) stepped before it."""
 
     config = CanuSsgConfig
@@ -50,16 +49,6 @@ class CanuSsg(Ssg):
         super().__init__(cfg, model, device)
         self.adversaries = CameraAdversaries(cfg, model.dim, len(PARTS), train_table, device)
 
-    def networks(self) -> list[nn.Module]:
-        return [*super().networks(), *self.adversaries.discs]
-
-    def optimizers(self) -> dict:
-        return {**super().optimizers(), **self.adversaries.optimizers()}
-
-    def on_epoch_start(self, epoch, features, labels, cams) -> None:
-        super().on_epoch_start(epoch, features, labels, cams)
-        self.adversaries.reset_metrics()
-
     def training_step(self, batch: dict):
         if not self.adversaries.active:
             return super().training_step(batch)
@@ -67,16 +56,6 @@ class CanuSsg(Ssg):
         feats = list(F.normalize(parts, dim=2).unbind(1))                        # phi^F, phi^U, phi^L: unit rows
         cond = self.adversaries.condition(self.centroids, self.part_labels[batch["index"], 0])   # global cluster
         return self.adversaries.steps(feats, batch["cams"], cond, losses, ("model",))
-
-    def epoch_metrics(self) -> dict[str, float]:
-        return {**super().epoch_metrics(), **self.adversaries.metrics()}
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "discs": self.adversaries.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.adversaries.load_state_dict(state["discs"])
 
 
 METHOD = CanuSsg
