@@ -73,11 +73,15 @@ def test_repro_builds_every_stage(project):
     expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
         {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]} | \
-        {f"tune@{s}" for s in params["studies"]}
+        {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]}
     assert expected <= ran(out)
     assert (work / "models" / "gclw_fu_m" / "artifacts.pt").is_file()
     trials = (work / "studies" / "cluster_contrast" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 2 and (work / "optuna.journal").is_file()
+    # the tuned@ stage retrains the study's run at the best trial's settings, on the test split
+    best = yaml.safe_load((work / "studies" / "cluster_contrast" / "best.yaml").read_text())
+    tuned = json.loads((work / "runs" / "tuned_cluster_contrast" / "run.json").read_text())
+    assert all(tuned["method"][k] == v for k, v in best["best_params"].items()), (tuned["method"], best)
     for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
         assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()
@@ -112,7 +116,8 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
     studies = {s for s, spec in params["studies"].items() if section in (spec["method"], spec["base"])}
     assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures
-                                 | {f"tune@{s}" for s in studies} | {"report"}), out
+                                 | {f"tune@{s}" for s in studies} | {f"tuned@{s}" for s in studies}
+                                 | {"report"}), out
     if section == "ise":      # `dvc plots diff` draws the experiment's curves beside the committed ones
         diff = subprocess.run(["dvc", "plots", "diff", "HEAD", "--json"], cwd=work, capture_output=True, text=True,
                               check=True).stdout
@@ -127,8 +132,9 @@ def test_more_seeds_train_only_the_new_seeds(project):
     figures drawn from it do not re-run."""
     work, params, _ = project
     out = _run(["dvc", "exp", "run", "-S", "seeds=2"], work)
-    assert ran(out) == {f"train@{r}" for r in params["runs"]} | {"report"}, out
-    assert out.count("result reused") == len(params["runs"]), out
+    tuned = {f"tuned@{s}" for s in params["studies"]}
+    assert ran(out) == {f"train@{r}" for r in params["runs"]} | tuned | {"report"}, out
+    assert out.count("result reused") == len(params["runs"]) + len(tuned), out
     for r in params["runs"]:
         metrics = json.loads((work / "runs" / r / "metrics.json").read_text())
         assert metrics["seed_list"] == [0, 1]
@@ -157,7 +163,8 @@ def _importers(params, module: str) -> set[str]:
               **{f"meshes@{d}": ("meshes", None) for d in ("market", "duke", "msmt")},
               **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()},
               **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]},
-              **{f"tune@{s}": ("tune", spec["method"]) for s, spec in params["studies"].items()}}
+              **{f"tune@{s}": ("tune", spec["method"]) for s, spec in params["studies"].items()},
+              **{f"tuned@{s}": ("tuned", spec["method"]) for s, spec in params["studies"].items()}}
     for name, (kind, method) in stages.items():
         if codedeps.SRC / module in codedeps.stage_files(kind, method):
             out.add(name)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 import yaml
 
 from reid_repro.errors import ReidReproError
@@ -449,11 +450,23 @@ def test_the_studies_section_puts_the_papers_setting_beside_the_best_trial(repor
         (tmp / "studies" / name / "best.yaml").write_text(yaml.safe_dump({
             "study": f"{name}-abc", "best_value": best_v, "best_trial": 3, "best_params": {"lambda0": 1.5},
             "n_complete": 5, "n_pruned": 1, "paper_params": {"lambda0": 1.0}, "paper_value": paper_v}))
+    # the tuned@ stage's run of the cc study (seeds 0-2) beside cc_market (0.50, 0.52, 0.48); ise has none yet
+    _fake_run(tmp / "runs", "tuned_cc", [0.53, 0.54, 0.52], [0.6, 0.7, 0.8])
+    (tmp / "studies" / "cc" / "importances.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     summary = build_report(params, tmp / "runs", tmp / "with_studies", studies=tmp / "studies")
     assert "studies" in summary["tables"]
     frame = pd.read_csv(tmp / "with_studies" / "tables" / "studies.csv")
     assert list(frame["study"]) == ["ise", "cc"] and list(frame["gap"]) == [0.3, 5.0]
+    cc = frame.set_index("study").loc["cc"]
+    diffs = np.array([3.0, 2.0, 4.0])                   # tuned - paper, per seed, in mAP points
+    half = scipy.stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert cc["paper_test_mAP"] == 50.0 and cc["tuned_test_mAP"] == 53.0 and cc["test_seeds"] == 3
+    assert cc["test_gain"] == pytest.approx(3.0) and cc["test_ci_low"] == pytest.approx(3.0 - half, abs=0.01)
+    assert frame.set_index("study").loc["ise", "test_seeds"] == 0
     md = (tmp / "with_studies" / "results.md").read_text()
     assert "ise: the paper's setting is within 0.3 mAP" in md and "cc: the best setting (lambda0=1.5) beats" in md
+    assert "(tuned@ stage) is not built yet" in md and "On the test identities the best setting confirms it" in md
+    assert (tmp / "with_studies" / "figures" / "study_cc_importances.png").is_file()
+    assert "figures/study_cc_importances.png" in (tmp / "with_studies" / "index.html").read_text()
     only_ise = build_report(params, tmp / "runs", tmp / "ise_studies", paper="ise", studies=tmp / "studies")
     assert "studies" in only_ise["tables"]

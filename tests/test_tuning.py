@@ -109,6 +109,29 @@ def test_study_settings_are_checked_with_the_key_named():
             tuning.load_study(params, "ise")
 
 
+def test_the_tuned_run_is_the_studied_run_at_the_best_trials_settings(tmp_path):
+    """tuned@<study>: the run's own overrides, then best.yaml's best_params on top; a missing or stale best.yaml
+    is an error naming the file."""
+    from reid_repro.config import load_run, tuned_run
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    with pytest.raises(ReidReproError, match=r"studies/ise/best.yaml: missing; .*tune@ise"):
+        tuned_run(params, "ise", tmp_path / "studies")
+    (tmp_path / "studies" / "ise").mkdir(parents=True)
+    best = tmp_path / "studies" / "ise" / "best.yaml"
+    best.write_text(yaml.safe_dump({"best_params": {"lambda0": 1.7, "k": 2}, "best_value": 0.4}))
+    spec, run = tuned_run(params, "ise", tmp_path / "studies"), load_run(params, "ise_market")
+    assert spec.overrides == {**run.overrides, "lambda0": 1.7, "k": 2}
+    assert (spec.dataset, spec.test, spec.method, spec.init) == (run.dataset, run.test, run.method, run.init)
+    best.write_text(yaml.safe_dump({"best_params": {"lambda0": 1.7, "eps": 0.5}}))
+    with pytest.raises(ReidReproError, match=r"best_params\.eps is not in studies\.ise\.space"):
+        tuned_run(params, "ise", tmp_path / "studies")
+    other = copy.deepcopy(params)
+    other["runs"]["ise_market"]["test"] = "duke"
+    with pytest.raises(ReidReproError, match=r"studies\.ise\.run='ise_market' tests on 'duke'"):
+        tuned_run(other, "ise", tmp_path / "studies")
+
+
 def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(world, tmp_path, monkeypatch):
     """tune(): trial 0 is the paper's setting, every trial an MLflow run nested under the study's, and the study
     runs although every query and gallery image of the dataset has been deleted after `prepare`."""

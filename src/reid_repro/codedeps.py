@@ -107,6 +107,7 @@ STAGE_ROOTS = {
     "train": ["reid_repro.cli", "reid_repro.commands.train"],       # + reid_repro.methods.<method>
     "warmup": ["reid_repro.cli", "reid_repro.commands.warmup", "reid_repro.methods.gcl_plus"],
     "tune": ["reid_repro.cli", "reid_repro.commands.tune"],         # + reid_repro.methods.<method>
+    "tuned": ["reid_repro.cli", "reid_repro.commands.train"],      # + reid_repro.methods.<method>
     "start": ["reid_repro.cli", "reid_repro.commands.evaluate"],
     "figures": ["reid_repro.cli", "reid_repro.commands.figures"],
     "report": ["reid_repro.cli", "reid_repro.commands.report"],

@@ -468,6 +468,10 @@ def load_study(params: dict, name: str) -> StudyConfig:
         if raw[key] != run[key]:
             raise ReidReproError(f"params.yaml: studies.{name}.{key}={raw[key]!r}; expected {run[key]!r}, the run's "
                                  "(the tune stage's dependencies)")
+    if run.get("test") != run["dataset"]:
+        raise ReidReproError(f"params.yaml: studies.{name}.run={raw['run']!r} tests on {run.get('test')!r}; a "
+                             f"studied run must train and test on one domain ({run['dataset']!r}: the tuned@ stage "
+                             "that retrains it at the best setting depends on that one)")
     if not isinstance(raw["validation"], float) or not 0 < raw["validation"] < 1:
         raise ReidReproError(f"params.yaml: studies.{name}.validation={raw['validation']!r}; expected a fraction")
     if not isinstance(raw["n_trials"], int) or raw["n_trials"] < 1:
@@ -493,6 +497,25 @@ def load_study(params: dict, name: str) -> StudyConfig:
         raise ReidReproError(f"params.yaml: studies.{name}.space: empty; expected at least one setting")
     return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space, raw["validation"],
                        raw["dataset"], raw["init"], raw["method"], raw["base"])
+
+
+def tuned_run(params: dict, name: str, studies_dir: str | Path = "studies") -> RunSpec:
+    """The ``tuned@<name>`` stage's run: study ``name``'s run with its best trial's settings
+    (``studies/<name>/best.yaml: best_params``) over the run's own overrides, trained and tested like the run
+    itself (every seed, the test split), so the report can put its test mAP beside the paper-setting run's."""
+    cfg = load_study(params, name)
+    best_file = Path(studies_dir) / name / "best.yaml"
+    if not best_file.is_file():
+        raise ReidReproError(f"{best_file}: missing; run the study first (`dvc repro tune@{name}`)")
+    best = yaml.safe_load(best_file.read_text())
+    if not isinstance(best, dict) or not isinstance(best.get("best_params"), dict):
+        raise ReidReproError(f"{best_file}: expected a mapping with best_params (written by `reid-repro tune`)")
+    unknown = sorted(set(best["best_params"]) - set(cfg.space))
+    if unknown:
+        raise ReidReproError(f"{best_file}: best_params.{unknown[0]} is not in studies.{name}.space "
+                             f"{sorted(cfg.space)}; the study changed since it ran (`dvc repro tune@{name}`)")
+    spec = load_run(params, cfg.run)
+    return dataclasses.replace(spec, overrides={**spec.overrides, **best["best_params"]})
 
 
 def validate_params(params: dict) -> None:

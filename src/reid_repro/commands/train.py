@@ -1,4 +1,5 @@
-"""``reid-repro train --run <run>``: train and evaluate one declared run (params.yaml: runs.<run>)."""
+"""``reid-repro train --run <run>``: train and evaluate one declared run (params.yaml: runs.<run>);
+``reid-repro train --tuned <study>``: the study's run at its best trial's settings (the ``tuned@<study>`` stage)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ HELP = "train and evaluate one declared run with every seed (params.yaml: runs.<
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", "--run-name", dest="run", required=True,
-                   help="a key of params.yaml: runs (under torchrun write --run-name: torchrun reads --run as an "
-                        "abbreviation of its own --run-path)")
-    p.add_argument("--out", default=None, help="output folder (default runs/<run>)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", "--run-name", dest="run",
+                       help="a key of params.yaml: runs (under torchrun write --run-name: torchrun reads --run as an "
+                            "abbreviation of its own --run-path)")
+    which.add_argument("--tuned", metavar="STUDY",
+                       help="a key of params.yaml: studies: train its run at the best trial's settings "
+                            "(<studies>/<study>/best.yaml) with every seed, tested on the test split")
+    p.add_argument("--studies", default="studies", help="folder of the studies' results (with --tuned)")
+    p.add_argument("--out", default=None, help="output folder (default runs/<run>, runs/tuned_<study>)")
     p.add_argument("--stop-after", type=int, default=None,
                    help="stop after this many epochs, keeping the checkpoint (resume by running again)")
     common_arguments(p)
@@ -36,11 +42,14 @@ def summary(name: str, metrics: dict) -> str:
 
 
 def run(args) -> str:
-    from reid_repro.config import load_params, load_run
+    from reid_repro.config import load_params, load_run, tuned_run
     from reid_repro.training.run import execute_seeds
 
     params = load_params(args.params)
-    spec = load_run(params, args.run)
-    metrics = execute_seeds(params, args.run, spec, args.out or f"runs/{args.run}", stage=f"train@{args.run}",
-                      models_dir=args.models, track=not args.no_mlflow, stop_after=args.stop_after)
-    return summary(args.run, metrics)
+    if args.tuned:
+        name, stage, spec = f"tuned_{args.tuned}", f"tuned@{args.tuned}", tuned_run(params, args.tuned, args.studies)
+    else:
+        name, stage, spec = args.run, f"train@{args.run}", load_run(params, args.run)
+    metrics = execute_seeds(params, name, spec, args.out or f"runs/{name}", stage=stage,
+                            models_dir=args.models, track=not args.no_mlflow, stop_after=args.stop_after)
+    return summary(name, metrics)
