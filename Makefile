@@ -25,10 +25,16 @@ $(STAMP): requirements.lock pyproject.toml
 test: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest
 
-# check validates all of params.yaml and every run's paper row before hours of training
+# check validates all of params.yaml and every run's paper row before hours of training.
+# `make repro LARGER=1` also trains the larger profile (params.yaml: larger; GCL+'s other domains and sweeps) as
+# `dvc exp run -S larger.enabled=true`: DVC sets the key in params.yaml (git diff shows it) and rebuilds.
 repro: $(STAMP)
 	$(RUN) $(BIN)/reid-repro check
+ifeq ($(LARGER),1)
+	$(RUN) $(BIN)/dvc exp run -S larger.enabled=true
+else
 	$(RUN) $(BIN)/dvc repro
+endif
 
 # One paper only: its runs (and what they start from), then its own report in reports/papers/<P>/.
 # `make paper P=ise` or `make paper P=ice`; `make repro` still rebuilds everything.

@@ -37,6 +37,7 @@ def _stages():
             kind = stage.name.split("@")[0]
             key = stage.name.split("@")[-1]
             method = (params["runs"][key]["method"] if kind == "train" else
+                      params["larger"]["runs"][key]["method"] if kind == "train_larger" else
                       params["studies"][key]["method"] if kind in ("tune", "tuned") else None)
             yield stage.name, kind, method, [d.def_path for d in stage.deps]
 

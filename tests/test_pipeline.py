@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[1]
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
 # + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and one GCL+ stage-3 run (from its
 # stage-2 warm-up, itself from cc_market)
-KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full")
+KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "cc_duke")
 KEEP_WARMUPS = ("gclw_fu_m",)
+# the larger profile (off): a warm-up from cc_duke and the GCL+ run it starts, each a marker stage
+KEEP_LARGER = {"warmups": ("gclw_fu_d",), "runs": ("gclp_fu_d_full",)}
 WORLD = "synthetic/dvc.yaml:world"          # the world's stage, in its own pipeline file
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
                  min_samples=2, workers=0)
@@ -56,6 +58,8 @@ def project(tmp_path_factory):
     params["gcl_warmups"] = {k: {**v, "overrides": {**v["overrides"], "epochs": 1, "iters": 2}}
                              for k, v in params["gcl_warmups"].items() if k in KEEP_WARMUPS}
     params["studies"] = {"cluster_contrast": {**params["studies"]["cluster_contrast"], "n_trials": 2}}
+    params["larger"].update({kind: {k: v for k, v in params["larger"][kind].items() if k in keep}
+                             for kind, keep in KEEP_LARGER.items()})
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
@@ -73,8 +77,15 @@ def test_repro_builds_every_stage(project):
     expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in ("market", "duke", "msmt")} | \
         {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]} | \
-        {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]}
+        {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]} | \
+        {f"warmup_larger@{w}" for w in params["larger"]["warmups"]} | \
+        {f"train_larger@{r}" for r in params["larger"]["runs"]}
     assert expected <= ran(out)
+    for r in params["larger"]["runs"]:                   # larger.enabled false: a marker, shown as not run
+        folder = work / "runs" / r
+        assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "run.json"]
+        assert "not run at the default scale" in json.loads((folder / "metrics.json").read_text())["not_run"]
+    assert "not run at the default scale" in (work / "reports" / "results.md").read_text()
     assert (work / "models" / "gclw_fu_m" / "artifacts.pt").is_file()
     trials = (work / "studies" / "cluster_contrast" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 2 and (work / "optuna.journal").is_file()
@@ -115,7 +126,9 @@ def test_changing_a_method_param_reruns_only_its_runs(project, section, key, val
     warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs}
     runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
     studies = {s for s, spec in params["studies"].items() if section in (spec["method"], spec["base"])}
-    assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures
+    # larger-profile marker stages whose stage-1 run re-ran (their markers do not change, so nothing after them)
+    larger = {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items() if spec["init"] in runs}
+    assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures | larger
                                  | {f"tune@{s}" for s in studies} | {f"tuned@{s}" for s in studies}
                                  | {"report"}), out
     if section == "ise":      # `dvc plots diff` draws the experiment's curves beside the committed ones
@@ -133,7 +146,8 @@ def test_more_seeds_train_only_the_new_seeds(project):
     work, params, _ = project
     out = _run(["dvc", "exp", "run", "-S", "seeds=2"], work)
     tuned = {f"tuned@{s}" for s in params["studies"]}
-    assert ran(out) == {f"train@{r}" for r in params["runs"]} | tuned | {"report"}, out
+    larger = {f"train_larger@{r}" for r in params["larger"]["runs"]}      # they read seeds: a new marker each
+    assert ran(out) == {f"train@{r}" for r in params["runs"]} | tuned | larger | {"report"}, out
     assert out.count("result reused") == len(params["runs"]) + len(tuned), out
     for r in params["runs"]:
         metrics = json.loads((work / "runs" / r / "metrics.json").read_text())
@@ -164,7 +178,10 @@ def _importers(params, module: str) -> set[str]:
               **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()},
               **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]},
               **{f"tune@{s}": ("tune", spec["method"]) for s, spec in params["studies"].items()},
-              **{f"tuned@{s}": ("tuned", spec["method"]) for s, spec in params["studies"].items()}}
+              **{f"tuned@{s}": ("tuned", spec["method"]) for s, spec in params["studies"].items()},
+              **{f"warmup_larger@{w}": ("warmup_larger", None) for w in params["larger"]["warmups"]},
+              **{f"train_larger@{r}": ("train_larger", spec["method"])
+                 for r, spec in params["larger"]["runs"].items()}}
     for name, (kind, method) in stages.items():
         if codedeps.SRC / module in codedeps.stage_files(kind, method):
             out.add(name)
@@ -240,6 +257,7 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     params["seeds"] = 1
     params["runs"] = {"cc_market": params["runs"]["cc_market"]}
     params["gcl_warmups"], params["studies"] = {}, {}
+    params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,
                                                     eps=0.6, min_samples=2, workers=0, lr_step=1, warmup_epochs=0)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

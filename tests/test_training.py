@@ -141,6 +141,7 @@ def smoke(world, tmp_path_factory):
                                  "format": "market1501"}}
     params["meshes"] = {}                   # no structure renders in these runs
     params["gcl_warmups"], params["studies"] = {}, {}     # they name runs the tests below replace
+    params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["model"]["cpu"].update(height=32, width=16, init="scratch")
     loop = dict(epochs=3, iters=2, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2, eps=0.6,
                 min_samples=2, workers=0)

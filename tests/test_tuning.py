@@ -156,6 +156,7 @@ def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(wo
     params["data"] = {"market": {"root": str(root), "manifest": str(tmp_path / "manifests" / "market"),
                                  "format": "market1501"}}
     params["meshes"], params["gcl_warmups"] = {}, {}
+    params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["model"]["cpu"].update(height=32, width=16)
     params["cluster_contrast"]["loop"].update(epochs=2, iters=2, batch_ids=2, instances=2, labels="ground_truth",
                                               workers=0)

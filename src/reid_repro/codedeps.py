@@ -105,7 +105,9 @@ STAGE_ROOTS = {
     "pretrain": ["reid_repro.cli", "reid_repro.commands.pretrain", "reid_repro.methods.supervised"],
     "source": ["reid_repro.cli", "reid_repro.commands.source", "reid_repro.methods.supervised"],
     "train": ["reid_repro.cli", "reid_repro.commands.train"],       # + reid_repro.methods.<method>
+    "train_larger": ["reid_repro.cli", "reid_repro.commands.train"],  # + reid_repro.methods.<method>
     "warmup": ["reid_repro.cli", "reid_repro.commands.warmup", "reid_repro.methods.gcl_plus"],
+    "warmup_larger": ["reid_repro.cli", "reid_repro.commands.warmup", "reid_repro.methods.gcl_plus"],
     "tune": ["reid_repro.cli", "reid_repro.commands.tune"],         # + reid_repro.methods.<method>
     "tuned": ["reid_repro.cli", "reid_repro.commands.train"],      # + reid_repro.methods.<method>
     "start": ["reid_repro.cli", "reid_repro.commands.evaluate"],

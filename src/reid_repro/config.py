@@ -216,6 +216,7 @@ class RunSpec:
                                                      # or "<paper>:<table>/<row>" of another (a shared baseline)
     ours_only: bool = False   # a row no paper table has (e.g. a stand-in without a paper column): no paper cell
     column: str = ""          # the paper table's column it fills (default: its test domain; UDA: market2duke...)
+    larger: bool = False      # declared under params.yaml: larger (trained only with larger.enabled: true)
 
     @property
     def table_column(self) -> str:
@@ -301,11 +302,45 @@ def load_method_config(params: dict, method: str, cls, overrides: dict | None = 
         raise
 
 
+LARGER_KEYS = ("enabled", "warmups", "runs")
+
+
+def larger_section(params: dict) -> dict:
+    """params.yaml ``larger``: the rows that do not fit the default budget on 2 cores (GCL+'s other domains and
+    its hyperparameter sweeps), declared in the pipeline as their own stages (``warmup_larger@``,
+    ``train_larger@``) and trained only when ``enabled`` is true; otherwise each stage writes a marker that the
+    report shows as "not run at the default scale". One setting turns them all on:
+    ``dvc exp run -S larger.enabled=true``."""
+    raw = params.get("larger")
+    if raw is None:
+        return {"enabled": False, "warmups": {}, "runs": {}}
+    if not isinstance(raw, dict) or sorted(raw) != sorted(LARGER_KEYS):
+        raise ReidReproError(f"params.yaml: larger: expected keys {list(LARGER_KEYS)}, got "
+                             f"{sorted(raw) if isinstance(raw, dict) else raw!r}")
+    if not isinstance(raw["enabled"], bool):
+        raise ReidReproError(f"params.yaml: larger.enabled={raw['enabled']!r}; expected true or false")
+    return {"enabled": raw["enabled"], "warmups": raw["warmups"] or {}, "runs": raw["runs"] or {}}
+
+
+def declared_runs(params: dict) -> dict:
+    """Every declared run: params.yaml ``runs`` and ``larger.runs`` (names are unique across both)."""
+    return {**(params.get("runs") or {}), **larger_section(params)["runs"]}
+
+
+def not_run_reason(params: dict, spec: RunSpec) -> str | None:
+    """Why a larger-profile run or warm-up is not trained here (None: it is)."""
+    if spec.larger and not larger_section(params)["enabled"]:
+        return ("not run at the default scale: a larger-profile row (params.yaml: larger); "
+                "`dvc exp run -S larger.enabled=true` (or `make repro LARGER=1`) trains it")
+    return None
+
+
 def load_run(params: dict, key: str) -> RunSpec:
-    runs = params.get("runs") or {}
+    runs = declared_runs(params)
     if key not in runs:
         raise ReidReproError(f"params.yaml: runs.{key}: no such run; expected one of {sorted(runs)}")
     spec = dict(runs[key])
+    spec["larger"] = key not in (params.get("runs") or {})
     for field in ("overrides", "paper_overrides"):
         spec[field] = spec.get(field) or {}
     spec["also"] = spec.get("also") or []
@@ -329,7 +364,8 @@ WARMUP_KEYS = ("dataset", "init", "overrides")
 def load_warmup(params: dict, name: str) -> RunSpec:
     """A GCL+ stage-2 warm-up (params.yaml: gcl_warmups.<name>: {dataset, init: a run whose model is the
     identity encoder, overrides}): a gcl_plus run with ``stage: warmup``, written to models/<name>."""
-    warmups = params.get("gcl_warmups") or {}
+    larger = larger_section(params)["warmups"]
+    warmups = {**(params.get("gcl_warmups") or {}), **larger}
     if name not in warmups:
         raise ReidReproError(f"params.yaml: gcl_warmups.{name}: no such warm-up; expected one of {sorted(warmups)}")
     entry = warmups[name]
@@ -337,13 +373,13 @@ def load_warmup(params: dict, name: str) -> RunSpec:
         raise ReidReproError(f"params.yaml: gcl_warmups.{name}: expected keys {list(WARMUP_KEYS)}, got {entry!r}")
     if entry["dataset"] not in (params.get("data") or {}):
         raise ReidReproError(f"params.yaml: gcl_warmups.{name}.dataset={entry['dataset']!r}; expected a key of data")
-    if entry["init"] not in (params.get("runs") or {}):
+    if entry["init"] not in declared_runs(params):
         raise ReidReproError(f"params.yaml: gcl_warmups.{name}.init={entry['init']!r}; expected a run (stage 1: "
                              "the run whose model is the identity encoder)")
     return RunSpec(method="gcl_plus", base="gcl_plus", dataset=entry["dataset"], test=entry["dataset"],
                    init=entry["init"], paper="gcl_plus", table="", row="stage 2 warm-up",
                    overrides={**(entry["overrides"] or {}), "stage": "warmup"}, paper_overrides={}, also=[],
-                   ours_only=True)
+                   ours_only=True, larger=name in larger)
 
 
 def pretrain_spec(dataset: str = "pretrain") -> RunSpec:
@@ -528,7 +564,7 @@ def validate_params(params: dict) -> None:
     from reid_repro.device import check_device_setting
 
     sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs",
-                 "gcl_warmups", "studies"}
+                 "gcl_warmups", "studies", "larger"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -564,6 +600,19 @@ def validate_params(params: dict) -> None:
     runs = params["runs"] or {}
     if not isinstance(runs, dict):
         raise ReidReproError("params.yaml: runs: expected a mapping of run name -> run")
+    larger = larger_section(params)
+    starts = ({"pretrain"} | {f"source_{d}" for d in data} | set(params["gcl_warmups"] or {})
+              | set(larger["warmups"]))
+    for key, raw in declared_runs(params).items():
+        if isinstance(raw, dict) and raw.get("init") not in starts:
+            where = "runs" if key in runs else "larger.runs"
+            raise ReidReproError(f"params.yaml: {where}.{key}.init={raw.get('init')!r}; expected the model a run "
+                                 "starts from (models/<init>): pretrain, source_<dataset> or a GCL+ warm-up")
+    for kind, default in (("runs", runs), ("warmups", params["gcl_warmups"] or {})):
+        both = sorted(set(default) & set(larger[kind]))
+        if both:
+            raise ReidReproError(f"params.yaml: larger.{kind}.{both[0]}: also declared at the default scale; "
+                                 "expected each name once")
     for scale in SCALES:
         at = {**params, "scale": scale}
         load_model(at)
@@ -571,7 +620,7 @@ def validate_params(params: dict) -> None:
         resolve_run(at, source_spec(next(iter(data))), section="source")
         for name in sorted(set(method_names()) - {"supervised"}):
             load_method_config(at, name, method_class(name).config, base=base_section(name))
-        for key in runs:
+        for key in declared_runs(at):
             try:
                 resolve_run(at, load_run(at, key))
             except ReidReproError as exc:
@@ -584,7 +633,7 @@ def validate_params(params: dict) -> None:
             if unknown:
                 raise ReidReproError(f"params.yaml: studies.{key}.space.{unknown[0]}: not a setting of "
                                      f"{study.method}; expected one of {sorted(fields)}")
-        for key in params["gcl_warmups"] or {}:
+        for key in [*(params["gcl_warmups"] or {}), *larger_section(params)["warmups"]]:
             try:
                 resolve_run(at, load_warmup(at, key))
             except ReidReproError as exc:

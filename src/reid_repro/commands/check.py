@@ -10,9 +10,11 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> str:
-    from reid_repro.config import load_params
+    from reid_repro.config import larger_section, load_params
     from reid_repro.report.build import check_rows
 
     params = load_params(args.params)      # validated by the dispatcher already
     n = check_rows(params)
-    return f"check: params.yaml valid at both scales; {len(params['runs'])} runs, {n} table rows found"
+    larger = larger_section(params)
+    return (f"check: params.yaml valid at both scales; {len(params['runs'])} runs and {len(larger['runs'])} "
+            f"larger-profile runs ({'on' if larger['enabled'] else 'off'}), {n} table rows found")

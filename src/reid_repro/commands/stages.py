@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "print the train@<run> stages of one paper's runs, for `dvc repro $(reid-repro stages --paper ise)`"
+HELP = "print the train@<run> (and larger-profile) stages of one paper's runs, for `dvc repro $(reid-repro stages --paper ise)`"
 
 
 def add_arguments(p) -> None:
@@ -11,15 +11,17 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> str:
-    from reid_repro.config import load_params
+    from reid_repro.config import declared_runs, larger_section, load_params, load_run
     from reid_repro.errors import ReidReproError
 
-    from reid_repro.config import load_run
-
     params = load_params(args.params)
-    fills = {name: {p for p, _, _ in load_run(params, name).targets()} for name in params["runs"]}
+    fills = {name: {p for p, _, _ in load_run(params, name).targets()} for name in declared_runs(params)}
     papers = sorted(set().union(*fills.values()))
     if args.paper not in papers:
         raise ReidReproError(f"--paper {args.paper!r}: no run of that paper; expected one of {papers}")
-    warmups = [f"warmup@{w}" for w in (params.get("gcl_warmups") or {})] if args.paper == "gcl_plus" else []
-    return " ".join(warmups + [f"train@{name}" for name, p in fills.items() if args.paper in p])
+    larger = larger_section(params)
+    warmups = ([f"warmup@{w}" for w in (params.get("gcl_warmups") or {})]
+               + [f"warmup_larger@{w}" for w in larger["warmups"]]) if args.paper == "gcl_plus" else []
+    # a larger-profile run's stage writes its not-run marker in seconds unless larger.enabled is true
+    return " ".join(warmups + [f"{'train_larger' if name in larger['runs'] else 'train'}@{name}"
+                               for name, p in fills.items() if args.paper in p])

@@ -28,6 +28,8 @@ def common_arguments(p) -> None:
 
 
 def summary(name: str, metrics: dict) -> str:
+    if "not_run" in metrics:
+        return f"{name}: {metrics['not_run']}"
     if "rank" in metrics:
         return f"{name}: rank {metrics['rank']} done (rank 0 writes the results)"
     if "stopped_after_epoch" in metrics:
@@ -42,14 +44,18 @@ def summary(name: str, metrics: dict) -> str:
 
 
 def run(args) -> str:
-    from reid_repro.config import load_params, load_run, tuned_run
-    from reid_repro.training.run import execute_seeds
+    from reid_repro.config import load_params, load_run, not_run_reason, tuned_run
+    from reid_repro.training.run import execute_seeds, write_not_run
 
     params = load_params(args.params)
     if args.tuned:
         name, stage, spec = f"tuned_{args.tuned}", f"tuned@{args.tuned}", tuned_run(params, args.tuned, args.studies)
     else:
-        name, stage, spec = args.run, f"train@{args.run}", load_run(params, args.run)
+        name, spec = args.run, load_run(params, args.run)
+        stage = f"train_larger@{name}" if spec.larger else f"train@{name}"
+        reason = not_run_reason(params, spec)
+        if reason is not None:
+            return summary(name, write_not_run(args.out or f"runs/{name}", name, stage, reason))
     metrics = execute_seeds(params, name, spec, args.out or f"runs/{name}", stage=stage,
                             models_dir=args.models, track=not args.no_mlflow, stop_after=args.stop_after)
     return summary(name, metrics)

@@ -95,9 +95,11 @@ def paper_numbers() -> dict:
 def check_rows(params: dict, numbers: dict | None = None) -> int:
     """Every run's table and row (and each of its ``also`` rows) must be a row of ``paper_numbers.yaml``, unless
     the run is declared ``ours_only`` (a row no paper prints). Returns the number of rows checked."""
+    from reid_repro.config import declared_runs
+
     numbers = numbers or paper_numbers()
     n = 0
-    for name, raw in (params.get("runs") or {}).items():
+    for name in declared_runs(params):
         spec = load_run(params, name)
         for i, (paper, table, row) in enumerate(spec.targets()):
             n += 1
@@ -125,6 +127,11 @@ class Run:
         if self.per_seed is None:   # a run of one seed (tests build these by hand)
             self.per_seed = {int(self.info.get("method", {}).get("seed", 0)): self.metrics}
 
+    @property
+    def not_run(self) -> str | None:
+        """Why this declared run was not trained here (a larger-profile row), or None."""
+        return self.metrics.get("not_run")
+
     def values(self, metric: str) -> dict[int, float]:
         """{seed: metric in points}: the values a verdict pairs."""
         return {s: 100 * float(m[metric]) for s, m in self.per_seed.items()}
@@ -133,14 +140,19 @@ class Run:
 def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
     """Every declared run's ``metrics.json`` (mean and per-seed values), ``run.json`` and the per-epoch history
     of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch)."""
+    from reid_repro.config import declared_runs
+
     runs = []
-    for name in params.get("runs") or {}:
+    for name in declared_runs(params):
         folder = Path(runs_dir) / name
         files = [folder / f for f in ("metrics.json", "run.json")]
         missing = [f for f in files if not f.is_file()]
         if missing:
             raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`)")
         metrics, info = (json.loads(f.read_text()) for f in files)
+        if "not_run" in metrics:        # a larger-profile run with larger.enabled false: its cells say so
+            runs.append(Run(name, load_run(params, name), metrics, pd.DataFrame({"epoch": []}), info, {}))
+            continue
         if "seeds" not in metrics:
             raise ReidReproError(f"{files[0]}: no per-seed values (written before runs trained several seeds); "
                                  f"re-run `dvc repro train@{name}`")
@@ -184,9 +196,11 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     metrics = paper_table["metrics"]
     datasets = list(paper_table["datasets"]) + sorted({r.spec.table_column for r, _ in entries} -
                                                       set(paper_table["datasets"]))
-    ours, best = {}, {}
+    ours, best, not_run = {}, {}, set()
     for r, row in entries:
         ours.setdefault(row, {})[r.spec.table_column] = (r.name, [r.values(m) for m in metrics])
+        if r.not_run:
+            not_run.add((row, r.spec.table_column))
         if "best_epoch_mAP" in r.metrics:     # paper scale: the reference codes' best test epoch
             best[(row, r.spec.table_column)] = 100 * float(r.metrics["best_epoch_mAP"])
     rows = []
@@ -194,6 +208,7 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     for p in paper_table["rows"] + [{"row": row, "group": "ours only"} for row in ours if row not in printed]:
         entry = {"row": p["row"], "group": p.get("group", ""), "runs": ", ".join(n for n, _ in ours.get(p["row"], {}).values())}
         for d in datasets:
+            entry[f"{d}.not_run"] = (p["row"], d) in not_run
             paper_vals = p.get(d) or [None] * len(metrics)
             our_vals = ours.get(p["row"], {}).get(d, (None, [None] * len(metrics)))[1]
             for m, pv, ov in zip(metrics, paper_vals, our_vals):
@@ -280,6 +295,8 @@ def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_
                 p, o, sd = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"], r[f"{d}.{m}.ours_std"]
                 spread = "" if sd is None or pd.isna(sd) else f" ± {sd:.1f}"
                 cell = _fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}{spread}**"
+                if r.get(f"{d}.not_run") is True:
+                    cell = f"{_fmt(p)} / not run at the default scale"
                 b = r.get(f"{d}.{m}.ours_best_epoch")
                 if b is not None and not pd.isna(b):   # what the reference code would have reported
                     cell += f" (best test epoch, the reference codes' pick: {b:.1f})"
@@ -528,6 +545,66 @@ def gcl_nmi_figure(runs: list[Run], out: Path) -> Path:
 
 
 ICE_DUKE = ["ice_aware_base_duke", "ice_aware_soft_duke", "ice_aware_hard_duke", "ice_aware_full_duke"]
+def gcl_cluster_count_figure(runs: list[Run], out: Path) -> Path:
+    """GCL supp. Fig. 2: cluster count per epoch on the Market stand-in, traditional augmentation vs GCL
+
+    GCL is GCL+'s Rotation setting (no D-Mixup, prototype or mixup loss); traditional augmentation is Table 6's
+    Multi (augmented positive views, no generator); the dashed line is the true identity count."""
+    return _per_epoch(runs, out, "num_clusters", "clusters (DBSCAN)", ["traditional augmentation", "GCL"],
+                      truth=True)
+
+
+def _sweep(code: str, title: str, panels: dict[str, dict[str, list[tuple[str, float]]]]):
+    """A GCL+ hyperparameter figure: per panel (a parameter), mAP (mean ± sd over seeds) against its value, one
+    line per setting (UDA direction); the runs' order is the panels' order."""
+    def figure(runs: list[Run], out: Path) -> Path:
+        plt = _pyplot()
+        by_name = {r.name: r for r in runs}
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
+        for ax, (param, lines) in zip(axes[0], panels.items()):
+            for label, points in lines.items():
+                xs = [x for _, x in points]
+                means = [by_name[n].metrics["mAP"] * 100 for n, _ in points]
+                sds = [_sd(by_name[n]) for n, _ in points]
+                ax.errorbar(xs, means, yerr=sds, marker="o", ms=4, capsize=3, label=label)
+            ax.set(xlabel=param, ylabel="mAP (%)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+        fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        return _save(fig, out, dpi=100)
+    figure.__doc__ = title
+    figure.__name__ = f"gcl_{code}_figure"
+    runs = list(dict.fromkeys(n for lines in panels.values() for pts in lines.values() for n, _ in pts))
+    return figure, runs
+
+
+def _alpha_line(tag: str) -> list[tuple[str, float]]:
+    return [(f"gclp_{tag}_alpha0p2", 0.2), (f"gclp_{tag}_full", 0.6), (f"gclp_{tag}_alpha1p0", 1.0),
+            (f"gclp_{tag}_alpha2p0", 2.0)]
+
+
+GCL_SWEEPS = {
+    "gcl_plus_fig5_alpha": _sweep("fig5", "GCL+ Fig. 5: mAP against the mixup α (Beta(α, α)); the paper's best is "
+                                  "near 0.6", {"α": {"Duke→Market": _alpha_line("d2m"),
+                                                     "Market→Duke": _alpha_line("m2d")}}),
+    "gcl_plus_fig6_beta_tau": _sweep("fig6", "GCL+ Fig. 6: mAP against the memory momentum β and the temperature τ "
+                                     "(Duke→Market); the paper finds τ the more sensitive",
+                                     {"β": {"Duke→Market": [("gclp_d2m_full", 0.2), ("gclp_d2m_beta0p5", 0.5),
+                                                            ("gclp_d2m_beta0p8", 0.8)]},
+                                      "τ": {"Duke→Market": [("gclp_d2m_tau0p02", 0.02), ("gclp_d2m_full", 0.04),
+                                                            ("gclp_d2m_tau0p07", 0.07)]}}),
+    "gcl_plus_fig7_weights": _sweep("fig7", "GCL+ Fig. 7: mAP against the loss weights λ_recon, λ_vi and λ_mix "
+                                    "(Duke→Market); the paper finds them of slight influence",
+                                    {"λ_recon": {"Duke→Market": [("gclp_d2m_lrecon1", 1.0), ("gclp_d2m_full", 5.0),
+                                                                 ("gclp_d2m_lrecon10", 10.0)]},
+                                     "λ_vi": {"Duke→Market": [("gclp_d2m_lvi0p5", 0.5), ("gclp_d2m_full", 1.0),
+                                                              ("gclp_d2m_lvi2", 2.0)]},
+                                     "λ_mix": {"Duke→Market": [("gclp_d2m_lmix0p5", 0.5), ("gclp_d2m_full", 1.0),
+                                                               ("gclp_d2m_lmix2", 2.0)]}}),
+}
+
+
 EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
                                                  ["cc_market", "ise_market", "cc_msmt", "ise_msmt"]),
                  "ice_fig6_cluster_count": (ice_cluster_count_figure, ICE_DUKE),
@@ -538,7 +615,9 @@ EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
                  "ice_fig5_sensitivity": (ice_sensitivity_figure,
                                           ["ice_aware_full_market"] + [r for _, rs in ICE_FIG5.values() for r in rs]),
                  "ise_fig5_mixup": (ise_mixup_figure, ["cc_market", "ise_market", "mixup_a0p2_market",
-                                                       "mixup_a0p5_market", "mixup_a1p0_market", "mixup_a2p0_market"])}
+                                                       "mixup_a0p5_market", "mixup_a1p0_market", "mixup_a2p0_market"]),
+                 "gcl_fig2_clusters": (gcl_cluster_count_figure, ["gclp_fu_m_multi", "gclp_fu_m_rot"]),
+                 **GCL_SWEEPS}
 
 
 MODEL_FIGURES = {
@@ -848,7 +927,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                  studies: str | Path | None = None) -> dict:
     """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
     ``start`` is the pretrained start's evaluation (``models/pretrain/start.json``) for the baselines' gains."""
-    from reid_repro.config import params_hash
+    from reid_repro.config import larger_section, params_hash
 
     out_dir = Path(out_dir)
     numbers = paper_numbers()
@@ -856,9 +935,12 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     if paper is not None:
         if paper not in numbers:
             raise ReidReproError(f"--paper {paper!r}: expected one of {sorted(numbers)}")
-        params = {**params, "runs": {k: v for k, v in params["runs"].items()      # its runs and shared baselines
-                                     if any(p == paper for p, _, _ in load_run(params, k).targets())}}
-    runs = collect_runs(params, runs_dir)
+        def mine(runs: dict) -> dict:     # its runs and shared baselines
+            return {k: v for k, v in runs.items() if any(p == paper for p, _, _ in load_run(params, k).targets())}
+        larger = larger_section(params)
+        params = {**params, "runs": mine(params["runs"]), "larger": {**larger, "runs": mine(larger["runs"])}}
+    found_runs = collect_runs(params, runs_dir)
+    runs = [r for r in found_runs if not r.not_run]     # trained; the others only fill their table cells
     labels = dataset_labels(params.get("data"))     # our columns: the stand-in, or the real dataset used
     # tables and figures are built in staging folders and published together at the end, so a build that
     # fails halfway leaves the previous report whole (never old and new tables mixed)
@@ -871,7 +953,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary = {"tables": [], "figures": []}
     all_verdicts: list[dict] = []
     groups: dict[tuple, list[tuple[Run, str]]] = {}
-    for r in runs:
+    for r in found_runs:
         for paper_, table, row in r.spec.targets():
             groups.setdefault((paper_, table), []).append((r, row))
     from reid_repro.report.items import EXAMPLES, section_order
@@ -881,6 +963,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         rel = Path(os.path.relpath(Path(runs_dir).resolve(), out_dir.resolve()))
         return [(n, (rel / n / "metrics.json").as_posix()) for n in names]
 
+    partial: dict[str, int] = {}     # table anchor -> how many of its cells are larger-profile rows not run
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
                                                                            if kv[0][1].isdigit() else 99)):
@@ -893,7 +976,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         slug = f"{name_p}_table{table}"
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        fig = curves_figure(members, figures_dir / f"{slug}_curves.png", pt["title"])
+        trained = [m for m in members if not m.not_run]
+        fig = curves_figure(trained, figures_dir / f"{slug}_curves.png", pt["title"]) if trained else None
         cells = _table_cells(frame, pt, labels)
         table_md = _markdown(cells)
         found = verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
@@ -901,14 +985,20 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         sentences = [v["sentence"] for v in found]
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
                f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "",
-               *[f"- {x}" for x in sentences], "", f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
+               *[f"- {x}" for x in sentences], ""]
+        if fig is not None:
+            md += [f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
+            summary["figures"].append(f"figures/{fig.name}")
         sections.append(Section(f"{name_p}-table-{_anchor(table)}", pt["title"], csv=f"tables/{slug}.csv",
                                 table=_html(cells), sentences=sentences,
-                                rebuild=" ".join("train@" + m.name for m in members),
+                                rebuild=" ".join(("train_larger@" if m.spec.larger else "train@") + m.name
+                                                 for m in members),
                                 example=EXAMPLES.get(f"{name_p}-table-{_anchor(table)}", ""),
-                                runs=links(m.name for m in members), figure=f"figures/{fig.name}", alt="curves"))
+                                runs=links(m.name for m in members),
+                                figure=f"figures/{fig.name}" if fig is not None else "", alt="curves"))
         summary["tables"].append(slug)
-        summary["figures"].append(f"figures/{fig.name}")
+        partial[f"{name_p}-table-{_anchor(table)}"] = int(frame[[c for c in frame.columns
+                                                                 if c.endswith(".not_run")]].to_numpy().sum())
     by_name = {r.name: r for r in runs}
 
     def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
@@ -962,7 +1052,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
             anchor = _anchor(title.replace("_", " "))
             sections.append(Section(anchor, fn.__doc__.splitlines()[0], figure=f"figures/{fig.name}", alt=title,
-                                    rebuild=" ".join("train@" + n for n in names), example=EXAMPLES.get(anchor, ""),
+                                    rebuild=" ".join(("train_larger@" if by_name[n].spec.larger else "train@") + n
+                                                     for n in names), example=EXAMPLES.get(anchor, ""),
                                     runs=links(names)))
             summary["figures"].append(f"figures/{fig.name}")
             if title == "gcl_plus_fig8_nmi":
@@ -1018,7 +1109,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
-    cov_list = coverage({s.id for s in sections}, paper)
+    cov_list = coverage({s.id for s in sections}, paper, partial)
     cov = pd.DataFrame(cov_list)
     with atomic_path(tables_dir / "coverage.csv") as tmp:
         cov.to_csv(tmp, index=False)

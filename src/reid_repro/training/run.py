@@ -150,11 +150,12 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
             raise ReidReproError(f"{info_file}: missing; run `reid-repro prepare` (dvc repro prepare@{name})")
         manifests[name] = json.loads(info_file.read_text())["checksum"]
     init = Path(models_dir) / spec.init / "model.pt"
-    init_2 = init.with_name("model_2.pt")      # a source stage's second training (MMT's net 2)
+    # beside model.pt: a source stage's second training (MMT's net 2), a GCL+ warm-up's generator
+    extra = [init.with_name("model_2.pt"), init.with_name("artifacts.pt")]
     kind = "pretrain" if spec.method == "supervised" else "train"
     digest = None
     if spec.init != "scratch" and init.is_file():
-        digest = _file_digest(init) + (_file_digest(init_2) if init_2.is_file() else "")
+        digest = _file_digest(init) + "".join(_file_digest(f) for f in extra if f.is_file())
     return {"settings": settings, "manifests": manifests, "init": digest,
             "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
 
@@ -337,6 +338,17 @@ def aggregate(per_seed: dict[int, dict]) -> dict:
     out["seeds"] = {str(s): {k: per_seed[s][k] for k in (*SUMMARY_METRICS, *best, "train_seconds", "epochs")}
                     for s in seeds}
     return out
+
+
+def write_not_run(out: str | Path, name: str, stage: str, reason: str, root: str | Path | None = None) -> dict:
+    """A larger-profile stage with ``larger.enabled`` false: ``out/run.json`` and ``out/metrics.json`` say why the
+    run (or warm-up) was not trained, and nothing else is written; the report shows its cells as not run."""
+    root = Path(root) if root is not None else repo_root()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "run.json", {"name": name, "stage": stage, "not_run": reason, "git_revision": git_revision(root)})
+    write_json(out / "metrics.json", {"not_run": reason})
+    return {"not_run": reason}
 
 
 def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path | None = None,

@@ -1,0 +1,97 @@
+"""The larger profile (params.yaml: larger): rows that do not fit the default budget are declared in the pipeline
+as their own stages, trained only with ``larger.enabled: true``; otherwise each stage writes a not-run marker and
+the report shows their cells as "not run at the default scale"."""
+
+import copy
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reid_repro.config import load_params, load_run, load_warmup, validate_params
+from reid_repro.errors import ReidReproError
+from reid_repro.report.build import build_report
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _params():
+    return load_params(ROOT / "params.yaml")
+
+
+def test_larger_runs_and_warmups_load_like_any_and_are_marked():
+    params = _params()
+    run = load_run(params, "gclp_d2m_alpha0p2")
+    assert run.larger and run.overrides == {"alpha": 0.2} and run.init == "gclw_d2m"
+    assert not load_run(params, "gclp_d2m_full").larger
+    warm = load_warmup(params, "gclw_m2d")
+    assert warm.larger and warm.init == "cc_market2duke" and load_run(params, "cc_market2duke").larger
+
+
+def test_the_larger_section_is_checked_with_the_key_named():
+    params = _params()
+    for edit, message in ((lambda p: p["larger"].update(enabled="yes"), r"larger\.enabled='yes'"),
+                          (lambda p: p["larger"].pop("warmups"), r"larger: expected keys"),
+                          (lambda p: p["larger"]["runs"].update(cc_market=p["runs"]["cc_market"]),
+                           r"larger\.runs\.cc_market: also declared at the default scale"),
+                          (lambda p: p["larger"]["runs"]["gclp_d2m_tau0p02"].update(init="nope"),
+                           r"gclp_d2m_tau0p02")):
+        bad = copy.deepcopy(params)
+        edit(bad)
+        with pytest.raises(ReidReproError, match=message):
+            validate_params(bad)
+
+
+def _cli(*args, cwd=ROOT):
+    return subprocess.run(["reid-repro", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_a_disabled_larger_stage_writes_only_its_marker(tmp_path):
+    """With larger.enabled false, train_larger@ and warmup_larger@ finish at once with run.json and metrics.json
+    saying why, and read no data (their inputs are not even opened)."""
+    proc = _cli("train", "--run", "gclp_d2m_alpha0p2", "--out", str(tmp_path / "run"), "--no-mlflow")
+    assert proc.returncode == 0, proc.stderr
+    assert "not run at the default scale" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["metrics.json", "run.json"]
+    marker = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert "larger.enabled=true" in marker["not_run"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["stage"] == "train_larger@gclp_d2m_alpha0p2"
+    proc = _cli("warmup", "--name", "gclw_m2d", "--out", str(tmp_path / "warm"), "--no-mlflow")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "warm").iterdir()) == ["metrics.json", "run.json"]
+    stages = _cli("stages", "--paper", "gcl_plus").stdout.split()
+    assert "train_larger@gclp_d2m_alpha0p2" in stages and "warmup_larger@gclw_m2d" in stages
+    assert "train@gclp_d2m_full" in stages and "train@gclp_d2m_alpha0p2" not in stages
+
+
+def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_path):
+    from tests.test_report import _fake_run
+
+    params = {"data": {"market": {}, "msmt": {}, "duke": {}},
+              "runs": {"cc_market": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market",
+                                     "test": "market", "init": "pretrain", "paper": "ise", "table": "6",
+                                     "row": "Cluster-Contrast (Our Baseline)", "overrides": {}}},
+              "larger": {"enabled": False, "warmups": {},
+                         "runs": {"cc_msmt": {"method": "cluster_contrast", "base": "cluster_contrast",
+                                              "dataset": "msmt", "test": "msmt", "init": "pretrain", "paper": "ise",
+                                              "table": "6", "row": "Cluster-Contrast (Our Baseline)",
+                                              "overrides": {}}}}}
+    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
+    (tmp_path / "runs" / "cc_msmt").mkdir(parents=True)
+    for f in ("metrics.json", "run.json"):
+        (tmp_path / "runs" / "cc_msmt" / f).write_text(json.dumps({"not_run": "not run at the default scale: x"}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports")
+    frame = pd.read_csv(tmp_path / "reports" / "tables" / "ise_table6.csv").set_index("row")
+    base = frame.loc["Cluster-Contrast (Our Baseline)"]
+    assert bool(base["msmt.not_run"]) and not bool(base["market.not_run"]) and base["market.mAP.ours"] == 50.0
+    md = (tmp_path / "reports" / "results.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| Cluster-Contrast (Our Baseline)"))
+    assert "not run at the default scale" in row and "cc_market, cc_msmt" in row
+    cov = pd.read_csv(tmp_path / "reports" / "tables" / "coverage.csv")
+    t6 = cov[(cov["paper"] == "ise") & (cov["item"] == "Table 6")].iloc[0]
+    assert t6["state"] == "reproduced" and "in part: 1 of its cells" in t6["why"]
+    assert summary["coverage"]["ise"]["reproduced"] == 1
+    # the not-run run's empty history draws no curve and no verdict
+    assert not (tmp_path / "reports" / "plots" / "nmi" / "cc_msmt.csv").exists()
