@@ -248,3 +248,16 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
         assert img.size == (32, 64)
     assert set(info["fid"]) == {str(a) for a in G.ANGLES} and all(v >= 0 for v in info["fid"].values())
     assert "not Inception" in info["feature_space"]
+    # the image figures drawn from the generator: Table 2 (Mixup vs D-Mixup), Table 3, Fig. 9 (the warm-up's
+    # generator against the run's), Fig. 12 (failure cases) and GCL supp. Figs. 3-5
+    from reid_repro.report import generation as gen
+
+    figs = tmp_path / "figs"
+    made = [gen.mixup_grid(params, "whole", tmp_path, figs / "t2.png"),
+            gen.gcl_generation_grid(params, "whole", tmp_path / "generated", figs / "t3.png"),
+            gen.contrast_grid(params, "whole", "warm", tmp_path, tmp_path / "models", figs / "f9.png"),
+            gen.failure_grid(params, "whole", tmp_path, figs / "f12.png"),
+            gen.views_grid(params, "whole", tmp_path / "generated", figs / "f3.png")]
+    for png in made:
+        with Image.open(png) as img:
+            assert img.format == "PNG" and img.width > 64 and img.height > 64, png

@@ -32,7 +32,7 @@ def test_layout_matches_gcl(renders):
     for folder in FOLDERS:
         assert sorted(p.name for p in (target / folder).iterdir()) == names
     meshes.check_layout(target, names)
-    assert info == {"source": "synthetic", "images": len(names), "renders": 8 * len(names)}
+    assert info == {"source": "synthetic", "images": len(names), "renders": 8 * len(names), "true_views": 0}
     assert not target.with_name("market.partial").exists()
 
 
@@ -112,3 +112,29 @@ def test_param_file_source_errors(renders, body, renderer, tmp_path):
         meshes.read_param_file(tmp_path / "p.parquet", names)
     table.to_parquet(tmp_path / "p.parquet")
     assert len(meshes.read_param_file(tmp_path / "p.parquet", names)) == len(names)
+
+
+def test_true_views_are_the_worlds_own_render_of_the_person_turned(world, body, renderer, tmp_path):
+    """With the world's config the mesh stage also writes true_<angle>/ for the first image of the first
+    identities: the identity drawn again from its stream and rendered turned. At 0 degrees its silhouette is the
+    image's own (the renderer's foreground count at generation); turned, it is another view."""
+    from conftest import tiny_config
+    from reid_repro.world.generate import true_view
+
+    out, _ = world
+    cfg = tiny_config()
+    info = meshes.synthetic_renders(out / "market", tmp_path / "market", body, renderer, world=cfg, true_views=2)
+    truth = pd.read_parquet(out / "market" / "ground_truth.parquet").query("split == 'train'")
+    first = truth.sort_values(["pid", "path"]).groupby("pid").head(1).head(2)
+    assert info["true_views"] == 2 * len(meshes.ANGLES)
+    for angle in meshes.ANGLES:
+        assert sorted(p.name for p in (tmp_path / "market" / f"true_{angle}").iterdir()) == \
+            sorted(p.split("/")[-1] for p in first["path"])
+    stats = pd.read_parquet(out / "market" / "render_stats.parquet").set_index("path")["foreground_pixels"]
+    for row in first.itertuples():
+        rgb0, mask0 = true_view(cfg, "market", row, 0.0, body, renderer)
+        assert int(mask0.sum()) == int(stats[row.path])
+        rgb180, mask180 = true_view(cfg, "market", row, 180.0, body, renderer)
+        assert rgb0.shape == rgb180.shape == (128, 64, 3) and (rgb0 != rgb180).any()
+    with pytest.raises(ReidReproError, match="world.domains.msmt: no such domain"):
+        true_view(cfg, "msmt", next(first.itertuples()), 0.0, body, renderer)

@@ -10,6 +10,7 @@ def add_arguments(p) -> None:
     p.add_argument("--runs", default="runs")
     p.add_argument("--out", default="reports/model_figures")
     p.add_argument("--generated", default="data/generated", help="GCL+ novel views: <generated>/<run>/<angle>/")
+    p.add_argument("--models", default="models", help="starting checkpoints (GCL+ Fig. 9 reads its warm-up's)")
     p.add_argument("--params", default="params.yaml")
 
 
@@ -17,5 +18,5 @@ def run(args) -> str:
     from reid_repro.config import load_params
     from reid_repro.report.embeddings import build_figures
 
-    made = build_figures(load_params(args.params), args.runs, args.out, args.generated)
+    made = build_figures(load_params(args.params), args.runs, args.out, args.generated, args.models)
     return f"figures: {len(made)} model figures (t-SNE, retrieval grid, GCL+ generations) -> {args.out}"

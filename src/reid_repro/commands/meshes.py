@@ -61,7 +61,7 @@ def run(args) -> str:
         body = make_body(cfg.body_model, os.environ.get("ANNY_CACHE_DIR", ".cache/anny"), cfg.smpl_model_dir)
         renderer = Renderer(cfg.height, cfg.width)
         if args.source == "synthetic":
-            info = meshes.synthetic_renders(args.images, args.out, body, renderer)
+            info = meshes.synthetic_renders(args.images, args.out, body, renderer, world=cfg)
         else:
             if not (args.param_file and args.manifest):
                 raise ReidReproError("--source params needs --param-file and --manifest")

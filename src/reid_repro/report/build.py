@@ -624,16 +624,29 @@ MODEL_FIGURES = {
     "ice_fig8_tsne": "ICE Fig. 8: t-SNE of 10 random test identities (Duke stand-in), camera-aware baseline vs ICE",
     "ice_fig9_retrieval": "ICE Fig. 9: top-5 retrievals of ICE (Market stand-in); green correct, red wrong",
     "ise_fig3_tsne": "ISE Fig. 3: t-SNE of 10 training identities, baseline vs ISE; support samples hollow",
+    "gcl_plus_table2_mixup": "GCL+ Table 2: two training identities P1, P2 and their 0.5/0.5 interpolation by image "
+                             "Mixup (the pixel blend) and by D-Mixup (the Full run's generator on the mixed identity "
+                             "features, P1's structure); F-Mixup needs a VAE-GAN decoder the harness does not have",
     "gcl_plus_table3_generations": "GCL+ Table 3: mesh-guided novel views of the Full run (Market stand-in): per "
-                                   "identity, the image, then per angle 45°…315° the structure render (top) and the "
-                                   "generated view (bottom)",
+                                   "identity, the image, then per angle 45°…315° the structure render (top), the "
+                                   "generated view (middle) and the world's own render of the person at that view "
+                                   "(bottom: what a perfect generator would draw, a row the paper could not have)",
+    "gcl_plus_fig9_contrast": "GCL+ Fig. 9: rotated views without L_contrast (the stage-2 warm-up's generator: "
+                              "generative losses only) and with it (the Full run), beside two other images of the "
+                              "same identity",
+    "gcl_plus_fig12_failures": "GCL+ Fig. 12: failure cases of rotation-based generation, chosen by a measure: the "
+                               "images whose 180° view keeps the least identity (cosine of the run's features)",
+    "gcl_figs3_5_views": "GCL supp. Figs. 3-5: generated novel views of more identities at 45°…315° (Full run, Market "
+                         "stand-in; the other stand-ins need their GCL+ runs, in the larger profile)",
 }
 
 
 # the runs each model figure reads (dvc.yaml: figures)
 MODEL_FIGURE_RUNS = {"ice_fig8_tsne": ["ice_aware_base_duke", "ice_aware_full_duke"],
                      "ice_fig9_retrieval": ["ice_aware_full_market"], "ise_fig3_tsne": ["cc_market", "ise_market"],
-                     "gcl_plus_table3_generations": ["gclp_fu_m_full"]}
+                     "gcl_plus_table3_generations": ["gclp_fu_m_full"], "gcl_plus_table2_mixup": ["gclp_fu_m_full"],
+                     "gcl_plus_fig9_contrast": ["gclp_fu_m_full"], "gcl_plus_fig12_failures": ["gclp_fu_m_full"],
+                     "gcl_figs3_5_views": ["gclp_fu_m_full"]}
 
 
 VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787"}

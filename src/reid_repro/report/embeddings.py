@@ -153,7 +153,7 @@ GCL_GENERATED = "gclp_fu_m_full"      # GCL+ Fig. 8's "Full" run: its novel view
 
 
 def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
-                  generated: str | Path = "data/generated") -> list[str]:
+                  generated: str | Path = "data/generated", models_dir: str | Path = "models") -> list[str]:
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     made = []
     declared = set(params.get("runs") or {})
@@ -167,6 +167,13 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
         info = generate_dataset(params, GCL_GENERATED, target, runs_dir)
         write_json(out_dir / "gcl_fid.json", json.loads((target / "fid.json").read_text()) | {"run": info["run"]})
         made.append(gcl_generation_grid(params, GCL_GENERATED, target, out_dir / "gcl_plus_table3_generations.png"))
+        from reid_repro.report.generation import contrast_grid, failure_grid, mixup_grid, views_grid
+
+        made.append(mixup_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_table2_mixup.png"))
+        made.append(contrast_grid(params, GCL_GENERATED, params["runs"][GCL_GENERATED]["init"], runs_dir,
+                                  Path(models_dir), out_dir / "gcl_plus_fig9_contrast.png"))
+        made.append(failure_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig12_failures.png"))
+        made.append(views_grid(params, GCL_GENERATED, target, out_dir / "gcl_figs3_5_views.png"))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -92,30 +93,218 @@ def generate_dataset(params: dict, run: str, out: str | Path, runs_dir: str | Pa
 
 
 def gcl_generation_grid(params: dict, run: str, generated: Path, out: Path, people: int = 4) -> Path:
-    """GCL+ Table 3: for a few training identities, the image, then per angle 45..315 the structure render
-    (top) and the generated view (bottom)."""
+    """GCL+ Table 3: for a few training identities, the image, then per angle 45..315 the structure render (top),
+    the generated view (middle) and, where the meshes stage rendered it (synthetic meshes: ``true_<angle>/``), the
+    world's own render of the person at that view (bottom): the row the paper could not have."""
     from reid_repro.config import load_model, load_run
     from reid_repro.io import atomic_path
-    from reid_repro.training.data import load_split
 
     spec = load_run(params, run)
     info = params["data"][spec.dataset]
-    table = load_split(info["manifest"], "train")
-    first = table.groupby("pid", sort=True).head(1).head(people)
+    first, _ = _people(params, spec.dataset, people)
     cfg = load_model(params)
     h, w = cfg.height, cfg.width
     meshes = Path(params["gcl_plus"]["meshes_root"]) / spec.dataset
-    sheet = Image.new("RGB", ((1 + len(ANGLES)) * w, 2 * h * len(first)), "white")
-    for row, path in enumerate(first["path"]):
-        name = Path(path).name
+    names = [Path(p).name for p in first["path"]]
+    truth = all((meshes / f"true_{a}" / n).is_file() for a in ANGLES for n in names)
+    per = 3 if truth else 2
+    sheet = Image.new("RGB", ((1 + len(ANGLES)) * w, per * h * len(first)), "white")
+    for row, (path, name) in enumerate(zip(first["path"], names)):
+        top = per * h * row
         with Image.open(Path(info["root"]) / path) as img:
-            sheet.paste(img.convert("RGB").resize((w, h)), (0, 2 * h * row + h // 2))
+            sheet.paste(img.convert("RGB").resize((w, h)), (0, top + (per - 1) * h // 2))
         for k, angle in enumerate(ANGLES, start=1):
-            with Image.open(meshes / f"render_{angle}" / name) as s:
-                sheet.paste(s.convert("RGB").resize((w, h)), (k * w, 2 * h * row))
-            with Image.open(generated / str(angle) / name) as g:
-                sheet.paste(g.convert("RGB").resize((w, h)), (k * w, 2 * h * row + h))
+            files = [meshes / f"render_{angle}" / name, generated / str(angle) / name]
+            files += [meshes / f"true_{angle}" / name] if truth else []
+            for j, f in enumerate(files):
+                with Image.open(f) as im:
+                    sheet.paste(im.convert("RGB").resize((w, h)), (k * w, top + j * h))
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         sheet.resize((sheet.width * 2, sheet.height * 2), Image.NEAREST).save(tmp, format="PNG")
     return out
+
+
+class _Views:
+    """A GCL+ generator ready to draw: the identity encoder (``weights``), the generator of ``artifacts_dir``
+    (a run folder, or a warm-up's models/<name>) and the training images with their structure renders."""
+
+    @torch.no_grad()
+    def __init__(self, params: dict, run: str, weights: Path, artifacts_dir: Path, names: list[str]):
+        from reid_repro.config import load_run, resolve_run
+        from reid_repro.models import ReidNet, load_weights
+        from reid_repro.training.data import ImageCache, load_split
+
+        spec = load_run(params, run)
+        model_cfg, cfg = resolve_run(params, spec)
+        info = params["data"][spec.dataset]
+        table = load_split(info["manifest"], "train")
+        model = ReidNet.from_config(model_cfg)
+        load_weights(model, weights, f"{model_cfg.arch}/{model_cfg.pooling}")
+        self.method = GclPlus(dataclasses.replace(cfg, stage="joint", structure="rotation",
+                                                  positive_view="generated"),
+                              model.eval(), torch.device("cpu"), table, artifacts_dir)
+        self.method.gen.eval()
+        wanted = table[table["path"].map(lambda p: Path(p).name).isin(set(names))]
+        order = {n: i for i, n in enumerate(names)}
+        wanted = wanted.assign(_o=wanted["path"].map(lambda p: order[Path(p).name])).sort_values("_o")
+        self.table = wanted.drop(columns="_o").reset_index(drop=True)
+        self.images = ImageCache(info["root"], self.table, model_cfg.height, model_cfg.width, desc="figure images",
+                                 interpolation=model_cfg.interpolation).images
+        self.renders = load_renders(self.method.render_dir, [Path(p).name for p in self.table["path"]],
+                                    model_cfg.height, model_cfg.width)
+
+    @torch.no_grad()
+    def identity(self, idx) -> torch.Tensor:
+        return self.method.identity(normalize_batch(self.images[idx]))[0]
+
+    @torch.no_grad()
+    def draw(self, f_id: torch.Tensor, idx, angle: int) -> torch.Tensor:
+        """uint8 views of identity features ``f_id`` on the structure of images ``idx`` turned by ``angle``."""
+        k = 0 if angle == 0 else ANGLES.index(angle) + 1
+        code = self.method.gen["str"](grey_render(self.renders[idx, k:k + 1]))
+        return to_uint8(self.method.gen["dec"](f_id, code))
+
+
+def _people(params: dict, dataset: str, n: int, skip: int = 0):
+    """The first training image (by path) of the first ``n`` identities after ``skip`` (by pid): the rule the
+    meshes stage uses for its true views, so the grids can draw the world's render beside the generator's."""
+    from reid_repro.training.data import load_split
+
+    table = load_split(params["data"][dataset]["manifest"], "train")
+    first = table.sort_values(["pid", "path"]).groupby("pid", sort=True).head(1)
+    return first.iloc[skip:skip + n].reset_index(drop=True), table
+
+
+def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out: Path, scale: int = 3) -> Path:
+    """A labelled grid of uint8 C x H x W tensors (None: an empty cell) as a PNG, each column headed by its label."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reid_repro.io import atomic_path
+
+    rows, cols = len(cells), len(labels)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.75 * scale * cols * w / h + 0.3, 0.75 * scale * rows + 0.6),
+                             squeeze=False)
+    for r, row in enumerate(cells):
+        for c, img in enumerate(row):
+            ax = axes[r][c]
+            ax.axis("off")
+            if img is not None:
+                ax.imshow(img.permute(1, 2, 0).numpy())
+            if r == 0:
+                ax.set_title(labels[c], fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
+
+
+def mixup_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs: int = 4) -> Path:
+    """GCL+ Table 2: interpolations of two training identities P1 and P2 at λ = 0.5: image-level Mixup (the pixel
+    blend) and D-Mixup (the generator decoding 0.5 f_id(P1) + 0.5 f_id(P2) on P1's structure, Eq. 4); F-Mixup needs
+    a VAE-GAN decoder the harness does not have, so its column is left out."""
+    from reid_repro.config import load_run
+
+    dataset = load_run(params, run).dataset
+    people, _ = _people(params, dataset, 2 * pairs)
+    pairs = len(people) // 2
+    if pairs == 0:
+        raise ReidReproError(f"{dataset}: GCL+ Table 2 needs two training identities")
+    names = [Path(p).name for p in people["path"]]
+    views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+    rows = []
+    for k in range(pairs):
+        a, b = [2 * k], [2 * k + 1]
+        f = 0.5 * views.identity(a) + 0.5 * views.identity(b)
+        pixel = ((views.images[a].float() + views.images[b].float()) / 2).round().to(torch.uint8)[0]
+        rows.append([views.images[a[0]], views.images[b[0]], pixel, views.draw(f, a, 0)[0]])
+    return _sheet(rows, *views.images.shape[2:], ["P1 (1.0 P1)", "P2 (1.0 P2)", "Mixup 0.5/0.5", "D-Mixup 0.5/0.5"],
+                  f"GCL+ Table 2 on the {dataset} stand-in ({run}); F-Mixup not implemented", out)
+
+
+CONTRAST_ANGLES = (90, 180, 270)
+
+
+def contrast_grid(params: dict, run: str, warmup: str, runs_dir: Path, models_dir: Path, out: Path,
+                  people: int = 3) -> Path:
+    """GCL+ Fig. 9: rotated views of a few identities by the generator trained without L_contrast (the stage-2
+    warm-up: the generative losses only, on the frozen stage-1 encoder) and by the full run (stage 3, with the
+    contrastive module), beside two other real images of the same identity (the views the contrast pulls in)."""
+    from reid_repro.config import load_run
+
+    first, table = _people(params, load_run(params, run).dataset, people)
+    names = [Path(p).name for p in first["path"]]
+    others = []
+    for pid, path in zip(first["pid"], first["path"]):
+        rest = table[(table["pid"] == pid) & (table["path"] != path)].sort_values("path")["path"].head(2)
+        others.append([Path(p).name for p in rest])
+    extra = [n for o in others for n in o]
+    full = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names + extra)
+    warm = _Views(params, run, Path(models_dir) / warmup / "model.pt", Path(models_dir) / warmup, names)
+    where = {Path(p).name: i for i, p in enumerate(full.table["path"])}
+    rows = []
+    for i, name in enumerate(names):
+        real = [full.images[where[n]] for n in [name] + others[i]] + [None] * (2 - len(others[i]))
+        for tag, v in (("w/o L_contrast", warm), ("GCL+", full)):
+            j = [where[name]] if v is full else [i]
+            f = v.identity(j)
+            rows.append(real + [v.draw(f, j, a)[0] for a in CONTRAST_ANGLES])
+    labels = ["image", "same id", "same id"] + [f"{a}°" for a in CONTRAST_ANGLES]
+    return _sheet(rows, *full.images.shape[2:], labels,
+                  f"GCL+ Fig. 9 ({run}): per identity, top row the generator without L_contrast ({warmup}), "
+                  "bottom row GCL+", out)
+
+
+def failure_grid(params: dict, run: str, runs_dir: Path, out: Path, cases: int = 4, pool: int = 64) -> Path:
+    """GCL+ Fig. 12: failure cases of rotation-based generation, chosen by a measure: among the first ``pool``
+    training images, those whose 180° view keeps the least of their identity (the cosine similarity of the run's
+    own identity feature f of the view and of the image, lowest first)."""
+    import torch.nn.functional as F
+
+    from reid_repro.config import load_run
+    from reid_repro.training.data import load_split
+
+    dataset = load_run(params, run).dataset
+    table = load_split(params["data"][dataset]["manifest"], "train").sort_values("path").head(pool)
+    names = [Path(p).name for p in table["path"]]
+    views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+    idx = list(range(len(views.table)))
+    with torch.no_grad():
+        f_id = views.identity(idx)
+        back = views.draw(f_id, idx, 180)
+        f = views.method.identity(normalize_batch(views.images))[1]
+        f_back = views.method.identity(normalize_batch(back))[1]
+        sim = F.cosine_similarity(f, f_back, dim=1)
+    worst = torch.argsort(sim)[:cases].tolist()
+    rows = [[views.images[i]] + [views.draw(f_id[i:i + 1], [i], a)[0] for a in (90, 180, 270)] for i in worst]
+    sims = ", ".join(f"{sim[i]:.2f}" for i in worst)
+    return _sheet(rows, *views.images.shape[2:], ["image", "90°", "180°", "270°"],
+                  f"GCL+ Fig. 12 ({run}): the {cases} of {len(idx)} images whose 180° view keeps the least identity "
+                  f"(cosine {sims})", out)
+
+
+def views_grid(params: dict, run: str, generated: Path, out: Path, people: int = 8, skip: int = 4) -> Path:
+    """GCL supp. Figs. 3-5: generated novel views of more identities (after the ``skip`` of Table 3's grid), per
+    identity the image then its views at 45°…315° (from the run's generated dataset)."""
+    from reid_repro.config import load_model, load_run
+
+    dataset = load_run(params, run).dataset
+    first, _ = _people(params, dataset, people, skip)
+    if first.empty:                 # a small world: fewer identities than Table 3's grid already shows
+        first, _ = _people(params, dataset, people)
+    cfg = load_model(params)
+    root = Path(params["data"][dataset]["root"])
+    def tensor(file: Path) -> torch.Tensor:
+        with Image.open(file) as img:
+            return torch.from_numpy(np.array(img.convert("RGB").resize((cfg.width, cfg.height)))).permute(2, 0, 1)
+
+    rows = [[tensor(root / path)] + [tensor(Path(generated) / str(a) / Path(path).name) for a in ANGLES]
+            for path in first["path"]]
+    return _sheet(rows, cfg.height, cfg.width, ["image"] + [f"{a}°" for a in ANGLES],
+                  f"GCL supp. Figs. 3-5 ({run}, {dataset} stand-in): generated novel views", out, scale=2)

@@ -24,6 +24,7 @@ from PIL import Image, ImageFilter
 from tqdm import tqdm
 
 from reid_repro.config import Domain, WorldConfig
+from reid_repro.errors import ReidReproError
 from reid_repro.io import write_json, write_parquet
 from reid_repro.world.body import PARTS, SHAPE_KEYS, Mesh, yaw_matrix
 from reid_repro.world.render import Placement, Renderer
@@ -313,6 +314,29 @@ class WorldWriter:
                "long_trousers": person.long_trousers, "cam_gain": list(style.gain), "cam_blur": style.blur,
                "cam_noise": style.noise, "cam_resolution": style.resolution, "cam_gamma": style.gamma}
         return row
+
+
+def true_view(cfg: WorldConfig, domain: str, row, turn: float, body, renderer: Renderer,
+              background=(128, 128, 128)) -> tuple[np.ndarray, np.ndarray]:
+    """The world's own render of training image ``row`` (a row of its ground_truth.parquet) with the person turned
+    by ``turn`` degrees: the same identity (drawn again from its stream, as write_domain drew it: clothes, hair,
+    bag, body shape), walk phase and placement, on a plain background and without the camera's style (both
+    id-unrelated). RGB (H x W x 3 uint8) and the foreground mask; at ``turn`` 0 the mask is the image's own."""
+    if domain not in cfg.domains:
+        raise ReidReproError(f"world.domains.{domain}: no such domain; expected one of {sorted(cfg.domains)}")
+    index = list(cfg.domains).index(domain)
+    k = int(row.pid) - 1                                   # training identities are pid 1..n, stream k = pid - 1
+    person = sample_identity(int(row.pid), cfg.domains[domain], np.random.default_rng([cfg.seed, index,
+                                                                                      ROLES["train"], k]))
+    mesh = body.meshes(person.shape, [float(row.phase)], [0.0])[0]      # un-yawed, as person_images
+    colors = vertex_colors(person, mesh)
+    yaw = float(row.yaw) + turn
+    v = mesh.vertices @ yaw_matrix(yaw).T
+    bag = bag_mesh(person, Mesh(v, mesh.faces, mesh.parts), yaw)
+    place = Placement(float(row.dx), float(row.dz), float(row.scale))
+    rgb, mask = renderer.render(v, mesh.faces, colors, place, extras=[bag] if bag else [])
+    rgb = np.where(mask[..., None], rgb, np.asarray(background, np.uint8)).astype(np.uint8)
+    return rgb, mask
 
 
 def generate_world(cfg: WorldConfig, out: str | Path, body, renderer: Renderer | None = None) -> dict:

@@ -55,8 +55,15 @@ def _save_turntable(renderer, mesh: Mesh, yaw: float, place: Placement, name: st
         Image.fromarray(grey).convert("RGB").save(staging / render_dir(angle) / name, quality=95)
 
 
-def synthetic_renders(domain_root: str | Path, out: str | Path, body, renderer) -> dict:
-    """Renders for every training image of one world domain, from its ground truth."""
+TRUE_VIEWS = 8      # identities whose first training image also gets the world's own render at every angle
+
+
+def synthetic_renders(domain_root: str | Path, out: str | Path, body, renderer, world=None,
+                      true_views: int = TRUE_VIEWS) -> dict:
+    """Renders for every training image of one world domain, from its ground truth. With ``world`` (the
+    WorldConfig that drew the domain) also ``true_<angle>/``: for the first training image (by path) of the first
+    ``true_views`` identities (by pid), the world's own textured render of the person turned by each angle
+    (world.generate.true_view): what a perfect generator would draw, for the figures beside GCL+'s views."""
     domain_root, out = Path(domain_root), Path(out)
     truth_file = domain_root / "ground_truth.parquet"
     if not truth_file.is_file():
@@ -71,8 +78,19 @@ def synthetic_renders(domain_root: str | Path, out: str | Path, body, renderer) 
         for mesh, row in zip(meshes, group.itertuples()):
             _save_turntable(renderer, mesh, row.yaw, Placement(row.dx, row.dz, row.scale), Path(row.path).name,
                             staging)
+    truths = 0
+    if world is not None and domain_root.name in world.domains and true_views > 0:
+        from reid_repro.world.generate import true_view
+
+        first = train.sort_values(["pid", "path"]).groupby("pid", sort=True).head(1).head(true_views)
+        for angle in ANGLES:
+            (staging / f"true_{angle}").mkdir()
+            for row in first.itertuples():
+                rgb, _ = true_view(world, domain_root.name, row, float(angle), body, renderer)
+                Image.fromarray(rgb).save(staging / f"true_{angle}" / Path(row.path).name, quality=95)
+                truths += 1
     _publish(staging, out)
-    return {"source": "synthetic", "images": len(train), "renders": len(train) * len(ANGLES)}
+    return {"source": "synthetic", "images": len(train), "renders": len(train) * len(ANGLES), "true_views": truths}
 
 
 def _train_names(manifest: str | Path) -> list[str]:
