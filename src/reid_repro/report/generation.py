@@ -176,7 +176,8 @@ def _people(params: dict, dataset: str, n: int, skip: int = 0):
     return first.iloc[skip:skip + n].reset_index(drop=True), table
 
 
-def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out: Path, scale: int = 3) -> Path:
+def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out: Path, scale: int = 3,
+           row_labels: list[str] | None = None) -> Path:
     """A labelled grid of uint8 C x H x W tensors (None: an empty cell) as a PNG, each column headed by its label."""
     import matplotlib
 
@@ -196,6 +197,9 @@ def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out
                 ax.imshow(img.permute(1, 2, 0).numpy())
             if r == 0:
                 ax.set_title(labels[c], fontsize=7)
+            if c == 0 and row_labels:
+                ax.text(-0.08, 0.5, row_labels[r], rotation=90, transform=ax.transAxes, ha="right", va="center",
+                        fontsize=7)
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -258,7 +262,7 @@ def contrast_grid(params: dict, run: str, warmup: str, runs_dir: Path, models_di
     labels = ["image", "same id", "same id"] + [f"{a}°" for a in CONTRAST_ANGLES]
     return _sheet(rows, *full.images.shape[2:], labels,
                   f"GCL+ Fig. 9 ({run}): per identity, top row the generator without L_contrast ({warmup}), "
-                  "bottom row GCL+", out)
+                  "bottom row GCL+", out, row_labels=["w/o L_contrast", "GCL+"] * len(names))
 
 
 def failure_grid(params: dict, run: str, runs_dir: Path, out: Path, cases: int = 4, pool: int = 64) -> Path:
