@@ -47,6 +47,11 @@ def test_the_fid_table_puts_ours_beside_the_papers_and_checks_the_ordering_claim
     assert v["paper_gain"] == pytest.approx(paper_gain, abs=0.01)
     assert v["our_gain"] == pytest.approx(2.5 - 3.5 / 3, abs=1e-3)
     assert v["verdict"] == "inconclusive" and "no interval" in v["sentence"]          # one generator
+    # with the world's true views (ours only): two more rows and how many angles beat copying the input
+    truth = {"people": 8, **{a: {"generated": 0.8, "input": 0.7 if a in ("90", "270") else 0.9} for a in ours["fid"]}}
+    frame, _, (v,) = gcl_fid_table({**ours, "true_view": truth}, table)
+    assert len(frame) == 6 and frame.iloc[4]["90"] == 0.8 and frame.iloc[5]["90"] == 0.7
+    assert "closer than a copy of the input at 2 of 7 angles (90°, 270°)" in v["sentence"]
 
 
 def test_fig8_claim_is_a_paired_comparison_of_final_nmi_with_the_papers_sign_only():
@@ -59,3 +64,30 @@ def test_fig8_claim_is_a_paired_comparison_of_final_nmi_with_the_papers_sign_onl
     (v,) = gcl_fig8_verdicts([run([0.5, 0.5, 0.5]), run([0.60, 0.62, 0.61]), run([0.65, 0.66, 0.67])])
     assert v["sign_only"] and v["paper_gain"] == 1.0 and v["verdict"] == "holds"
     assert v["our_gain"] == pytest.approx(0.05, abs=1e-4) and "no numbers" in v["sentence"]
+
+
+def test_true_view_similarity_scores_a_perfect_generator_one_and_a_copy_less(tmp_path):
+    """The world's own turned render (meshes true_<angle>/) against the generated view and against the input: a
+    generator that draws exactly the true view scores 1; copying the input scores its own similarity."""
+    import torch
+    from PIL import Image
+
+    from reid_repro.methods.gcl_plus import ANGLES
+    from reid_repro.report.generation import true_view_similarity
+
+    rng = np.random.default_rng(0)
+    names = ["a.png", "b.png", "c.png"]
+    images = torch.from_numpy(rng.integers(0, 255, (3, 3, 8, 4), dtype=np.uint8))
+    views = {}
+    for a in ANGLES:
+        true = torch.from_numpy(rng.integers(0, 255, (3, 3, 8, 4), dtype=np.uint8))
+        (tmp_path / f"true_{a}").mkdir()
+        for n, img in zip(names[:2], true[:2]):           # c.png has no true view: left out
+            Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / f"true_{a}" / n)
+        views[a] = true
+    net = torch.nn.Flatten()
+    out = true_view_similarity(net, images, views, names, tmp_path, torch.device("cpu"))
+    assert out["people"] == 2 and set(out) == {"people", *(str(a) for a in ANGLES)}
+    assert all(out[str(a)]["generated"] == pytest.approx(1.0, abs=1e-4) for a in ANGLES)
+    assert all(out[str(a)]["input"] < 0.99 for a in ANGLES)
+    assert true_view_similarity(net, images, views, names, tmp_path / "none", torch.device("cpu")) == {}

@@ -87,8 +87,41 @@ def generate_dataset(params: dict, run: str, out: str | Path, runs_dir: str | Pa
                                    "with the paper's values; compare the ordering of angles)")
         result["fid"] = {str(a): round(fid(real, f), 4) for a, f in fake.items()}
         result["kid"] = {str(a): round(kid(real, f), 5) for a, f in fake.items()}
+        truth = true_view_similarity(net, images, views, names, method.render_dir, device)
+        if truth:
+            result["true_view"] = truth
     write_json(staging / "fid.json", result)
     publish_dir(staging, out)
+    return result
+
+
+@torch.no_grad()
+def true_view_similarity(net, images: torch.Tensor, views: dict, names: list[str], meshes: Path, device) -> dict:
+    """Where the meshes stage wrote the world's own render of a person at each angle (``true_<angle>/``, synthetic
+    meshes): per angle, the mean cosine similarity (the start's L2-normalised features) between that true view and
+    the generated view, and between it and the input image itself (what copying the input would score). A
+    generator that learnt the turned person scores above the copy; {} when there are no true views."""
+    from reid_repro.training.data import extract_features
+
+    have = [i for i, n in enumerate(names) if all((meshes / f"true_{a}" / n).is_file() for a in ANGLES)]
+    if not have:
+        return {}
+    h, w = images.shape[2:]
+
+    def load(folder: str) -> torch.Tensor:
+        out = []
+        for i in have:
+            with Image.open(meshes / folder / names[i]) as img:
+                out.append(torch.from_numpy(np.array(img.convert("RGB").resize((w, h)))).permute(2, 0, 1))
+        return torch.stack(out)
+
+    inputs = extract_features(net, images[have], device)
+    result = {"people": len(have)}
+    for a in ANGLES:
+        true = extract_features(net, load(f"true_{a}"), device)
+        gen = extract_features(net, views[a][have], device)
+        result[str(a)] = {"generated": round(float((true * gen).sum(1).mean()), 4),
+                          "input": round(float((true * inputs).sum(1).mean()), 4)}
     return result
 
 
