@@ -340,13 +340,14 @@ def aggregate(per_seed: dict[int, dict]) -> dict:
     return out
 
 
-def write_not_run(out: str | Path, name: str, stage: str, reason: str, root: str | Path | None = None) -> dict:
+def write_not_run(out: str | Path, name: str, stage: str, reason: str) -> dict:
     """A larger-profile stage with ``larger.enabled`` false: ``out/run.json`` and ``out/metrics.json`` say why the
-    run (or warm-up) was not trained, and nothing else is written; the report shows its cells as not run."""
-    root = Path(root) if root is not None else repo_root()
+    run (or warm-up) was not trained, and nothing else is written; the report shows its cells as not run. The
+    marker holds nothing volatile (no git revision, which reads dirty under `dvc exp run`), so re-writing it
+    leaves its hash alone and re-runs nothing downstream."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "run.json", {"name": name, "stage": stage, "not_run": reason, "git_revision": git_revision(root)})
+    write_json(out / "run.json", {"name": name, "stage": stage, "not_run": reason})
     write_json(out / "metrics.json", {"not_run": reason})
     return {"not_run": reason}
 
