@@ -114,20 +114,25 @@ def test_repro_builds_every_stage(project):
 @pytest.mark.parametrize("section,key,value", [("cluster_contrast", "loop.eps", 0.55),
                                                 ("ise", "lambda0", 2.0),
                                                 ("ice", "tau_s", 0.3),
-                                                ("canu", "mu", 0.2)])
+                                                ("canu", "mu", 0.2),
+                                                ("gcl_plus", "lambda_recon", 2.0)])
 def test_changing_a_method_param_reruns_only_its_runs(project, section, key, value):
     """Only the runs whose method reads the section (ISE reads cluster_contrast too, CANU mmt), then the
-    figures drawn from those runs (CANU's are the report's), then the report."""
+    figures drawn from those runs (CANU's are the report's), then the report. A GCL+ setting re-runs the GCL+
+    stages only: its warm-ups, its runs, the figures drawn from its generator, and the report."""
     work, params, _ = project
     out = _run(["dvc", "exp", "run", "-S", f"{section}.{key}={value}"], work)
     runs = {r for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
-    figures = {"figures"} if runs & set(FIGURE_RUNS) else set()
+    gcl = section == "gcl_plus"            # the warm-ups and the figures stage read the gcl_plus section
+    figures = {"figures"} if runs & set(FIGURE_RUNS) or gcl else set()
     # a GCL+ warm-up reads its stage-1 run's model, and its stage-3 runs the warm-up's
-    warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs}
+    warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs or gcl}
     runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
     studies = {s for s, spec in params["studies"].items() if section in (spec["method"], spec["base"])}
-    # larger-profile marker stages whose stage-1 run re-ran (their markers do not change, so nothing after them)
-    larger = {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items() if spec["init"] in runs}
+    # larger-profile marker stages whose inputs changed (their markers do not change, so nothing after them)
+    larger = {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items() if spec["init"] in runs or gcl}
+    larger |= {f"train_larger@{r}" for r, spec in params["larger"]["runs"].items()
+               if section in (spec["method"], spec["base"])}
     assert runs and ran(out) == ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in warmups} | figures | larger
                                  | {f"tune@{s}" for s in studies} | {f"tuned@{s}" for s in studies}
                                  | {"report"}), out
