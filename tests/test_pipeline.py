@@ -152,6 +152,10 @@ def test_more_seeds_train_only_the_new_seeds(project):
     out = _run(["dvc", "exp", "run", "-S", "seeds=2"], work)
     tuned = {f"tuned@{s}" for s in params["studies"]}
     larger = {f"train_larger@{r}" for r in params["larger"]["runs"]}      # they read seeds: a new marker each
+    # a larger warm-up reads its stage-1 run's whole folder (that run may be a larger one, whose folder holds only
+    # a marker while the profile is off), and a regular run's folder changes with the new seed's results
+    larger |= {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items()
+               if spec["init"] in params["runs"]}
     assert ran(out) == {f"train@{r}" for r in params["runs"]} | tuned | larger | {"report"}, out
     assert out.count("result reused") == len(params["runs"]) + len(tuned), out
     for r in params["runs"]:

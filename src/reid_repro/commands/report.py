@@ -9,7 +9,7 @@ def add_arguments(p) -> None:
     p.add_argument("--runs", default="runs")
     p.add_argument("--out", default="reports")
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--start", default="models/pretrain/start.json",
+    p.add_argument("--start", default="models/start.json",
                    help="the pretrained start's evaluation (the `start` stage); '' to leave it out")
     p.add_argument("--paper", default=None, help="only this paper's runs (ise, ice, canu); `make paper P=ise`")
     p.add_argument("--studies", default="studies", help="the tune stages' outputs (studies/<name>/best.yaml)")

@@ -1,7 +1,7 @@
 """The report: every reproduced table with the paper's numbers beside ours, per-epoch curves, provenance.
 
 It reads only DVC-tracked inputs (params.yaml, ``runs/<name>/{metrics.json,run.json,seeds/<s>/history.parquet}``,
-the pretrained start ``models/pretrain/start.json``) and the
+the pretrained start ``models/start.json``) and the
 paper numbers typed into ``paper_numbers.yaml``, and writes ``index.html`` (from the Jinja2 template
 ``templates/index.html.j2``), ``results.md``, one CSV per table under ``tables/`` and PNG figures under
 ``figures/``.
@@ -949,7 +949,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                  start: str | Path | None = None, model_figures: str | Path | None = None,
                  studies: str | Path | None = None) -> dict:
     """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
-    ``start`` is the pretrained start's evaluation (``models/pretrain/start.json``) for the baselines' gains."""
+    ``start`` is the pretrained start's evaluation (``models/start.json``) for the baselines' gains."""
     from reid_repro.config import larger_section, params_hash
 
     out_dir = Path(out_dir)
