@@ -12,6 +12,7 @@ gain's interval above zero on every stand-in.
     python bench/bench_noise.py --seeds 5      # + 5 seeds per stand-in (about 25 s each on 2 cores)
     python bench/bench_noise.py --seeds 5 --reuse   # seeds the pipeline's cc_<domain> runs trained are reused
     python bench/bench_noise.py --seeds 3 --domains duke --set lr=3.5e-4 --name noise_lr   # compare a schedule
+    python bench/bench_noise.py --seeds 3 --baseline ice_agnostic_base --name noise_ice_agnostic   # another baseline
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def bootstrap_half_width(ap: np.ndarray, rounds: int = 2000, seed: int = 0) -> f
     return float((high - low) / 2)
 
 
-def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
+def evaluation_noise(params: dict, domain: str, weights: Path, baseline: str = "cc") -> dict:
     import torch
 
     from reid_repro.config import load_run, resolve_run
@@ -60,7 +61,7 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
     from reid_repro.training.data import extract_features
     from reid_repro.training.run import test_set
 
-    model_cfg, _ = resolve_run(params, load_run(params, f"cc_{domain}"))
+    model_cfg, _ = resolve_run(params, load_run(params, f"{baseline}_{domain}"))
     table, cache = test_set(params, domain, model_cfg)
     model = ReidNet.from_config(model_cfg)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
@@ -73,7 +74,7 @@ def evaluation_noise(params: dict, domain: str, weights: Path) -> dict:
 
 
 def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, overrides: dict | None = None,
-               models: str | Path = "models", reuse: bool = False) -> dict:
+               models: str | Path = "models", reuse: bool = False, baseline: str = "cc") -> dict:
     """The baseline trained with seeds 0..seeds-1 from the same pretrained start (one process, the images
     decoded once): the seed standard deviation of the final mAP and the mean gain over the start (95% t)."""
     from scipy import stats
@@ -81,14 +82,15 @@ def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, override
     from reid_repro.config import load_run
     from reid_repro.training.run import execute
 
-    spec = load_run(params, f"cc_{domain}")
+    spec = load_run(params, f"{baseline}_{domain}")
     spec = dataclasses.replace(spec, overrides={**spec.overrides, **(overrides or {})})
     finals, loaded = [], {}
     for s in range(seeds):
         run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": s})
-        m = execute(params, f"noise_cc_{domain}_s{s}", run, ROOT / ".cache" / "bench_noise" / f"{domain}_s{s}",
+        m = execute(params, f"noise_{baseline}_{domain}_s{s}", run,
+                    ROOT / ".cache" / "bench_noise" / f"{baseline}_{domain}_s{s}",
                     stage="bench", root=ROOT, models_dir=models, track=False, loaded=loaded, keep_model=False,
-                    results=ROOT / ".cache" / "results" / f"cc_{domain}" if reuse else None)
+                    results=ROOT / ".cache" / "results" / f"{baseline}_{domain}" if reuse else None)
         finals.append(100 * m["mAP"])
         print(f"  {domain} seed {s}: mAP {finals[-1]:.2f} (start {start_mAP:.2f}) in {m['wall_seconds']:.0f} s",
               flush=True)
@@ -117,18 +119,23 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml", help="another params file (e.g. a world variant)")
     parser.add_argument("--models", default="models", help="folder of the starting checkpoint (<models>/pretrain)")
     parser.add_argument("--reuse", action="store_true",
-                        help="take seeds the pipeline's cc_<domain> run already trained (same inputs) from .cache/results")
+                        help="take seeds the pipeline's <baseline>_<domain> run already trained (same inputs) from "
+                             ".cache/results")
+    parser.add_argument("--baseline", default="cc",
+                        help="the runs <baseline>_<domain> of params.yaml (cc: Cluster-Contrast; ice_agnostic_base, "
+                             "ice_aware_base: ICE's proxy baselines)")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params(args.params)
     overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     rows = []
     for d in args.domains:
-        row = {"case": d, "start": evaluation_noise(params, d, Path(args.models) / "pretrain" / "model.pt"),
+        row = {"case": d, "baseline": args.baseline,
+               "start": evaluation_noise(params, d, Path(args.models) / "pretrain" / "model.pt", args.baseline),
                "target_half_width": 2.0, "target_seed_std": 1.5}
         if args.seeds:
             row["seed_noise"] = seed_noise(params, d, args.seeds, row["start"]["mAP"], overrides, args.models,
-                                           args.reuse and not overrides)
+                                           args.reuse and not overrides, args.baseline)
         rows.append(row)
         print(row, flush=True)
     # a run of some domains updates their rows and keeps the others' (each row says what it measured)
