@@ -15,7 +15,9 @@ DISAGREEMENTS = [
                   "label smoothing 0.1",
      "cite": "chenhao2345/ICE ice/trainers.py ImageTrainer.train (p_out_t1, CrossEntropyLabelSmooth); "
              "examples/unsupervised_train.py (centers)",
-     "default": "code", "runs": (ICE_CODE_RUN, "ice_fid_agnostic_market")},
+     "default": "code (the camera-agnostic rows of Table 4b: paper, τ_a 0.1 on the CPU stand-ins; no code exists "
+                "for them, ICE issue #4, and the code's form breaks down alone, issue #14)",
+     "runs": (ICE_CODE_RUN, "ice_fid_agnostic_market")},
     {"paper": "ice", "id": "cross", "setting": "ice.cross",
      "paper_says": "Eq. 7: one softmax per other-camera positive proxy against the 50 nearest negatives, averaged",
      "code_does": "per camera in the batch, the mean over its samples of one softmax over all the cluster's "
