@@ -286,8 +286,9 @@ def test_four_workers_on_postgresql_finish_every_trial_and_retry_a_killed_one(po
     script.write_text(WORKER)
     procs = [subprocess.Popen([sys.executable, str(script), postgres, "scale"]) for _ in range(4)]
     study = optuna.load_study(study_name="scale", storage=postgres)
-    for _ in range(600):                                                 # until every worker is inside a trial
-        if len(study.get_trials(states=(optuna.trial.TrialState.RUNNING,))) == 4:
+    for _ in range(600):                                 # until every worker is inside a trial with its parameter
+        running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+        if len(running) == 4 and all("x" in t.params for t in running):   # killed before suggest: nothing to copy
             break
         time.sleep(0.05)
     else:
