@@ -229,6 +229,32 @@ def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
     assert (tmp / "s" / "model.pt").is_file() and not list((tmp / "s" / "seeds").rglob("model.pt"))
 
 
+def test_the_report_names_a_run_of_earlier_code_or_settings(smoke, pretrained):
+    """The report recomputes what training recorded in run.json (the digest of the code the run imported, the hash
+    of its resolved settings): a run just trained is current; the same run read with other settings, with another
+    code digest, or from a run.json written before inputs were recorded is named stale, and why."""
+    import copy
+
+    from reid_repro.report.build import stale_reason
+    from reid_repro.training.run import execute_seeds
+
+    params, tmp = smoke
+    one = {**params, "seeds": 1}
+    execute_seeds(one, "cur", _spec(), tmp / "cur", "train@cur", root=tmp, models_dir=pretrained, track=False)
+    info = json.loads((tmp / "cur" / "run.json").read_text())
+    assert stale_reason(one, "cur", _spec(), info) is None
+    other = copy.deepcopy(one)
+    other["cluster_contrast"]["loop"]["eps"] = 0.7
+    assert stale_reason(other, "cur", _spec(), info) == "built with other settings"
+    hotter = replace(_spec(), overrides={"temperature": 0.2})        # a run's own override counts too
+    assert stale_reason(one, "cur", hotter, info) == "built with other settings"
+    earlier = {**info, "inputs": {**info["inputs"], "code": "0" * 16}}
+    assert stale_reason(one, "cur", _spec(), earlier) == "built with earlier code"
+    before = {k: v for k, v in info.items() if k != "inputs"}
+    assert stale_reason(one, "cur", _spec(), before).startswith("written before runs recorded")
+    assert stale_reason(one, "cur", _spec(), {"git_revision": "abc"}) is None     # a hand-made run: nothing to check
+
+
 def test_ground_truth_labels_are_the_true_ids(smoke, pretrained):
     from reid_repro.training.run import execute
 

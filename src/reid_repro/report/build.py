@@ -122,6 +122,7 @@ class Run:
     history: pd.DataFrame  # per epoch, the mean over seeds
     info: dict
     per_seed: dict | None = None   # {seed: that seed's metrics}
+    stale: str | None = None       # why its results are not what this checkout would compute (stale_reason)
 
     def __post_init__(self):
         if self.per_seed is None:   # a run of one seed (tests build these by hand)
@@ -137,12 +138,51 @@ class Run:
         return {s: 100 * float(m[metric]) for s, m in self.per_seed.items()}
 
 
+def stale_reason(params: dict, name: str, spec, info: dict, digests: dict | None = None) -> str | None:
+    """Why run ``name``'s committed results are not what this checkout's code and settings would compute, or
+    None: its ``run.json`` records the digest of the code the run imported and the hash of its resolved settings
+    (training/run.py: run_inputs, execute), and both are recomputed here the same way. A run.json with no
+    settings hash (a hand-made run) cannot be checked and is taken as current. ``digests`` caches the code
+    digest per method."""
+    import dataclasses
+
+    from reid_repro import codedeps
+    from reid_repro.config import params_hash, resolve_run
+
+    if "params_hash" not in info:
+        return None
+    code = (info.get("inputs") or {}).get("code")
+    if code is None:
+        return "written before runs recorded the code they were built with"
+    kind = "pretrain" if spec.method == "supervised" else "train"
+    digests = {} if digests is None else digests
+    if (kind, spec.method) not in digests:
+        digests[kind, spec.method] = codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain"
+                                                                          else spec.method))
+    if code != digests[kind, spec.method]:
+        return "built with earlier code"
+    seed = (info.get("seeds") or [(info.get("method") or {}).get("seed", 0)])[0]
+    first = dataclasses.replace(spec, overrides={**spec.overrides, "seed": seed})   # run.json is its first seed's
+    model_cfg, cfg = resolve_run(params, first)
+    settings = {"run": dataclasses.asdict(first), "model": dataclasses.asdict(model_cfg),
+                "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
+    if params_hash(settings) != info["params_hash"]:
+        return "built with other settings"
+    return None
+
+
+STALE_MARK = "†"
+STALE_NOTE = (f"{STALE_MARK} results of earlier code or settings than this checkout's (the run's run.json records "
+              "the digest of the code it imported and the hash of its settings; they differ from today's): "
+              "`dvc status` names the stage, and `dvc repro train@<run>` rebuilds it.")
+
+
 def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
     """Every declared run's ``metrics.json`` (mean and per-seed values), ``run.json`` and the per-epoch history
     of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch)."""
     from reid_repro.config import declared_runs
 
-    runs = []
+    runs, digests = [], {}
     for name in declared_runs(params):
         folder = Path(runs_dir) / name
         files = [folder / f for f in ("metrics.json", "run.json")]
@@ -164,7 +204,9 @@ def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
                 raise ReidReproError(f"{h}: missing; the report needs every seed's history (run `dvc repro`)")
             histories.append(pd.read_parquet(h))
         history = pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
-        runs.append(Run(name, load_run(params, name), metrics, history, info, per_seed))
+        spec = load_run(params, name)
+        runs.append(Run(name, spec, metrics, history, info, per_seed,
+                        stale=stale_reason(params, name, spec, info, digests)))
     return runs
 
 
@@ -196,11 +238,13 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     metrics = paper_table["metrics"]
     datasets = list(paper_table["datasets"]) + sorted({r.spec.table_column for r, _ in entries} -
                                                       set(paper_table["datasets"]))
-    ours, best, not_run = {}, {}, set()
+    ours, best, not_run, stale = {}, {}, set(), set()
     for r, row in entries:
         ours.setdefault(row, {})[r.spec.table_column] = (r.name, [r.values(m) for m in metrics])
         if r.not_run:
             not_run.add((row, r.spec.table_column))
+        if r.stale:
+            stale.add((row, r.spec.table_column))
         if "best_epoch_mAP" in r.metrics:     # paper scale: the reference codes' best test epoch
             best[(row, r.spec.table_column)] = 100 * float(r.metrics["best_epoch_mAP"])
     rows = []
@@ -209,6 +253,7 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
         entry = {"row": p["row"], "group": p.get("group", ""), "runs": ", ".join(n for n, _ in ours.get(p["row"], {}).values())}
         for d in datasets:
             entry[f"{d}.not_run"] = (p["row"], d) in not_run
+            entry[f"{d}.stale"] = (p["row"], d) in stale
             paper_vals = p.get(d) or [None] * len(metrics)
             our_vals = ours.get(p["row"], {}).get(d, (None, [None] * len(metrics)))[1]
             for m, pv, ov in zip(metrics, paper_vals, our_vals):
@@ -258,6 +303,7 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, val
             if not seeds:
                 continue
             v = rule.verdict(paper_v - paper_base, seeds, row_v, base_v)
+            v["stale"] = bool(r.get(f"{d}.stale") is True or base.get(f"{d}.stale") is True)
             name = paper_table["datasets"].get(d, DATASET_NAMES.get(d, d))
             interval = (f"95% CI [{v['ci'][0]:+.1f}, {v['ci'][1]:+.1f}] over {len(seeds)} seeds"
                         if v["ci"][0] is not None else "one seed: no interval")
@@ -265,7 +311,9 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, val
                         "metric": metric, **v,
                         "sentence": f"{r['row']} vs {base_name}, {name} {METRIC_NAMES[metric]}: paper "
                                     f"{v['paper_gain']:+.1f}, ours {v['our_gain']:+.1f} ({interval}), "
-                                    f"{v['verdict']}."})
+                                    f"{v['verdict']}." + (f" {STALE_MARK} From results of earlier code or "
+                                                          "settings: rebuild before reading it." if v["stale"]
+                                                          else "")})
     return out
 
 
@@ -295,6 +343,8 @@ def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_
                 p, o, sd = r[f"{d}.{m}.paper"], r[f"{d}.{m}.ours"], r[f"{d}.{m}.ours_std"]
                 spread = "" if sd is None or pd.isna(sd) else f" ± {sd:.1f}"
                 cell = _fmt(p) if o is None or pd.isna(o) else f"{_fmt(p)} / **{_fmt(o)}{spread}**"
+                if r.get(f"{d}.stale") is True and not (o is None or pd.isna(o)):
+                    cell += f" {STALE_MARK}"
                 if r.get(f"{d}.not_run") is True:
                     cell = f"{_fmt(p)} / not run at the default scale"
                 b = r.get(f"{d}.{m}.ours_best_epoch")
@@ -331,6 +381,7 @@ class Section:
     text: str = ""                # a paragraph
     table: Markup | None = None   # :func:`_html`
     sentences: list[str] = field(default_factory=list)
+    note: str = ""                # under the table: which of its runs hold results of earlier code (STALE_NOTE)
     rebuild: str = ""             # the section's `dvc repro` targets
     example: str = ""             # one `dvc exp run -S` setting for the item's main setting
     runs: list = field(default_factory=list)   # (run name, link to its folder) of the runs it reads
@@ -1006,14 +1057,16 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         found = verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
         all_verdicts += found
         sentences = [v["sentence"] for v in found]
+        stale_here = [m.name for m in trained if m.stale]
+        note = f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else ""
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
-               f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "",
+               f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "", *([note, ""] if note else []),
                *[f"- {x}" for x in sentences], ""]
         if fig is not None:
             md += [f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
             summary["figures"].append(f"figures/{fig.name}")
         sections.append(Section(f"{name_p}-table-{_anchor(table)}", pt["title"], csv=f"tables/{slug}.csv",
-                                table=_html(cells), sentences=sentences,
+                                table=_html(cells), sentences=sentences, note=note,
                                 rebuild=" ".join(("train_larger@" if m.spec.larger else "train@") + m.name
                                                  for m in members),
                                 example=EXAMPLES.get(f"{name_p}-table-{_anchor(table)}", ""),
@@ -1117,6 +1170,14 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                        "inconclusive" for p, c in sorted(per_paper.items()))
     line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
             "`verdicts.json`.")
+    summary["stale_runs"] = {r.name: r.stale for r in runs if r.stale}
+    stale_verdicts = sum(bool(v.get("stale")) for v in all_verdicts)
+    stale_line = (f"{len(summary['stale_runs'])} of {len(runs)} trained runs hold results of earlier code or "
+                  f"settings than this checkout's (marked {STALE_MARK}; {stale_verdicts} of the "
+                  f"{len(all_verdicts)} orderings read one of them): "
+                  + ", ".join(f"{n} ({why})" for n, why in summary["stale_runs"].items()) + "."
+                  if summary["stale_runs"] else
+                  f"All {len(runs)} trained runs were built with this checkout's code and settings.")
     repro_fig = reproduction_figure(all_verdicts, figures_dir / "reproduction.png")
     summary["figures"].insert(0, f"figures/{repro_fig.name}")
     heads = []
@@ -1128,7 +1189,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             where = labels.get(h["dataset"], h["dataset"])
             heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({where} "
                          f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
-    md[6:6] = [line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
+    md[6:6] = [line, "", stale_line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
@@ -1150,8 +1211,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
     md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
     sections.append(Section("provenance", "Provenance", pre=json.dumps(prov, indent=2)))
-    page = render_page(sections, cards=cards, line=line, heads=heads, inconclusive=INCONCLUSIVE_MEANS,
-                       coverage=cov_list)
+    page = render_page(sections, cards=cards, line=line, stale=stale_line, heads=heads,
+                       inconclusive=INCONCLUSIVE_MEANS, coverage=cov_list)
     rows = [{"claim": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})", "paper_gain": v["paper_gain"],
              "our_gain": v["our_gain"], "verdict": v["verdict"]} for v in all_verdicts if not v.get("sign_only")]
     with atomic_path(plots_dir / "reproduction.csv") as tmp:
