@@ -256,6 +256,49 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
             assert hasattr(cfg, d["setting"].split(".")[1]), d["setting"]
 
 
+def test_the_orderings_are_judged_again_with_the_papers_reading(tmp_path):
+    """Rows "<row>, all paper (fidelity)" stand in for <row>: ICE Table 4's orderings are judged with each reading
+    (paper gain from the original rows, ours from the twins), and the paper-vs-code section counts them."""
+    from reid_repro.report.verdicts import paired_interval
+
+    def ice(name, row, ours_only=False):
+        return {"method": "ice", "base": "ice", "dataset": "market", "test": "market", "init": "pretrain",
+                "paper": "ice", "table": "4a", "row": row, "ours_only": ours_only, "overrides": {}}
+
+    params = {"data": {"market": {}},
+              "runs": {"ice_aware_base_market": ice("ice_aware_base_market", "Baseline L_proxy"),
+                       "ice_aware_full_market": ice("ice_aware_full_market", "+ L_h.ins + L_s.ins"),
+                       "ice_aware_hard_market": ice("ice_aware_hard_market", "+ L_h.ins"),
+                       "ice_fid_paper_base_market": ice("b", "Baseline L_proxy, all paper (fidelity)", True),
+                       "ice_fid_paper_market": ice("f", "+ L_h.ins + L_s.ins, all paper (fidelity)", True),
+                       "ice_fid_kl_market": ice("k", "+ L_h.ins + L_s.ins, kl: paper (fidelity)", True)}}
+    maps = {"ice_aware_base_market": [0.30, 0.31, 0.29], "ice_aware_full_market": [0.35, 0.37, 0.36],
+            "ice_aware_hard_market": [0.33, 0.345, 0.32], "ice_fid_paper_base_market": [0.30, 0.32, 0.31],
+            "ice_fid_paper_market": [0.28, 0.29, 0.27], "ice_fid_kl_market": [0.34, 0.35, 0.36]}
+    for name, m in maps.items():
+        _fake_run(tmp_path / "runs", name, m, [0.6, 0.7])
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports")
+    orderings = pd.read_csv(tmp_path / "reports" / "tables" / "fidelity_orderings.csv")
+    # only the full row has a twin besides the baseline: one ordering, judged with both readings
+    assert sorted(orderings["reading"]) == ["code", "paper"]
+    assert set(orderings["row"]) == {"+ L_h.ins + L_s.ins"} and set(orderings["versus"]) == {"Baseline L_proxy"}
+    by = orderings.set_index("reading")
+    for reading, row, base in (("code", "ice_aware_full_market", "ice_aware_base_market"),
+                               ("paper", "ice_fid_paper_market", "ice_fid_paper_base_market")):
+        iv = paired_interval([100 * v for v in maps[row]], [100 * v for v in maps[base]])
+        assert by.loc[reading, "our_gain"] == pytest.approx(iv["our_gain"])
+        assert by.loc[reading, "paper_gain"] == pytest.approx(82.3 - 79.3)
+    assert by.loc["code", "verdict"] == "holds" and by.loc["paper", "verdict"] == "does not hold"
+    assert summary["orderings_by_reading"]["ice"] == {
+        "code": {"holds": 1, "does not hold": 0, "inconclusive": 0},
+        "paper": {"holds": 0, "does not hold": 1, "inconclusive": 0}}
+    md = (tmp_path / "reports" / "results.md").read_text()
+    assert ("ICE: of the 1 paper orderings run with both readings, with the code's reading 1 hold, 0 do not, 0 "
+            "inconclusive; with the paper's reading 0 hold, 1 do not, 0 inconclusive.") in md
+    # the summary's counts stay those of the default (code) runs
+    assert summary["verdicts_by_paper"]["ice"]["holds"] == 2      # full and + L_h.ins, both over the baseline
+
+
 def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
     import re
 
