@@ -247,13 +247,23 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
     assert "trainers.py" in kl["official_code"] and kl["default"] == "code"
     cross = frame[frame["disagreement"] == "cross"].iloc[0]
     assert cross["dataset"] == "not run"                            # its variant run is missing
-    # every switch named in the section is a real setting of its method
-    from test_ise import _method
+    # every switch named in the section is a real setting of its method (ICE, Cluster-Contrast, GCL+, SSG), and
+    # every run it names is declared
+    from reid_repro.config import declared_runs, load_method_config, load_params
+    from reid_repro.methods import base_section, method_class
 
-    cfg = _method("ice")[0].cfg
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    checked = set()
     for d in DISAGREEMENTS:
-        if d["setting"] and d["setting"].startswith("ice.") and d["setting"].count(".") == 1:
-            assert hasattr(cfg, d["setting"].split(".")[1]), d["setting"]
+        if d["setting"] and d["setting"].count(".") == 1 and " " not in d["setting"]:
+            section, key = d["setting"].split(".")
+            cfg = load_method_config(params, section, method_class(section).config, {}, base=base_section(section))
+            assert hasattr(cfg, key), d["setting"]
+            checked.add(section)
+        pairs = d["runs"] if isinstance(d["runs"], list) else [d["runs"]] if d["runs"] else []
+        for name in (n for pair in pairs for n in pair):
+            assert name in declared_runs(params), (d["id"], name)
+    assert checked >= {"ice", "cluster_contrast", "gcl_plus", "ssg"}
 
 
 def test_the_orderings_are_judged_again_with_the_papers_reading(tmp_path):

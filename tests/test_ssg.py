@@ -51,6 +51,8 @@ def _method(name="ssg", **overrides):
 @pytest.mark.parametrize("name, override, key", [("ssg", {"margin": -1.0}, "margin"),
                                                  ("ssg", {"optimizer": "rmsprop"}, "optimizer"),
                                                  ("ssg", {"eps_rule": "knee"}, "eps_rule"),
+                                                 ("ssg", {"test_feature": "both"}, "test_feature"),
+                                                 ("ssg", {"fidelity": "mixed"}, "fidelity"),
                                                  ("canu_ssg", {"adversary": "gan"}, "adversary"),
                                                  ("canu_ssg", {"mu": 0.0}, "mu")])
 def test_settings_are_checked_and_errors_name_the_key(name, override, key):
@@ -123,6 +125,33 @@ def test_the_part_encoder_flip_sums_and_normalises_each_part():
     parts = split_parts(out.flatten(1).numpy() * 7.0)                                # any common scale
     for k in range(3):
         np.testing.assert_allclose(parts[k], expected[:, k].numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("reading", ["paper", "code"])
+def test_the_test_feature_switch_normalises_each_part_or_the_whole(reading):
+    """test_feature paper: [n(F), n(U), n(L)] / sqrt 3 after extract_features' renormalisation (CANU §III-B); code:
+    n([F, U, L]) of the raw flip-summed parts (SSG's extract_features(for_eval=True)). The clustering parts are the
+    same under both."""
+    from reid_repro.evaluation.features import l2_normalize
+
+    torch.manual_seed(0)
+    net = ReidNet("resnet18").eval()
+    x = torch.randn(3, 3, 64, 32)
+    method = method_class("ssg")(_cfg("ssg", test_feature=reading), net, torch.device("cpu"))
+    with torch.no_grad():
+        out = l2_normalize(method.encoder()(x).numpy())            # what extract_features hands the evaluation
+        raw = (net.stripe_features(x) + net.stripe_features(x.flip(3))).numpy().astype(np.float64)   # N x 3 x d
+    if reading == "paper":
+        parts = raw / np.linalg.norm(raw, axis=2, keepdims=True)
+        expected = parts.reshape(3, -1) / np.sqrt(3)
+    else:
+        flat = raw.reshape(3, -1)
+        expected = flat / np.linalg.norm(flat, axis=1, keepdims=True)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+    for k, part in enumerate(split_parts(out)):                     # clustering: each part normalised either way
+        np.testing.assert_allclose(part, raw[:, k] / np.linalg.norm(raw[:, k], axis=1, keepdims=True),
+                                   rtol=1e-4, atol=1e-6)
+    assert _cfg("ssg").follows("test_feature") == "paper"           # the default: the paper's, as issue 12 asks
 
 
 def test_a_sample_that_is_an_outlier_in_any_grouping_is_dropped_from_all():

@@ -21,9 +21,12 @@ module follows:
   where g, u, l are the sample's global, upper and lower labels and x2 = ReLU(BN(W phi^F)) is the code's
   embedding head (``Linear(d, d, bias=False)``, BN, ReLU; owned by this method, trained with the network).
   Tri is the code's ``TripletLoss(margin=0.5, use_semi=True)`` (:func:`semi_hard_triplet`).
-- Test feature: the concatenation of the three L2-normalised (original + flipped) embeddings, as CANU §III-B says
-  (the code normalises the concatenation instead; the two differ by a per-part scale). The clustering uses the
-  same three parts (``encoder()``), one per grouping.
+- Test feature (``test_feature``, a paper-vs-code switch): ``paper`` (the default, as issue 12 asks) is the
+  concatenation of the three L2-normalised (original + flipped) embeddings, as CANU §III-B says; ``code`` is the
+  code's ``extract_features(for_eval=True)``: the flip-summed embeddings concatenated unnormalised, the whole then
+  L2-normalised (``extract_features`` does that), so a part with a larger norm weighs more. The clustering uses
+  the same three parts (``encoder()``), each L2-normalised by :func:`split_parts` under either setting, so the
+  switch changes the evaluation only.
 - Optimiser: the code's SGD (momentum 0.9, weight decay 5e-4) at a constant lr of 6e-5 (``adjust_lr`` is never
   called) at paper scale: ``optimizer: sgd``. At CPU scale ``optimizer: adam`` at the loop's lr, as every other
   CPU method (module section of params.yaml says why).
@@ -40,6 +43,7 @@ Declared deviations:
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import numpy as np
 import torch
@@ -49,7 +53,7 @@ from torch import nn
 from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Method
+from reid_repro.methods.base import Fidelity, Method
 from reid_repro.training import distributed
 
 EPS_RULES = ("fixed", "quantile")
@@ -58,15 +62,20 @@ PARTS = ("global", "upper", "lower")     # phi^F, phi^U, phi^L
 
 
 @dataclasses.dataclass(frozen=True)
-class SsgConfig(LoopConfig):
+class SsgConfig(Fidelity, LoopConfig):
+    SWITCHES = ("test_feature",)
+
     margin: float           # the triplet hinge's margin (code: 0.5)
     eps_rule: str           # fixed (the loop's eps) | quantile (code: from rho at the first epoch, per part)
     rho: float              # fraction of the smallest Jaccard distances averaged into eps (code: 1.6e-3)
     optimizer: str          # sgd (code: momentum 0.9, constant lr) | adam
     momentum: float         # SGD momentum (code: 0.9)
+    fidelity: str           # code (the released SSG code's computation) | paper (CANU §III-B)
+    test_feature: typing.Optional[str]   # code | paper | null (= fidelity); module docstring
 
     def __post_init__(self):
         super().__post_init__()
+        self.check_fidelity()
         checks = {"margin": self.margin >= 0, "eps_rule": self.eps_rule in EPS_RULES, "rho": 0 < self.rho < 1,
                   "optimizer": self.optimizer in OPTIMIZERS, "momentum": 0 <= self.momentum < 1}
         for key, ok in checks.items():
@@ -113,16 +122,18 @@ class Head(nn.Module):
 
 
 class PartEncoder(nn.Module):
-    """The test and clustering feature: [phi^F, phi^U, phi^L], each the sum over the image and its horizontal flip,
-    each L2-normalised (3d; ``extract_features`` renormalises the whole, a common factor 1/sqrt 3)."""
+    """The test and clustering feature: [phi^F, phi^U, phi^L], each the sum over the image and its horizontal flip
+    (3d). ``normalise_parts`` (test_feature: paper) L2-normalises each part, so after ``extract_features``
+    renormalises the whole every part weighs 1/sqrt 3; without it (code) the whole is normalised as it is."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module, normalise_parts: bool = True):
         super().__init__()
         self.net = net
+        self.normalise_parts = normalise_parts
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         parts = self.net.stripe_features(x) + self.net.stripe_features(torch.flip(x, dims=[3]))   # N x 3 x d
-        return F.normalize(parts, dim=2).flatten(1)
+        return (F.normalize(parts, dim=2) if self.normalise_parts else parts).flatten(1)
 
 
 def split_parts(features: np.ndarray) -> list[np.ndarray]:
@@ -146,7 +157,7 @@ class Ssg(Method):
         if not hasattr(model, "stripe_features"):
             raise ReidReproError("ssg: the model has no stripe_features (expected a reid_repro ReidNet)")
         self.head = Head(model.dim).to(device)
-        self.part_encoder = PartEncoder(model)
+        self.part_encoder = PartEncoder(model, normalise_parts=cfg.follows("test_feature") == "paper")
         self.eps: list[float] | None = None
         self._part_labels: np.ndarray | None = None
         self._clusters = {p: 0 for p in PARTS}

@@ -3,10 +3,13 @@ it comes from (a citation: repository, file and function; no code is copied), th
 which variant the default uses and the runs that measure its effect on our world (code run vs variant run).
 
 Read against the official snapshots by the ICE/ISE audit (``chenhao2345/ICE``, ``alibaba/cluster-contrast-reid``,
-``zhangxinyu-xyz/ISE-ReID``); the ICE entries were re-checked against ``ice/trainers.py`` here.
+``zhangxinyu-xyz/ISE-ReID``); the ICE entries were re-checked against ``ice/trainers.py`` here, the GCL+ entries
+against ``chenhao2345/GCL-extended`` ``gcl/trainer.py``. CANU's own code is not public: its entries are where the
+CANU paper and the released code of its baselines (``OasisYang/SSG``, ``yxgeee/MMT``) disagree.
 """
 
 ICE_CODE_RUN = "ice_aware_full_market"
+GCL_CODE_RUN = "gclp_fu_m_full"       # GCL+ on the Market stand-in, fully unsupervised (Table 6a, Rotation+D-Mixup)
 
 DISAGREEMENTS = [
     {"paper": "ice", "id": "agnostic", "setting": "ice.agnostic",
@@ -83,4 +86,67 @@ DISAGREEMENTS = [
              "clustercontrast/utils/data/sampler.py",
      "default": "code (cross_camera: true)",
      "runs": [("cc_market", "cc_fid_sampler_market"), ("ise_market", "ise_fid_sampler_market")]},
+    {"paper": "gcl_plus", "id": "feat_loss", "setting": "gcl_plus.feat_loss",
+     "paper_says": "Eq. 2: L_feat = |f_id - E_id(x'_new)| + |f_id - E_id(x''_ori)|",
+     "code_does": "the first term on the reconstruction: |f_id - E_id(x'_ori)|",
+     "cite": "chenhao2345/GCL-extended gcl/trainer.py DGNet_Trainer.forward (feat_recon) and .gen_update "
+             "(loss_gen_recon_f)",
+     "default": "code", "runs": (GCL_CODE_RUN, "gclp_fid_feat_m")},
+    {"paper": "gcl_plus", "id": "vi_positive", "setting": "gcl_plus.vi_positive",
+     "paper_says": "Eq. 9: the positive of f'_new is the live feature f of the same image",
+     "code_does": "the positive is the image's memory row M[i]",
+     "cite": "chenhao2345/GCL-extended gcl/trainer.py DGNet_Trainer.gen_update (self.memory(f, f_nv, index)); "
+             "gcl/models/memory.py",
+     "default": "code", "runs": (GCL_CODE_RUN, "gclp_fid_vi_m")},
+    {"paper": "gcl_plus", "id": "mix_loss", "setting": "gcl_plus.mix_loss",
+     "paper_says": "Eq. 13-14: the mixed prototype λ* p_yi + (1 - λ*) p_yj against every other prototype",
+     "code_does": "a cross-entropy with the soft target λ* onehot(y_i) + (1 - λ*) onehot(y_j) over all prototypes",
+     "cite": "chenhao2345/GCL-extended gcl/trainer.py DGNet_Trainer.gen_update (CrossEntropyOneHot, "
+             "mixed_target); gcl/loss/crossentropy.py",
+     "default": "paper (the released branch cannot run: id_criterion is never defined)",
+     "runs": (GCL_CODE_RUN, "gclp_fid_mix_m")},
+    {"paper": "gcl_plus", "id": "angles", "setting": "gcl_plus.angles",
+     "paper_says": "§3.1.1: θ drawn from {45°, 90°, ..., 315°}",
+     "code_does": "np.random.randint(1, 7) * 45: 45° to 270°, never 315°",
+     "cite": "chenhao2345/GCL-extended gcl/utils/data/preprocessor.py (the rotated render's angle)",
+     "default": "paper (the report's per-angle FID includes 315°)", "runs": (GCL_CODE_RUN, "gclp_fid_angles_m")},
+    {"paper": "gcl_plus", "id": "all", "setting": "gcl_plus.fidelity",
+     "paper_says": "every GCL+ disagreement above read as the paper writes it",
+     "code_does": "every GCL+ disagreement above as the official code computes it (mix_loss and angles: see "
+                  "their defaults)",
+     "cite": "as above", "default": "code", "runs": (GCL_CODE_RUN, "gclp_fid_paper_m")},
+    {"paper": "gcl_plus", "id": "adversarial", "setting": None,
+     "paper_says": "Eq. 3 and 5: the log (cross-entropy) GAN loss",
+     "code_does": "LSGAN with an R1 penalty (γ 0.01) on real images, the real term and R1 recomputed per fake type",
+     "cite": "chenhao2345/GCL-extended gcl/trainer.py DGNet_Trainer.dis_update / gen_update (calc_dis_loss, "
+             "calc_gen_loss); gcl/models/gan.py MsImageDis",
+     "default": "code (not a switch: the paper gives no weights for its form)", "runs": None},
+    {"paper": "gcl_plus", "id": "eps", "setting": "gcl_plus.loop.eps",
+     "paper_says": "§4.2: DBSCAN eps 0.5",
+     "code_does": "eps 0.55, hard-coded",
+     "cite": "chenhao2345/GCL-extended examples/main.py (DBSCAN)",
+     "default": "paper (0.5 at both scales)", "runs": None},
+    {"paper": "canu", "id": "ssg_test_feature", "setting": "ssg.test_feature",
+     "paper_says": "CANU §III-B: the test feature concatenates the three L2-normalised (original + flipped) "
+                   "embeddings",
+     "code_does": "SSG's extract_features(for_eval=True): the flip-summed embeddings concatenated, the whole "
+                  "L2-normalised (a part with a larger norm weighs more)",
+     "cite": "OasisYang/SSG reid/evaluators.py (extract_features, for_eval=True); reid/models/resnet.py "
+             "(ResNet.forward, for_eval)",
+     "default": "paper (as issue 12 asks; the switch changes the evaluation only)",
+     "runs": ("ssg_market2duke", "ssg_fid_test_market2duke")},
+    {"paper": "canu", "id": "ssg_source_term", "setting": None,
+     "paper_says": "§III-B: the target's three groupings (no source term is described)",
+     "code_does": "the Jaccard distance plus 0.1 x each target image's distance to the source set (lambda_value)",
+     "cite": "OasisYang/SSG selftraining.py (compute_dist, --lambda_value 0.1); reid/rerank.py (re_ranking); "
+             "SHI-Labs/Self-Similarity-Grouping issue #17",
+     "default": "ours: the target alone (lambda 0), as MMT's DBSCAN script (a declared deviation, not a switch)",
+     "runs": None},
+    {"paper": "canu", "id": "model_selection", "setting": None,
+     "paper_says": "the final model after training",
+     "code_does": "MMT keeps the best test mAP of either teacher over the epochs; SSG the best test top-1",
+     "cite": "yxgeee/MMT examples/mmt_train_dbscan.py (is_best, model_best); OasisYang/SSG selftraining.py "
+             "(is_best)",
+     "default": "ours: the last epoch, always (paper scale also records the best test epoch, best_epoch_mAP)",
+     "runs": None},
 ]
