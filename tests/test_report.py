@@ -108,7 +108,7 @@ def test_tables_put_paper_beside_ours(report):
     repro = pd.read_csv(tmp / "reports" / "plots" / "reproduction.csv")
     assert list(repro.columns) == ["claim", "paper_gain", "our_gain", "verdict"] and len(repro) == 1
     # the full report lists every paper's disagreements (a loop variable once narrowed it to the last paper)
-    assert set(pd.read_csv(tmp / "reports" / "tables" / "fidelity.csv")["paper"]) == {"ice", "ise"}
+    assert set(pd.read_csv(tmp / "reports" / "tables" / "fidelity.csv")["paper"]) == {"ice", "ise", "gcl_plus", "canu"}
     assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",
                                   "figures/ise_table6_curves.png"]
 
