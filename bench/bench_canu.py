@@ -7,8 +7,12 @@ configured), random images and a fixed clustering of 64 training images in 16 cl
          teachers forward on the other view, one Adam step each (what MMT cannot avoid);
   mmt:   one MMT step (methods/mmt.py) through the loop's run_steps, with the teachers' update;
   canu:  one CANU-MMT step (methods/canu.py): the discriminators' step, then the networks' step with the
-         adversarial term.
-Writes bench/results/canu.json: ms per step, and CANU's overhead over bare and over MMT.
+         adversarial term;
+  ssg, canu_ssg: one SSG step (methods/ssg.py: three part embeddings, four semi-hard triplets) and one CANU-SSG
+         step (three conditional discriminators), on the same batch and a fixed grouping.
+Writes bench/results/canu.json: ms per step, CANU's overhead over bare and over MMT, and the budget: the training
+time of the CANU paper's declared runs (seeds x epochs x iterations x the step of their method; clustering and
+evaluation not counted), for the default profile and the larger one.
 
     python bench/bench_canu.py
 """
@@ -41,13 +45,17 @@ def _setup(name: str):
     torch.manual_seed(0)
     cfg = load_method_config(params, name, method_class(name).config, {}, base=base_section(name))
     n_train = 64
-    extras = {"num_train": n_train, "init_dir": None}
-    if name == "canu":
+    extras = {"num_train": n_train, "init_dir": None} if name in ("mmt", "canu") else {}
+    if name in ("canu", "canu_ssg"):
         extras["train_table"] = pd.DataFrame({"camid": np.arange(n_train) % 6})
     method = method_class(name)(cfg, ReidNet.from_config(mcfg).train(), torch.device("cpu"), **extras)
     g = torch.Generator().manual_seed(1)
-    feats = F.normalize(torch.randn(n_train, method.model.dim, generator=g), dim=1).numpy()
-    method.on_epoch_start(0, feats, np.repeat(np.arange(16), 4), np.arange(n_train) % 6)
+    labels = np.repeat(np.arange(16), 4)
+    parts = 3 if name in ("ssg", "canu_ssg") else 1           # SSG clusters three part embeddings
+    feats = F.normalize(torch.randn(n_train, parts * method.model.dim, generator=g), dim=1).numpy()
+    if parts == 3:
+        method._part_labels = np.stack([labels] * 3, 1)        # a fixed grouping: every part the same
+    method.on_epoch_start(0, feats, labels, np.arange(n_train) % 6)
     shape = (cfg.batch_ids * cfg.instances, 3, mcfg.height, mcfg.width)
     views = [torch.randn(shape, generator=g), torch.randn(shape, generator=g)]
     labels = torch.arange(cfg.batch_ids).repeat_interleave(cfg.instances)
@@ -85,7 +93,7 @@ def main() -> None:
             opt.step()
 
     rows.append({"case": "bare", "ms_per_step": round(_time(bare), 1)})
-    for name in ("mmt", "canu"):
+    for name in ("mmt", "canu", "ssg", "canu_ssg"):
         method, batch, _ = _setup(name)
         optimizers = {k: o for k, (o, _) in method.optimizers().items()}
 
@@ -98,7 +106,29 @@ def main() -> None:
     rows.append({"case": "overhead", "canu_over_bare": round(by["canu"] / by["bare"] - 1, 3),
                  "canu_over_mmt": round(by["canu"] / by["mmt"] - 1, 3), "target_over_bare": 0.15,
                  "batch": int(batch["labels"].numel()), "input": f"{mcfg.height}x{mcfg.width}"})
+    rows += budget(by)
     write_results("canu", rows)
+
+
+def budget(ms: dict) -> list[dict]:
+    """Training minutes of the CANU paper's declared runs, per profile: seeds x epochs x iterations x the measured
+    step of the run's method (plain and conditional adversaries cost alike). Clustering, evaluation and the source
+    stages are not counted."""
+    from reid_repro.config import declared_runs, load_params, load_run, resolve_run
+
+    params = load_params(ROOT / "params.yaml")
+    out = {"default": [0, 0.0], "larger": [0, 0.0]}
+    for name in declared_runs(params):
+        spec = load_run(params, name)
+        if spec.paper != "canu":
+            continue
+        _, cfg = resolve_run(params, spec)
+        minutes = params["seeds"] * cfg.epochs * cfg.iters * ms[spec.method] / 60000
+        profile = out["larger" if spec.larger else "default"]
+        profile[0] += 1
+        profile[1] += minutes
+    return [{"case": "budget", "profile": k, "runs": n, "train_minutes": round(m, 1), "target_minutes": 120
+             if k == "default" else None} for k, (n, m) in out.items()]
 
 
 if __name__ == "__main__":
