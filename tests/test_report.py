@@ -303,7 +303,7 @@ def test_the_orderings_are_judged_again_with_the_papers_reading(tmp_path):
         "code": {"holds": 1, "does not hold": 0, "inconclusive": 0},
         "paper": {"holds": 0, "does not hold": 1, "inconclusive": 0}}
     md = (tmp_path / "reports" / "results.md").read_text()
-    assert ("ICE: of the 1 paper orderings run with both readings, with the code's reading 1 hold, 0 do not, 0 "
+    assert ("ICE: of the 1 paper ordering run with both readings, with the code's reading 1 hold, 0 do not, 0 "
             "inconclusive; with the paper's reading 0 hold, 1 do not, 0 inconclusive.") in md
     # the summary's counts stay those of the default (code) runs
     assert summary["verdicts_by_paper"]["ice"]["holds"] == 2      # full and + L_h.ins, both over the baseline

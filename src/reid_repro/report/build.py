@@ -1292,7 +1292,7 @@ def reading_counts(both_readings: list[tuple]) -> tuple[dict, list[str]]:
         detail += [v["sentence"] for v in paper_v]
     for p, c in sorted(counts.items()):
         n = sum(c["code"].values())
-        lines.append(f"{p.upper()}: of the {n} paper orderings run with both readings, "
+        lines.append(f"{p.upper()}: of the {n} paper ordering{'' if n == 1 else 's'} run with both readings, "
                      + "; ".join(f"with the {reading}'s reading {k['holds']} hold, {k['does not hold']} do not, "
                                  f"{k['inconclusive']} inconclusive" for reading, k in c.items()) + ".")
     return counts, lines + detail
