@@ -188,6 +188,31 @@ def test_missing_run_is_a_clear_error(report):
         build_report(params, tmp / "runs", tmp / "reports2")
 
 
+def test_a_half_built_pipeline_reports_its_missing_runs_as_not_built(report):
+    """--allow-missing: a declared run with no results fills its cells with "not built yet", drops out of the
+    verdicts, and its item is reproduced in part (or not run, when none of its runs is trained)."""
+    from reid_repro.report.items import NOT_RUN, REPRODUCED
+
+    params, tmp, _ = report
+    shutil.rmtree(tmp / "runs" / "ise_market")
+    summary = build_report(params, tmp / "runs", tmp / "reports2", allow_missing=True)
+    assert summary["not_built"] == ["ise_market"]
+    md = (tmp / "reports2" / "results.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| Our ISE (ours: ise_market)"))
+    assert row.count("/ not built yet") == 4                        # mAP and top-1/5/10 (one column of Table 6)
+    assert "1 declared runs are not built yet" in md
+    verdicts = json.loads((tmp / "reports2" / "verdicts.json").read_text())
+    assert all(v["row"] != "Our ISE" for v in verdicts)             # nothing to pair: no verdict, no fake one
+    cov = pd.read_csv(tmp / "reports2" / "tables" / "coverage.csv").set_index("item")
+    table6 = cov[cov["section"] == "ise-table-6"]
+    assert list(table6["state"]) == [REPRODUCED] and "1 of its cells are runs not built yet" in table6["why"].iloc[0]
+    shutil.rmtree(tmp / "runs" / "cc_market")           # Table 1 and 6 now hold no trained run at all
+    build_report(params, tmp / "runs", tmp / "reports3", allow_missing=True)
+    cov = pd.read_csv(tmp / "reports3" / "tables" / "coverage.csv")
+    table1 = cov[cov["item"].str.contains("Table 1", regex=False) & (cov["paper"] == "ise")]
+    assert list(table1["state"]) == [NOT_RUN] and "not built yet" in table1["why"].iloc[0]
+
+
 def test_page_renders_in_headless_chromium(report):
     from PIL import Image
 

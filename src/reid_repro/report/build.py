@@ -177,9 +177,13 @@ STALE_NOTE = (f"{STALE_MARK} results of earlier code or settings than this check
               "`dvc status` names the stage, and `dvc repro train@<run>` rebuilds it.")
 
 
-def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
+NOT_BUILT = "not built yet"     # a declared run with no results, in a report built with allow_missing
+
+
+def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False) -> list[Run]:
     """Every declared run's ``metrics.json`` (mean and per-seed values), ``run.json`` and the per-epoch history
-    of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch)."""
+    of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch). A run with no results is an error,
+    or with ``allow_missing`` a run whose cells say it is not built yet (a half-built pipeline's report)."""
     from reid_repro.config import declared_runs
 
     runs, digests = [], {}
@@ -187,11 +191,20 @@ def collect_runs(params: dict, runs_dir: str | Path) -> list[Run]:
         folder = Path(runs_dir) / name
         files = [folder / f for f in ("metrics.json", "run.json")]
         missing = [f for f in files if not f.is_file()]
+        if missing and allow_missing and not folder.joinpath("metrics.json").is_file():
+            runs.append(Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {},
+                            {}))
+            continue
         if missing:
-            raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`)")
+            raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`, "
+                                 "or `reid-repro report --allow-missing` to mark it not built yet)")
         metrics, info = (json.loads(f.read_text()) for f in files)
         if "not_run" in metrics:        # a larger-profile run with larger.enabled false: its cells say so
             runs.append(Run(name, load_run(params, name), metrics, pd.DataFrame({"epoch": []}), info, {}))
+            continue
+        if "seeds" not in metrics and allow_missing:     # results of code that trained one seed: unusable here
+            runs.append(Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {},
+                            {}))
             continue
         if "seeds" not in metrics:
             raise ReidReproError(f"{files[0]}: no per-seed values (written before runs trained several seeds); "
@@ -238,10 +251,12 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
     metrics = paper_table["metrics"]
     datasets = list(paper_table["datasets"]) + sorted({r.spec.table_column for r, _ in entries} -
                                                       set(paper_table["datasets"]))
-    ours, best, not_run, stale = {}, {}, set(), set()
+    ours, best, not_run, not_built, stale = {}, {}, set(), set(), set()
     for r, row in entries:
         ours.setdefault(row, {})[r.spec.table_column] = (r.name, [r.values(m) for m in metrics])
-        if r.not_run:
+        if r.not_run == NOT_BUILT:
+            not_built.add((row, r.spec.table_column))
+        elif r.not_run:
             not_run.add((row, r.spec.table_column))
         if r.stale:
             stale.add((row, r.spec.table_column))
@@ -253,6 +268,7 @@ def table_frame(paper_table: dict, entries: list[tuple[Run, str]]) -> pd.DataFra
         entry = {"row": p["row"], "group": p.get("group", ""), "runs": ", ".join(n for n, _ in ours.get(p["row"], {}).values())}
         for d in datasets:
             entry[f"{d}.not_run"] = (p["row"], d) in not_run
+            entry[f"{d}.not_built"] = (p["row"], d) in not_built
             entry[f"{d}.stale"] = (p["row"], d) in stale
             paper_vals = p.get(d) or [None] * len(metrics)
             our_vals = ours.get(p["row"], {}).get(d, (None, [None] * len(metrics)))[1]
@@ -370,6 +386,8 @@ def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_
                     cell += f" {STALE_MARK}"
                 if r.get(f"{d}.not_run") is True:
                     cell = f"{_fmt(p)} / not run at the default scale"
+                if r.get(f"{d}.not_built") is True:
+                    cell = f"{_fmt(p)} / {NOT_BUILT}"
                 b = r.get(f"{d}.{m}.ours_best_epoch")
                 if b is not None and not pd.isna(b):   # what the reference code would have reported
                     cell += f" (best test epoch, the reference codes' pick: {b:.1f})"
@@ -1021,8 +1039,9 @@ def study_sentences(frame: pd.DataFrame) -> list[str]:
 
 def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
                  start: str | Path | None = None, model_figures: str | Path | None = None,
-                 studies: str | Path | None = None) -> dict:
-    """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only.
+                 studies: str | Path | None = None, allow_missing: bool = False) -> dict:
+    """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only. With
+    ``allow_missing`` a declared run with no results is listed as not built yet instead of stopping the build.
     ``start`` is the pretrained start's evaluation (``models/start.json``) for the baselines' gains."""
     from reid_repro.config import larger_section, params_hash
 
@@ -1036,7 +1055,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             return {k: v for k, v in runs.items() if any(p == paper for p, _, _ in load_run(params, k).targets())}
         larger = larger_section(params)
         params = {**params, "runs": mine(params["runs"]), "larger": {**larger, "runs": mine(larger["runs"])}}
-    found_runs = collect_runs(params, runs_dir)
+    found_runs = collect_runs(params, runs_dir, allow_missing)
     runs = [r for r in found_runs if not r.not_run]     # trained; the others only fill their table cells
     labels = dataset_labels(params.get("data"))     # our columns: the stand-in, or the real dataset used
     # tables and figures are built in staging folders and published together at the end, so a build that
@@ -1061,6 +1080,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         return [(n, (rel / n / "metrics.json").as_posix()) for n in names]
 
     partial: dict[str, int] = {}     # table anchor -> how many of its cells are larger-profile rows not run
+    unbuilt: dict[str, tuple] = {}   # table anchor -> (its cells of runs not built yet, its trained runs)
     both_readings: list[tuple] = []  # (paper, table, verdicts with the code's reading, with the paper's)
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
@@ -1104,6 +1124,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         summary["tables"].append(slug)
         partial[f"{name_p}-table-{_anchor(table)}"] = int(frame[[c for c in frame.columns
                                                                  if c.endswith(".not_run")]].to_numpy().sum())
+        unbuilt[f"{name_p}-table-{_anchor(table)}"] = (
+            int(frame[[c for c in frame.columns if c.endswith(".not_built")]].to_numpy().sum()), len(trained))
     by_name = {r.name: r for r in runs}
 
     def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
@@ -1209,6 +1231,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
             "`verdicts.json`.")
     summary["stale_runs"] = {r.name: r.stale for r in runs if r.stale}
+    summary["not_built"] = [r.name for r in found_runs if r.not_run == NOT_BUILT]
     stale_verdicts = sum(bool(v.get("stale")) for v in all_verdicts)
     stale_line = (f"{len(summary['stale_runs'])} of {len(runs)} trained runs hold results of earlier code or "
                   f"settings than this checkout's (marked {STALE_MARK}; {stale_verdicts} of the "
@@ -1216,6 +1239,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                   + ", ".join(f"{n} ({why})" for n, why in summary["stale_runs"].items()) + "."
                   if summary["stale_runs"] else
                   f"All {len(runs)} trained runs were built with this checkout's code and settings.")
+    if summary["not_built"]:
+        stale_line += (f" {len(summary['not_built'])} declared runs are not built yet (their cells say so; "
+                       "`dvc status` names their stages).")
     repro_fig = reproduction_figure(all_verdicts, figures_dir / "reproduction.png")
     summary["figures"].insert(0, f"figures/{repro_fig.name}")
     heads = []
@@ -1231,7 +1257,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
-    cov_list = coverage({s.id for s in sections}, paper, partial)
+    cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt)
     cov = pd.DataFrame(cov_list)
     with atomic_path(tables_dir / "coverage.csv") as tmp:
         cov.to_csv(tmp, index=False)

@@ -151,19 +151,28 @@ def section_order() -> list[str]:
     return order
 
 
-def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] | None = None) -> list[dict]:
+def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] | None = None,
+             unbuilt: dict[str, tuple] | None = None) -> list[dict]:
     """One row per item: paper, item, what it shows, state, the section anchor (when built) and why (otherwise).
     ``built`` holds the anchors of the sections this report contains; ``partial`` how many cells of a table
     section are larger-profile rows not run here. A built item with such cells is reproduced in part (and not
-    run at all when it is a figure whose curve needs them)."""
-    partial = partial or {}
+    run at all when it is a figure whose curve needs them). ``unbuilt``: per table section, (its cells of runs
+    not built yet, its trained runs), in a report built with allow_missing: in part, or not run when none
+    trained."""
+    partial, unbuilt = partial or {}, unbuilt or {}
     rows = []
     for p, items in ITEMS.items():
         if paper is not None and p != paper:
             continue
         for item, what, section, missing in items:
             figure_missing = any(f not in built for f in FOLLOWERS.get(section, []))
-            if section is not None and section in built and partial.get(section) and figure_missing:
+            waiting, trained = unbuilt.get(section, (0, 1))
+            if section is not None and section in built and waiting and not trained:
+                state, why = NOT_RUN, f"its runs are not built yet: `make paper P={p}` (or `dvc repro`) builds them"
+            elif section is not None and section in built and waiting:
+                state, why = REPRODUCED, (f"in part: {waiting} of its cells are runs not built yet (`make paper "
+                                          f"P={p}` builds them)")
+            elif section is not None and section in built and partial.get(section) and figure_missing:
                 state, why = NOT_RUN, f"its runs are larger-profile rows, not run at the default scale: {LARGER}"
             elif section is not None and section in built and partial.get(section):
                 state, why = REPRODUCED, (f"in part: {partial[section]} of its cells are larger-profile rows, not run "
