@@ -187,13 +187,16 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
     from reid_repro.config import declared_runs
 
     runs, digests = [], {}
+
+    def not_built(name: str) -> Run:
+        return Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {}, {})
+
     for name in declared_runs(params):
         folder = Path(runs_dir) / name
         files = [folder / f for f in ("metrics.json", "run.json")]
         missing = [f for f in files if not f.is_file()]
-        if missing and allow_missing and not folder.joinpath("metrics.json").is_file():
-            runs.append(Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {},
-                            {}))
+        if missing and allow_missing and not files[0].is_file():
+            runs.append(not_built(name))
             continue
         if missing:
             raise ReidReproError(f"{missing[0]}: missing; the report needs every declared run (run `dvc repro`, "
@@ -203,8 +206,7 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
             runs.append(Run(name, load_run(params, name), metrics, pd.DataFrame({"epoch": []}), info, {}))
             continue
         if "seeds" not in metrics and allow_missing:     # results of code that trained one seed: unusable here
-            runs.append(Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {},
-                            {}))
+            runs.append(not_built(name))
             continue
         if "seeds" not in metrics:
             raise ReidReproError(f"{files[0]}: no per-seed values (written before runs trained several seeds); "
@@ -347,8 +349,8 @@ def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.
     read = frame[frame["row"].isin(twins)].copy()
     for c in [c for c in frame.columns if ".ours" in c or c.endswith(".stale")]:   # ours from the twin
         read[c] = [by_row.loc[twins[r], c] for r in read["row"]]
-    twin_values = {(row, d): values[(twin, d)] for row, twin in twins.items()
-                   for (name, d) in values if name == twin}
+    original = {twin: row for row, twin in twins.items()}
+    twin_values = {(original[name], d): v for (name, d), v in values.items() if name in original}
     found = verdicts(paper, table, paper_table, read, twin_values)
     for v in found:
         v["reading"] = "paper"
@@ -1098,9 +1100,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         fig = curves_figure(trained, figures_dir / f"{slug}_curves.png", pt["title"]) if trained else None
         cells = _table_cells(frame, pt, labels)
         table_md = _markdown(cells)
-        found = verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
+        values = seed_values(entries, verdict_metric(pt))
+        found = verdicts(name_p, table, pt, frame, values)
         all_verdicts += found
-        read = paper_reading_verdicts(name_p, table, pt, frame, seed_values(entries, verdict_metric(pt)))
+        read = paper_reading_verdicts(name_p, table, pt, frame, values)
         if read:       # the same orderings under both readings, for the paper-vs-code section
             judged = {(v["row"], v["versus"], v["dataset"]) for v in read}
             both_readings.append((name_p, table, [v for v in found if (v["row"], v["versus"], v["dataset"])
