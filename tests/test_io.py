@@ -126,3 +126,25 @@ def test_exchange_is_atomic_when_the_system_has_it(tmp_path):
     if not _exchange(a, b):
         pytest.skip("renameat2(RENAME_EXCHANGE) is not available on this system")
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"
+
+
+def test_checkpoints_of_the_same_tensors_have_the_same_bytes(tmp_path):
+    """torch.save to a path names the archive after that (temporary, random) file, so two saves of one state
+    differed in bytes and DVC called every rebuilt start changed; models.save_state writes the same bytes."""
+    import torch
+
+    from reid_repro.models import ReidNet, save_state
+
+    torch.manual_seed(0)
+    state = ReidNet("resnet18").state_dict()
+    a, b = save_state(state, tmp_path / "a" / "model.pt"), save_state(state, tmp_path / "b.pt")
+    assert a.read_bytes() == b.read_bytes()
+    loaded = torch.load(b, weights_only=True)
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)
+    # what it replaces: torch.save through a temporary file, twice, gives two different files
+    with atomic_path(tmp_path / "c.pt") as tmp:
+        torch.save(state, tmp)
+    with atomic_path(tmp_path / "d.pt") as tmp:
+        torch.save(state, tmp)
+    assert (tmp_path / "c.pt").read_bytes() != (tmp_path / "d.pt").read_bytes()
+    assert not list(tmp_path.glob(".*.tmp"))                    # nothing left beside the files

@@ -214,7 +214,7 @@ def test_ghost_bn_forwards_each_slice_on_its_own():
 def test_net_2_starts_from_model_2_or_a_declared_copy(tmp_path):
     torch.manual_seed(5)
     other = ReidNet("resnet18")
-    torch.save(other.state_dict(), tmp_path / "model_2.pt")
+    torch.save({"model_2": other.state_dict()}, tmp_path / "artifacts.pt")     # as source@<dataset> writes it
     method, *_ = _method(init_dir=tmp_path, init_2="model_2")
     torch.testing.assert_close(method.students[1].net.body[0].weight, other.body[0].weight)
     torch.testing.assert_close(method.teachers[1].net.body[0].weight, other.body[0].weight)
@@ -226,7 +226,10 @@ def test_net_2_starts_from_model_2_or_a_declared_copy(tmp_path):
     torch.testing.assert_close(copied.students[1].net.body[0].weight, copied.students[0].net.body[0].weight)
     assert copied.students[1].net is not copied.students[0].net
     assert copied.epoch_metrics()["net2_copied"] == 1.0
-    with pytest.raises(ReidReproError, match="model_2.pt: missing"):
+    with pytest.raises(ReidReproError, match="artifacts.pt: holds no model_2"):
+        _method(init_dir=empty, init_2="model_2")
+    torch.save({}, empty / "artifacts.pt")                       # a pretrain start's artifacts: none
+    with pytest.raises(ReidReproError, match="artifacts.pt: holds no model_2"):
         _method(init_dir=empty, init_2="model_2")
 
 

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +96,9 @@ def test_repro_builds_every_stage(project):
     assert all(tuned["method"][k] == v for k, v in best["best_params"].items()), (tuned["method"], best)
     for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
-        assert (folder / "model.pt").read_bytes() != (folder / "model_2.pt").read_bytes()
+        net_2 = torch.load(folder / "artifacts.pt", weights_only=True)["model_2"]
+        net_1 = torch.load(folder / "model.pt", weights_only=True)
+        assert not torch.equal(net_1["body.0.weight"], net_2["body.0.weight"])
     assert json.loads((work / "runs" / "canu_mmt_market2duke" / "run.json").read_text())["inputs"]["init"]
     assert (work / "reports" / "index.html").is_file() and (work / "reports" / "results.md").is_file()
     for r in runs:
@@ -294,3 +297,23 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
                          text=True, env=dict(os.environ, ANNY_CACHE_DIR=str(ROOT / ".cache" / "anny")))
     assert bad.returncode != 0 and "meshes.market: source synthetic" in bad.stdout + bad.stderr
     assert not (work / "data" / "world").exists()
+
+
+def _lock_md5(work: Path, stage: str) -> dict:
+    entry = yaml.safe_load((work / "dvc.lock").read_text())["stages"][stage]
+    return {o["path"]: o["md5"] for o in entry["outs"]}
+
+
+def test_a_rebuilt_start_with_the_same_weights_leaves_its_runs_current(project):
+    """Rebuilding the pretrain and source stages (as a fresh machine does) writes new records (seconds, git
+    revision) but the same model.pt and artifacts.pt bytes, so the runs that start from them stay up to date."""
+    work, params, _ = project
+    before = {s: _lock_md5(work, s) for s in ("pretrain", "source@market")}
+    out = _run(["dvc", "repro", "-f", "-s", "pretrain", "source@market"], work)
+    assert ran(out) == {"pretrain", "source@market"}
+    after = {s: _lock_md5(work, s) for s in before}
+    for stage in before:
+        weights = [p for p in before[stage] if p.endswith(".pt")]
+        assert len(weights) == 2 and all(before[stage][p] == after[stage][p] for p in weights), (before, after)
+    status = _run(["dvc", "status", "train@cc_market", "train@canu_mmt_market2duke", "start"], work)
+    assert "up to date" in status, status

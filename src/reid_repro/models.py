@@ -199,6 +199,24 @@ def imagenet_weights_path(arch: str, folder: str | Path | None = None) -> Path:
     return path
 
 
+def save_state(obj, path: str | Path) -> Path:
+    """``torch.save(obj, path)`` with the same bytes for the same tensors, written atomically.
+
+    torch.save names the archive's records after the file it writes (here a temporary file with a random
+    suffix) and derives ``.data/serialization_id`` from those names, so two saves of identical weights differed
+    in their bytes and DVC saw a changed model wherever a stage was rebuilt. Saving into memory names the
+    records ``archive/`` whatever the destination; the file is then published with io.atomic_path."""
+    import io as _io
+
+    from reid_repro.io import atomic_path
+
+    buffer = _io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+    return Path(path)
+
+
 def load_weights(model: nn.Module, path: str | Path, what: str = "") -> None:
     """Load a ReidNet checkpoint (a run's or a stage's model.pt) into ``model``; a missing, unreadable or
     ill-fitting file is an error naming it (``what`` describes the model, e.g. "resnet50/avg")."""
@@ -210,7 +228,12 @@ def load_weights(model: nn.Module, path: str | Path, what: str = "") -> None:
     except Exception as exc:   # truncated or not a torch file
         raise ReidReproError(f"{path}: cannot read the checkpoint ({exc}); expected a model.pt written by "
                              "reid-repro") from exc
+    load_state(model, state, str(path), what)
+
+
+def load_state(model: nn.Module, state: dict, where: str, what: str = "") -> None:
+    """Load ``state`` (read from ``where``) into ``model``; an ill-fitting state is an error naming both."""
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or [k for k in missing if not k.startswith("pool.")]:
-        raise ReidReproError(f"{path}: does not fit model {what or type(model).__name__} "
+        raise ReidReproError(f"{where}: does not fit model {what or type(model).__name__} "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "the labelled source model of a UDA setting, trained twice: model.pt and model_2.pt (params.yaml: source)"
+HELP = "the labelled source model of a UDA setting, trained twice: model.pt and artifacts.pt (key model_2; params.yaml: source)"
 
 
 def add_arguments(p) -> None:

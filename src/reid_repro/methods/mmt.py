@@ -5,9 +5,9 @@ Person Re-identification*, ICLR 2020, with DBSCAN pseudo labels: "MMT (DBSCAN)",
 What the released code (yxgeee/MMT @057e1ea, ``examples/mmt_train_dbscan.py``, ``mmt/trainers.py``
 ``MMTTrainer``, ``mmt/loss``) computes, which this module follows:
 
-- Two networks. Net 1 is the loop's model. Net 2 comes from ``init_dir/model_2.pt``, the second source training
-  (another seed; MMT's ``--init-2``). ``init_2`` says what happens without that file:
-  - ``model_2``: it is required; a missing file is an error.
+- Two networks. Net 1 is the loop's model. Net 2 comes from ``init_dir/artifacts.pt`` (key ``model_2``), the
+  second source training (another seed; MMT's ``--init-2``). ``init_2`` says what happens without it:
+  - ``model_2``: it is required; its absence is an error.
   - ``auto``: load it when present, else copy net 1.
   - ``copy``: always copy net 1 (an ablation: one source training).
 
@@ -71,7 +71,7 @@ from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, j
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Method
-from reid_repro.models import load_weights
+from reid_repro.models import load_state
 
 EPS_RULES = ("fixed", "quantile")
 INIT_2 = ("model_2", "auto", "copy")
@@ -179,6 +179,18 @@ def ema_momentum(step: int, alpha: float) -> float:
     return min(1.0 - 1.0 / (step + 1), alpha)
 
 
+def second_source(path: Path | None) -> dict | None:
+    """Net 2's weights from a start folder's artifacts.pt (key ``model_2``, written by source@<dataset>), or None
+    when the file is absent or holds none (a pretrain or warm-up start)."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ReidReproError(f"{path}: cannot read ({exc}); expected the artifacts.pt of a start folder") from exc
+    return saved.get("model_2") if isinstance(saved, dict) else None
+
+
 class Mmt(Method):
     config = MmtConfig
     views = ("base", "base")
@@ -188,14 +200,16 @@ class Mmt(Method):
     def __init__(self, cfg, model, device, num_train: int, init_dir: Path | None = None):
         super().__init__(cfg, model, device)
         net_2 = copy.deepcopy(model)
-        path = Path(init_dir) / "model_2.pt" if init_dir is not None else None
-        found = path is not None and path.is_file()
+        path = Path(init_dir) / "artifacts.pt" if init_dir is not None else None
+        state_2 = second_source(path)
+        found = state_2 is not None
         if cfg.init_2 == "model_2" and not found:
-            raise ReidReproError(f"{path}: missing; MMT's net 2 starts from the second source training (set "
-                                 "mmt.init_2: auto or copy to start it from a copy of net 1)")
+            raise ReidReproError(f"{path}: holds no model_2; MMT's net 2 starts from the second source training "
+                                 "(source@<dataset> writes it; set mmt.init_2: auto or copy to start it from a copy "
+                                 "of net 1)")
         self.net2_copied = cfg.init_2 == "copy" or not found
         if not self.net2_copied:
-            load_weights(net_2, path, "MMT's net 2")
+            load_state(net_2, state_2, f"{path} (model_2)", "MMT's net 2")
         elif cfg.init_2 == "auto":
             print(f"mmt: no {path or 'init_dir'}; net 2 starts as a copy of net 1 (init_2: auto; history column "
                   "net2_copied)")

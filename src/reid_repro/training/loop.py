@@ -28,8 +28,9 @@ from tqdm import tqdm
 from reid_repro.clustering import clustering_scores
 from reid_repro.config import LoopConfig, params_hash
 from reid_repro.errors import ReidReproError
-from reid_repro.io import atomic_path, remove_orphans
+from reid_repro.io import remove_orphans
 from reid_repro.methods.base import Method, Step
+from reid_repro.models import save_state
 from reid_repro.training import distributed
 from reid_repro.training.data import BatchFinish, ImageCache, PKSampler, TrainSet, extract_features, make_transform
 
@@ -234,11 +235,10 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         if log_epoch:
             log_epoch(row)
         if distributed.is_main():
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
-                            "method": method.state_dict(),
-                            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
-                            "schedulers": {n: s.state_dict() for n, s in schedulers.items()}, "history": history},
-                           tmp)
+            save_state({"epoch": epoch + 1, "input_key": key, "model": model.state_dict(),
+                        "method": method.state_dict(),
+                        "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+                        "schedulers": {n: s.state_dict() for n, s in schedulers.items()}, "history": history},
+                       checkpoint)
     progress.close()
     return history

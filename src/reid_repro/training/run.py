@@ -27,7 +27,7 @@ from reid_repro.evaluation import features_to_metrics
 from reid_repro.evaluation.probe import camera_probe
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
-from reid_repro.models import ReidNet, load_weights as load_encoder
+from reid_repro.models import ReidNet, load_weights as load_encoder, save_state
 from reid_repro.training import distributed
 from reid_repro.training.data import ImageCache, extract_features, load_split
 from reid_repro.training.loop import TrainData, fit
@@ -84,8 +84,8 @@ def imagenet_start(params: dict, dataset: str, out: str | Path, root: str | Path
     model = ReidNet.from_config(model_cfg, imagenet=weights)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
+    save_state(model.state_dict(), out / "model.pt")
+    save_state({}, out / "artifacts.pt")       # what every start folder holds beside model.pt (none here)
     write_parquet(out / "history.parquet", pd.DataFrame({"epoch": pd.Series([], dtype="int64")}))
     metrics = {"start": "imagenet", "arch": model_cfg.arch, "checkpoint": weights.name, "sha256": sha}
     write_json(out / "run.json", {"name": Path(out).name, "stage": "pretrain", "git_revision": git_revision(root),
@@ -150,8 +150,8 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
             raise ReidReproError(f"{info_file}: missing; run `reid-repro prepare` (dvc repro prepare@{name})")
         manifests[name] = json.loads(info_file.read_text())["checksum"]
     init = Path(models_dir) / spec.init / "model.pt"
-    # beside model.pt: a source stage's second training (MMT's net 2), a GCL+ warm-up's generator
-    extra = [init.with_name("model_2.pt"), init.with_name("artifacts.pt")]
+    # beside model.pt: a source stage's second training (MMT's net 2) or a GCL+ warm-up's generator
+    extra = [init.with_name("artifacts.pt")]
     kind = "pretrain" if spec.method == "supervised" else "train"
     digest = None
     if spec.init != "scratch" and init.is_file():
@@ -269,10 +269,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "history.parquet", pd.DataFrame(history))
     if keep_model:
-        with atomic_path(out / "model.pt") as tmp:
-            torch.save(method.eval_encoder().state_dict(), tmp)
-        with atomic_path(out / "artifacts.pt") as tmp:       # Method.artifacts(): GCL+'s generator
-            torch.save(method.artifacts(), tmp)
+        save_state(method.eval_encoder().state_dict(), out / "model.pt")
+        save_state(method.artifacts(), out / "artifacts.pt")     # Method.artifacts(): GCL+'s generator
     write_json(out / "run.json", {"name": name, "stage": stage, "params_hash": key, "git_revision": git_revision(root),
                                   "inputs": {k: v for k, v in inputs.items() if k != "settings"},
                                   "input_key": input_key, "environment": {**environment(), "device": where},
@@ -402,7 +400,7 @@ def train_source(params: dict, dataset: str, out: str | Path, root: str | Path |
                  models_dir: str | Path = "models", track: bool = True) -> list[dict]:
     """The source stage: supervised training on the labelled ``dataset`` from the pretrained start (settings:
     params.yaml ``source``), twice: with the loop's seed into ``out/model.pt`` and with the next seed into
-    ``out/model_2.pt`` (MMT's two networks start from two source trainings). Each training's record stays in
+    ``out/artifacts.pt`` (key ``model_2``: MMT's two networks start from two source trainings). Each training's record stays in
     ``out/net1`` and ``out/net2`` (metrics, history, run.json); returns both metrics."""
     root = Path(root) if root is not None else repo_root()      # shared state: the repository's
     from reid_repro.config import SOURCE_SECOND_SEED, source_spec
@@ -411,12 +409,17 @@ def train_source(params: dict, dataset: str, out: str | Path, root: str | Path |
     spec = source_spec(dataset)
     seed = resolve_run(params, spec, section="source")[1].seed
     found = []
-    for i, (net, target) in enumerate((("net1", "model.pt"), ("net2", "model_2.pt"))):
+    for i, net in enumerate(("net1", "net2")):
         run = dataclasses.replace(spec, overrides={"seed": seed + i * SOURCE_SECOND_SEED})
-        m = execute(params, f"source_{dataset}-{net}", run, out / net, stage=f"source@{dataset}", root=root,
-                    models_dir=models_dir, track=track, section="source")
-        (out / net / "model.pt").replace(out / target)
-        (out / net / "artifacts.pt").unlink(missing_ok=True)      # a supervised model keeps none
-        found.append(m)
+        found.append(execute(params, f"source_{dataset}-{net}", run, out / net, stage=f"source@{dataset}",
+                             root=root, models_dir=models_dir, track=track, section="source"))
+    # a start folder holds model.pt and artifacts.pt, the two files the runs starting from it depend on
+    (out / "net1" / "model.pt").replace(out / "model.pt")
+    save_state({"model_2": torch.load(out / "net2" / "model.pt", map_location="cpu", weights_only=True)},
+               out / "artifacts.pt")
+    for net in ("net1", "net2"):
+        for name in ("model.pt", "artifacts.pt"):               # a supervised model keeps no artifacts
+            (out / net / name).unlink(missing_ok=True)
+    (out / "model_2.pt").unlink(missing_ok=True)                # where net 2 was kept before
     write_json(out / "metrics.json", {"net1": found[0], "net2": found[1]})
     return found
