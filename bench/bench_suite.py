@@ -19,7 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, write_results  # noqa: E402
 
 LOG = RESULTS / "suite.jsonl"
 
@@ -64,11 +64,10 @@ def main(argv: list[str]) -> int:
         code = pytest.main(["-q", "-p", "no:cacheprovider", *argv], plugins=[recorder])
         recorder.out.close()
     lines = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()]
-    result = {"machine": machine(), "args": argv, "exit_code": int(code), **summarise(lines)}
-    out = RESULTS / "suite.json"
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    result = {"args": argv, "exit_code": int(code), **summarise(lines)}
+    write_results("suite", [result])
     print(f"{result['tests']} tests, {result['total_seconds']:.0f} s in all; slowest file "
-          f"{result['per_file'][0]['file']} ({result['per_file'][0]['seconds']:.0f} s) -> {out}")
+          f"{result['per_file'][0]['file']} ({result['per_file'][0]['seconds']:.0f} s)")
     return int(code)
 
 
