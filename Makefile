@@ -22,8 +22,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (work stealing balances the long pipeline tests against the
+# rest); TEST_WORKERS=0 runs it in one process. bench/bench_suite.py measures where the time goes.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(RUN) $(BIN)/python -m pytest
+	$(RUN) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # check validates all of params.yaml and every run's paper row before hours of training.
 # `make repro LARGER=1` also trains the larger profile (params.yaml: larger; GCL+'s other domains and sweeps) as

@@ -28,7 +28,9 @@ def _declared_code(deps: list[str]) -> set[str]:
 
 
 def _stages():
-    """(stage name, kind, method, declared deps) for every stage of dvc.yaml, foreach expanded by DVC itself."""
+    """(stage name, kind, method, declared deps, declared params) for every stage of dvc.yaml, foreach expanded by
+    DVC itself."""
+    from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -39,12 +41,13 @@ def _stages():
             method = (params["runs"][key]["method"] if kind == "train" else
                       params["larger"]["runs"][key]["method"] if kind == "train_larger" else
                       params["studies"][key]["method"] if kind in ("tune", "tuned") else None)
-            yield stage.name, kind, method, [d.def_path for d in stage.deps]
+            yield (stage.name, kind, method, [d.def_path for d in stage.deps],
+                   [k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params])
 
 
 def test_every_stage_depends_on_exactly_the_code_it_imports():
     wrong = []
-    for name, kind, method, deps in _stages():
+    for name, kind, method, deps, _ in _stages():
         expected = set(codedeps.relative(codedeps.stage_files(kind, method), ROOT))
         declared = _declared_code(deps)
         if declared != expected:
@@ -55,7 +58,7 @@ def test_every_stage_depends_on_exactly_the_code_it_imports():
 def test_run_stages_read_their_base_method_and_config():
     """The findings of the audit: a run depends on config.py and, for ISE and Mixup, on the Cluster-Contrast
     module they subclass; the figures stage on every module it imports."""
-    by_name = {name: set(deps) for name, _, _, deps in _stages()}
+    by_name = {name: set(deps) for name, _, _, deps, _ in _stages()}
     for run in ("ise_market", "mixup_a0.5_market", "cc_market", "ice_aware_full_market"):
         if f"train@{run}" not in by_name:
             continue
@@ -91,3 +94,45 @@ def test_digest_changes_with_any_imported_file_only(tmp_path, monkeypatch):
 def test_each_stage_kind_resolves(kind):
     files = codedeps.stage_files(kind, "cluster_contrast" if kind == "train" else None)
     assert (codedeps.SRC / "cli.py") in files and all(f.is_file() for f in files)
+
+
+class _Reads(dict):
+    """params.yaml's top level, recording which sections are read."""
+
+    def __init__(self, data):
+        super().__init__(data)
+        self.read = set()
+
+    def __getitem__(self, key):
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key, default=None):
+        self.read.add(key)
+        return super().get(key, default)
+
+
+def test_every_run_stage_depends_on_exactly_the_method_sections_it_reads():
+    """A run's settings come from its method's section and its base's (ISE builds on cluster_contrast, CANU on
+    mmt or ssg). Resolving each declared run's settings, at both scales, reads exactly the method sections its
+    stage declares as params: `dvc exp run -S ice.tau_s=0.3` re-runs the ICE runs and no other."""
+    from reid_repro.config import declared_runs, load_params, load_run, resolve_run
+
+    params = load_params(ROOT / "params.yaml")
+    runs = declared_runs(params)
+    sections = {s for spec in runs.values() for s in (spec["method"], spec["base"])}
+    wrong = []
+    for name, kind, _, _, declared_params in _stages():
+        if kind not in ("train", "train_larger"):
+            continue
+        run = name.split("@")[1]
+        read = set()
+        for scale in ("cpu", "paper"):
+            recorded = _Reads({**params, "scale": scale})
+            resolve_run(recorded, load_run(params, run))
+            read |= recorded.read & sections
+        declared = {key.split(".")[0] for key in declared_params} & sections
+        if read != declared:
+            wrong.append(f"{name}: reads {sorted(read)}, declares {sorted(declared)}")
+    assert not wrong, "\n".join(wrong[:10])
+
