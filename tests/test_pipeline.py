@@ -102,12 +102,13 @@ def _copy(src: Path, dst: Path) -> None:
 
 @pytest.fixture
 def project(built, tmp_path):
-    """Each test works on its own copy of the built pipeline: tests do not see each other's experiments, and
-    pytest-xdist can run them side by side."""
+    """Each test works on its own copy of the built pipeline, removed afterwards: tests do not see each other's
+    experiments, and pytest-xdist can run them side by side."""
     src, params, out = built
     work = tmp_path / "project"
     _copy(src, work)
-    return work, params, out
+    yield work, params, out
+    shutil.rmtree(work, ignore_errors=True)        # 1 GB each: pytest keeps the last three sessions' folders
 
 
 def test_repro_builds_every_stage(project):
