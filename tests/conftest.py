@@ -1,6 +1,7 @@
 """Fixtures shared by the world and mesh tests: one anny body, one renderer and one tiny world per session."""
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,8 +43,6 @@ def world(tmp_path_factory, body, renderer):
     return out, generate_world(tiny_config(), out, body, renderer)
 
 
-
-
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's work stealing (`make test`), each worker starts on a contiguous half of this list. The
     smoke pipeline (test_pipeline.py's `built`, about a third of the suite's time) is built by the first test that
@@ -65,7 +64,5 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[name] = "1"
-        import sys
-
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(1)
