@@ -270,8 +270,21 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
     assert kl["code_mAP"] == 60.0 and kl["paper_mAP"] == 55.0 and kl["code_minus_paper"] == 5.0
     assert kl["ci"] is None and kl["seeds"] == [0]                  # one seed: no interval
     assert "trainers.py" in kl["official_code"] and kl["default"] == "code"
+    assert (kl["code_run"], kl["paper_run"], kl["stale"]) == ("ice_aware_full_market", "ice_fid_kl_market", False)
     cross = frame[frame["disagreement"] == "cross"].iloc[0]
     assert cross["dataset"] == "not run"                            # its variant run is missing
+    # the cells name both runs (the ICE "all" row has three pairs, one per stand-in) and mark stale results
+    from reid_repro.report.build import _fidelity_cells
+
+    cells = _fidelity_cells(frame).set_index("Disagreement (setting)")["Effect on our world"]
+    assert cells["kl (ice.kl)"].startswith("Market stand-in, `ice_aware_full_market` vs `ice_fid_kl_market`: ")
+    assert cells["cross (ice.cross)"] == "not run yet (`ice_aware_full_market` vs `ice_fid_cross_market`)"
+    stale = fidelity_frame({"ice_aware_full_market": run("ice_aware_full_market", 0.60),
+                            "ice_fid_kl_market": Run("ice_fid_kl_market", type("S", (), {"test": "market"})(),
+                                                     {"mAP": 0.55}, pd.DataFrame(), {"method": {"seed": 0}},
+                                                     stale="code digest differs")})
+    assert _fidelity_cells(stale).set_index("Disagreement (setting)")["Effect on our world"]["kl (ice.kl)"] \
+        .endswith(" †")
     # every switch named in the section is a real setting of its method (ICE, Cluster-Contrast, GCL+, SSG), and
     # every run it names is declared
     from reid_repro.config import declared_runs, load_method_config, load_params

@@ -1341,10 +1341,12 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
         for pair in pairs:
             row = {"paper": d["paper"], "disagreement": d["id"], "setting": d["setting"] or "(not a switch)",
                    "paper_says": d["paper_says"], "code_does": d["code_does"], "official_code": d["cite"],
-                   "default": d["default"], "dataset": None, "code_mAP": None, "paper_mAP": None,
-                   "code_minus_paper": None, "ci": None, "seeds": None}
+                   "default": d["default"], "code_run": pair[0] if pair else None,
+                   "paper_run": pair[1] if pair else None, "dataset": None, "code_mAP": None, "paper_mAP": None,
+                   "code_minus_paper": None, "ci": None, "seeds": None, "stale": False}
             if pair and all(n in by_name for n in pair):
                 code, variant = (by_name[n] for n in pair)
+                row["stale"] = bool(code.stale or variant.stale)
                 seeds_c, seeds_v = code.values("mAP"), variant.values("mAP")
                 seeds, cv, vv = rule.paired(sorted(seeds_c), seeds_c, seeds_v)
                 if seeds:
@@ -1363,10 +1365,13 @@ def _fidelity_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.Dat
     for _, r in frame.iterrows():
         if r["code_mAP"] is not None and not pd.isna(r["code_mAP"]):
             ci = "one seed: no interval" if r["ci"] is None else f"95% CI [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
-            effect = (f"{labels.get(r['dataset'], r['dataset'])}: code {r['code_mAP']:.1f} / paper "
-                      f"{r['paper_mAP']:.1f} mAP, code − paper {r['code_minus_paper']:+.1f} ({ci})")
+            effect = (f"{labels.get(r['dataset'], r['dataset'])}, `{r['code_run']}` vs `{r['paper_run']}`: code "
+                      f"{r['code_mAP']:.1f} / paper {r['paper_mAP']:.1f} mAP, code − paper "
+                      f"{r['code_minus_paper']:+.1f} ({ci})" + (f" {STALE_MARK}" if r["stale"] else ""))
+        elif r["dataset"] == "not run":     # name the runs, so the reader knows what to rebuild
+            effect = f"not run yet (`{r['code_run']}` vs `{r['paper_run']}`)"
         else:
-            effect = "not run yet" if r["dataset"] == "not run" else "not measured"
+            effect = "not measured"
         rows.append([r["paper"].upper(), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
                      f"{r['code_does']} — {r['official_code']}", r["default"], effect])
     return pd.DataFrame(rows, columns=["Paper", "Disagreement (setting)", "The paper says", "Released code (cited)",
