@@ -18,6 +18,8 @@ not-yet-built run estimated from the built runs of its method (per seed) and sai
 
     python bench/bench_canu.py              # time the steps, then both budgets
     python bench/bench_canu.py --from-runs  # only the budget as built (keeps the step timings in canu.json)
+    python bench/bench_canu.py --device cuda  # the steps at `scale: paper` (ResNet-50 at 256x128, the papers'
+                                              # batches) on the GPU -> bench/results/canu_gpu.json, no budgets
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from _common import write_results  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _setup(name: str):
+def _setup(name: str, device):
     import numpy as np
     import pandas as pd
     import torch
@@ -45,34 +47,40 @@ def _setup(name: str):
     from reid_repro.models import ReidNet
 
     params = load_params(ROOT / "params.yaml")
+    params["scale"] = "cpu" if device.type == "cpu" else "paper"
     mcfg = load_model(params)
     torch.manual_seed(0)
     cfg = load_method_config(params, name, method_class(name).config, {}, base=base_section(name))
-    n_train = 64
+    n_train = max(64, cfg.batch_ids * cfg.instances)     # every batch index is a training image
     extras = {"num_train": n_train, "init_dir": None} if name in ("mmt", "canu") else {}
     if name in ("canu", "canu_ssg"):
         extras["train_table"] = pd.DataFrame({"camid": np.arange(n_train) % 6})
-    method = method_class(name)(cfg, ReidNet.from_config(mcfg).train(), torch.device("cpu"), **extras)
+    method = method_class(name)(cfg, ReidNet.from_config(mcfg).to(device).train(), device, **extras)
     g = torch.Generator().manual_seed(1)
-    labels = np.repeat(np.arange(16), 4)
+    labels = np.repeat(np.arange(n_train // 4), 4)
     parts = 3 if name in ("ssg", "canu_ssg") else 1           # SSG clusters three part embeddings
     feats = F.normalize(torch.randn(n_train, parts * method.model.dim, generator=g), dim=1).numpy()
     if parts == 3:
         method._part_labels = np.stack([labels] * 3, 1)        # a fixed grouping: every part the same
     method.on_epoch_start(0, feats, labels, np.arange(n_train) % 6)
     shape = (cfg.batch_ids * cfg.instances, 3, mcfg.height, mcfg.width)
-    views = [torch.randn(shape, generator=g), torch.randn(shape, generator=g)]
-    labels = torch.arange(cfg.batch_ids).repeat_interleave(cfg.instances)
-    batch = {"images": views[0], "views": views, "labels": labels, "cams": torch.arange(shape[0]) % 6,
-             "index": torch.arange(shape[0])}
+    views = [torch.randn(shape, generator=g).to(device), torch.randn(shape, generator=g).to(device)]
+    labels = torch.arange(cfg.batch_ids).repeat_interleave(cfg.instances).to(device)
+    batch = {"images": views[0], "views": views, "labels": labels,
+             "cams": torch.arange(shape[0], device=device) % 6, "index": torch.arange(shape[0])}
     return method, batch, mcfg
 
 
-def _time(step, n: int = 6) -> float:
+def _time(step, device, n: int = 6) -> float:
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(n):
         step()
+    sync()
     return 1000 * (time.perf_counter() - t0) / n
 
 
@@ -84,13 +92,16 @@ def main(argv: list[str]) -> None:
         return
     import torch
 
+    from reid_repro.device import device_info, prepare_device
     from reid_repro.models import ReidNet
     from reid_repro.training.loop import run_steps
 
+    device = torch.device(argv[argv.index("--device") + 1] if "--device" in argv else "cpu")
+    prepare_device(device)
     rows = []
-    method, batch, mcfg = _setup("mmt")
-    nets = [ReidNet.from_config(mcfg).train() for _ in range(2)]
-    teachers = [ReidNet.from_config(mcfg).train() for _ in range(2)]
+    method, batch, mcfg = _setup("mmt", device)
+    nets = [ReidNet.from_config(mcfg).to(device).train() for _ in range(2)]
+    teachers = [ReidNet.from_config(mcfg).to(device).train() for _ in range(2)]
     opts = [torch.optim.Adam(n.parameters(), lr=3.5e-4) for n in nets]
 
     def bare():
@@ -101,20 +112,24 @@ def main(argv: list[str]) -> None:
             ((net(batch["views"][0]) - target) ** 2).mean().backward()
             opt.step()
 
-    rows.append({"case": "bare", "ms_per_step": round(_time(bare), 1)})
+    rows.append({"case": "bare", "ms_per_step": round(_time(bare, device), 1)})
     for name in ("mmt", "canu", "ssg", "canu_ssg"):
-        method, batch, _ = _setup(name)
+        method, batch, _ = _setup(name, device)
         optimizers = {k: o for k, (o, _) in method.optimizers().items()}
 
         def step():
             run_steps(method.training_step(batch), optimizers, defaultdict(float))
             method.after_step()
 
-        rows.append({"case": name, "ms_per_step": round(_time(step), 1)})
+        rows.append({"case": name, "ms_per_step": round(_time(step, device), 1),
+                     "batch": int(batch["labels"].numel()), "precision": method.model.compute_precision(device)})
     by = {r["case"]: r["ms_per_step"] for r in rows}
     rows.append({"case": "overhead", "canu_over_bare": round(by["canu"] / by["bare"] - 1, 3),
                  "canu_over_mmt": round(by["canu"] / by["mmt"] - 1, 3), "target_over_bare": 0.15,
-                 "batch": int(batch["labels"].numel()), "input": f"{mcfg.height}x{mcfg.width}"})
+                 "input": f"{mcfg.height}x{mcfg.width}", "arch": mcfg.arch})
+    if device.type != "cpu":
+        write_results("canu_gpu", rows + [{"case": "device", **device_info(device)}])
+        return
     rows += budget(by) + budget_built()
     write_results("canu", rows)
 

@@ -8,6 +8,8 @@ Random images, random structure renders and a fixed clustering of 96 training im
 at the CPU model size, the gcl_plus section's widths and batch (16 distinct images).
 
     python bench/bench_gcl.py          -> bench/results/gcl.json
+    python bench/bench_gcl.py --device cuda   -> bench/results/gcl_gpu.json: the same cases at `scale: paper`
+        (ResNet-50 at 256x128, the gcl_plus paper widths and batch) on the GPU, in the precision the run would use
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 96
 
 
-def _setup(tmp: Path, **overrides):
+def _setup(tmp: Path, device, **overrides):
     import numpy as np
     import pandas as pd
     import torch
@@ -37,6 +39,7 @@ def _setup(tmp: Path, **overrides):
     from reid_repro.models import ReidNet
 
     params = load_params(ROOT / "params.yaml")
+    params["scale"] = "cpu" if device.type == "cpu" else "paper"
     mcfg = load_model(params)
     names = [f"{i:04d}_c1s1_000000_00.png" for i in range(N_TRAIN)]
     rng = np.random.default_rng(0)
@@ -54,31 +57,37 @@ def _setup(tmp: Path, **overrides):
     if cfg.stage == "joint" and cfg.positive_view == "generated" and not (init / "artifacts.pt").is_file():
         warm = G.GclPlus(load_method_config(params, "gcl_plus", G.GclPlusConfig,
                                             {"meshes_root": str(tmp), "stage": "warmup"}),
-                         ReidNet.from_config(mcfg), torch.device("cpu"), table)
+                         ReidNet.from_config(mcfg).to(device), device, table)
         init.mkdir(exist_ok=True)
         torch.save(warm.artifacts(), init / "artifacts.pt")
-    method = G.GclPlus(cfg, ReidNet.from_config(mcfg).train(), torch.device("cpu"), table, init)
+    method = G.GclPlus(cfg, ReidNet.from_config(mcfg).to(device).train(), device, table, init)
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(N_TRAIN, method.model.dim, generator=g), dim=1).numpy()
     labels = table["pid"].to_numpy()
     if cfg.stage == "joint":
-        method.memory = torch.as_tensor(feats)
+        method.memory = torch.as_tensor(feats, device=device)
     else:
         labels = method.pseudo_labels(0, feats, labels)
     method.on_epoch_start(0, feats, labels, table["camid"].to_numpy())
     n = cfg.batch_ids * cfg.instances
     x = torch.randn(n, 3, mcfg.height, mcfg.width, generator=g)
     index = torch.randperm(N_TRAIN, generator=g)[:n]
-    batch = {"images": x, "views": [x, x.flip(3)], "index": index, "labels": torch.as_tensor(labels)[index],
-             "cams": torch.zeros(n, dtype=torch.long)}
+    x = x.to(device)
+    batch = {"images": x, "views": [x, x.flip(3)], "index": index,
+             "labels": torch.as_tensor(labels)[index].to(device), "cams": torch.zeros(n, dtype=torch.long, device=device)}
     return method, batch, cfg, mcfg
 
 
-def _time(step, n: int = 4) -> float:
+def _time(step, device, n: int = 4) -> float:
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     step()
+    sync()
     t0 = time.perf_counter()
     for _ in range(n):
         step()
+    sync()
     return (time.perf_counter() - t0) / n
 
 
@@ -127,23 +136,37 @@ def _through_loop(method, batch):
 
 
 def main() -> None:
+    import argparse
+
     import torch
 
     from reid_repro.config import load_params
+    from reid_repro.device import device_info, prepare_device
 
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu (default: the CPU size) or cuda (paper scale)")
+    ap.add_argument("--iters", type=int, default=4)
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    prepare_device(device)
     rows, per_iter = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for case, overrides in (("stage2", {"stage": "warmup"}), ("stage3", {}),
                                 ("multi", {"positive_view": "augmented", "mixup": "none", "proto_loss": False,
                                            "mix_loss_on": False})):
-            method, batch, cfg, mcfg = _setup(Path(tmp), **overrides)
-            hand = _time(_by_hand(method, batch))
-            method, batch, cfg, mcfg = _setup(Path(tmp), **overrides)
-            loop = _time(_through_loop(method, batch))
+            method, batch, cfg, mcfg = _setup(Path(tmp), device, **overrides)
+            hand = _time(_by_hand(method, batch), device, args.iters)
+            method, batch, cfg, mcfg = _setup(Path(tmp), device, **overrides)
+            loop = _time(_through_loop(method, batch), device, args.iters)
             per_iter[case] = loop
             rows.append({"case": case, "s_per_iter_loop": round(loop, 3), "s_per_iter_by_hand": round(hand, 3),
                          "loop_overhead": round(loop / hand - 1, 3), "target_overhead": 0.10,
-                         "batch": int(len(batch["index"])), "input": f"{mcfg.height}x{mcfg.width}"})
+                         "batch": int(len(batch["index"])), "input": f"{mcfg.height}x{mcfg.width}",
+                         "arch": mcfg.arch, "precision": method.model.compute_precision(device)})
+    if device.type != "cpu":
+        rows.append({"case": "device", **device_info(device)})
+        write_results("gcl_gpu", rows)
+        return
     params = load_params(ROOT / "params.yaml")
     loop = params["gcl_plus"]["loop"]
     iters3 = loop["epochs"] * loop["iters"]
