@@ -5,7 +5,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
-RUN    := PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
+# CPU=avx2 holds the CPU libraries to AVX2 kernels (scripts/cpu_avx2.env): on an AVX-512 machine the results are
+# then the committed ones, bit for bit, not bf16 or AVX-512 float32 (README "The synthetic world").
+CPU    ?=
+RUN    := $(if $(filter avx2,$(CPU)),. "$(CURDIR)/scripts/cpu_avx2.env" &&) PATH="$(CURDIR)/$(BIN):$$PATH" \
+          ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
 .PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui dashboard
 

@@ -51,3 +51,21 @@ def test_environment_yml_has_every_dependency_at_the_locked_version():
             differ.append(f"{conda}: environment.yml {env[conda]}, requirements.lock {lock[name]}")
     assert not missing, f"environment.yml lacks {missing}"
     assert not differ, "pins differ: " + "; ".join(differ)
+
+
+def test_the_avx2_reference_settings_hold_torch_to_avx2_and_fp32():
+    """scripts/cpu_avx2.env (`make repro CPU=avx2`): sourced, torch's kernels are AVX2, oneDNN reports no native
+    bf16, so `precision: auto` computes in float32, as the committed results did, on any x86 CPU with AVX2."""
+    import platform
+    import subprocess
+    import sys
+
+    import pytest
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the AVX2 reference settings are for x86-64 CPUs")
+    code = ("import torch; from reid_repro.models import resolve_precision; "
+            "print(torch.backends.cpu.get_cpu_capability(), resolve_precision('auto', 'cpu'))")
+    out = subprocess.run(["bash", "-c", f'. "{ROOT / "scripts" / "cpu_avx2.env"}" && "{sys.executable}" -c "{code}"'],
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["AVX2", "fp32"]
