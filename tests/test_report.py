@@ -285,6 +285,19 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
                                                      stale="code digest differs")})
     assert _fidelity_cells(stale).set_index("Disagreement (setting)")["Effect on our world"]["kl (ice.kl)"] \
         .endswith(" †")
+    # a variant that is a larger-profile row says so (and how to run it); one with no results is "not run yet"
+    from reid_repro.report.build import NOT_BUILT
+
+    def marker(name, why):
+        return Run(name, type("S", (), {"test": "market"})(), {"not_run": why}, pd.DataFrame(), {}, {})
+
+    larger = "not run at the default scale: a larger-profile row; `make repro LARGER=1` trains it"
+    cells = _fidelity_cells(fidelity_frame({"ice_aware_full_market": run("ice_aware_full_market", 0.60),
+                                            "ice_fid_kl_market": marker("ice_fid_kl_market", larger),
+                                            "ice_fid_cross_market": marker("ice_fid_cross_market", NOT_BUILT)})
+                            ).set_index("Disagreement (setting)")["Effect on our world"]
+    assert cells["kl (ice.kl)"] == f"{larger} (`ice_aware_full_market` vs `ice_fid_kl_market`)"
+    assert cells["cross (ice.cross)"] == "not run yet (`ice_aware_full_market` vs `ice_fid_cross_market`)"
     # every switch named in the section is a real setting of its method (ICE, Cluster-Contrast, GCL+, SSG), and
     # every run it names is declared
     from reid_repro.config import declared_runs, load_method_config, load_params

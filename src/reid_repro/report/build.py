@@ -1343,7 +1343,7 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
                    "paper_says": d["paper_says"], "code_does": d["code_does"], "official_code": d["cite"],
                    "default": d["default"], "code_run": pair[0] if pair else None,
                    "paper_run": pair[1] if pair else None, "dataset": None, "code_mAP": None, "paper_mAP": None,
-                   "code_minus_paper": None, "ci": None, "seeds": None, "stale": False}
+                   "code_minus_paper": None, "ci": None, "seeds": None, "stale": False, "not_run": None}
             if pair and all(n in by_name for n in pair):
                 code, variant = (by_name[n] for n in pair)
                 row["stale"] = bool(code.stale or variant.stale)
@@ -1354,6 +1354,9 @@ def fidelity_frame(by_name: dict, paper: str | None = None) -> pd.DataFrame:
                     row.update(dataset=code.spec.test, code_mAP=round(float(np.mean(cv)), 1),
                                paper_mAP=round(float(np.mean(vv)), 1), code_minus_paper=round(iv["our_gain"], 1),
                                ci=None if iv["n"] < 2 else [round(x, 1) for x in iv["ci"]], seeds=seeds)
+                else:   # a larger-profile marker says so; a run with no results at all is "not built yet"
+                    reasons = [r.not_run for r in (code, variant) if r.not_run and r.not_run != NOT_BUILT]
+                    row.update(dataset="not run", not_run=reasons[0] if reasons else None)
             elif pair:
                 row["dataset"] = "not run"
             rows.append(row)
@@ -1369,7 +1372,9 @@ def _fidelity_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.Dat
                       f"{r['code_mAP']:.1f} / paper {r['paper_mAP']:.1f} mAP, code − paper "
                       f"{r['code_minus_paper']:+.1f} ({ci})" + (f" {STALE_MARK}" if r["stale"] else ""))
         elif r["dataset"] == "not run":     # name the runs, so the reader knows what to rebuild
-            effect = f"not run yet (`{r['code_run']}` vs `{r['paper_run']}`)"
+            why = r.get("not_run")
+            why = why if isinstance(why, str) and why else "not run yet"
+            effect = f"{why} (`{r['code_run']}` vs `{r['paper_run']}`)"
         else:
             effect = "not measured"
         rows.append([r["paper"].upper(), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
