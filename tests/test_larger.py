@@ -95,3 +95,14 @@ def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_p
     assert summary["coverage"]["ise"]["reproduced"] == 1
     # the not-run run's empty history draws no curve and no verdict
     assert not (tmp_path / "reports" / "plots" / "nmi" / "cc_msmt.csv").exists()
+    # with no marker at all (its train_larger@ stage not run yet), a report built with allow_missing reads the row
+    # the same way, not as "not built yet"
+    import shutil
+
+    shutil.rmtree(tmp_path / "runs" / "cc_msmt")
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports2", allow_missing=True)
+    frame = pd.read_csv(tmp_path / "reports2" / "tables" / "ise_table6.csv").set_index("row")
+    assert bool(frame.loc["Cluster-Contrast (Our Baseline)"]["msmt.not_run"]) and summary["not_built"] == []
+    row = next(ln for ln in (tmp_path / "reports2" / "results.md").read_text().splitlines()
+               if ln.startswith("| Cluster-Contrast (Our Baseline)"))
+    assert "not run at the default scale" in row and "not built yet" not in row

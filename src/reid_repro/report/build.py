@@ -184,12 +184,16 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
     """Every declared run's ``metrics.json`` (mean and per-seed values), ``run.json`` and the per-epoch history
     of each seed (``seeds/<s>/history.parquet``, averaged over seeds per epoch). A run with no results is an error,
     or with ``allow_missing`` a run whose cells say it is not built yet (a half-built pipeline's report)."""
-    from reid_repro.config import declared_runs
+    from reid_repro.config import declared_runs, not_run_reason
 
     runs, digests = [], {}
 
     def not_built(name: str) -> Run:
-        return Run(name, load_run(params, name), {"not_run": NOT_BUILT}, pd.DataFrame({"epoch": []}), {}, {})
+        """A run with no results: a larger-profile row whose marker stage has not run yet still says what its
+        marker would (not run at the default scale, and how to run it); any other run is not built yet."""
+        spec = load_run(params, name)
+        why = not_run_reason(params, spec) or NOT_BUILT
+        return Run(name, spec, {"not_run": why}, pd.DataFrame({"epoch": []}), {}, {})
 
     for name in declared_runs(params):
         folder = Path(runs_dir) / name
