@@ -159,11 +159,12 @@ def test_repro_builds_every_stage(project):
 # GCL+ run after it, the study) and the GCL+ section (read by non-train stages too); a method's own section is
 # shown by `dvc exp run -S ise.lambda0=2.0` in test_a_lab_shares_the_pipeline_through_a_dvc_remote.
 @pytest.mark.parametrize("section,key,value", [("cluster_contrast", "loop.eps", 0.55),
-                                                ("gcl_plus", "lambda_recon", 2.0)])
+                                                ("gcl_plus", "lambda_recon", 2.0), ("canu", "mu", 0.2)])
 def test_changing_a_method_param_reruns_only_its_runs(project, section, key, value):
     """Only the runs whose method reads the section (ISE reads cluster_contrast too), then the figures drawn
     from those runs, then the report. A GCL+ setting re-runs the GCL+ stages only: its warm-ups, its runs, the
-    figures drawn from its generator, and the report."""
+    figures drawn from its generator, and the report. CANU's μ re-runs the CANU runs and the report (issue 12), not
+    the source models they start from."""
     work, params, _ = project
     out = _run(["dvc", "exp", "run", "-S", f"{section}.{key}={value}"], work)
     runs = {r for r, spec in params["runs"].items() if section in (spec["method"], spec["base"])}
