@@ -106,3 +106,16 @@ def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_p
     row = next(ln for ln in (tmp_path / "reports2" / "results.md").read_text().splitlines()
                if ln.startswith("| Cluster-Contrast (Our Baseline)"))
     assert "not run at the default scale" in row and "not built yet" not in row
+
+
+def test_an_item_whose_every_run_is_a_larger_row_is_not_run():
+    """CANU's Table II: all 8 of its cells are larger-profile rows, so nothing of ours is shown: the coverage says
+    "not run" with the reason, not "reproduced in part"; Table III, with trained cells beside them, is in part."""
+    from reid_repro.report.items import NOT_RUN, REPRODUCED, coverage
+
+    rows = coverage({"canu-table-ii", "canu-table-iii"}, "canu",
+                    partial={"canu-table-ii": 8, "canu-table-iii": 20},
+                    unbuilt={"canu-table-ii": (0, 0), "canu-table-iii": (0, 4)})
+    state = {r["item"]: (r["state"], r["why"]) for r in rows}
+    assert state["Table II"][0] == NOT_RUN and "larger-profile rows" in state["Table II"][1]
+    assert state["Table III"][0] == REPRODUCED and state["Table III"][1].startswith("in part: 20")

@@ -172,7 +172,8 @@ def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] 
             elif section is not None and section in built and waiting:
                 state, why = REPRODUCED, (f"in part: {waiting} of its cells are runs not built yet (`make paper "
                                           f"P={p}` builds them)")
-            elif section is not None and section in built and partial.get(section) and figure_missing:
+            elif section is not None and section in built and partial.get(section) and (
+                    figure_missing or not trained):    # every run of it is a larger-profile row: none of ours shown
                 state, why = NOT_RUN, f"its runs are larger-profile rows, not run at the default scale: {LARGER}"
             elif section is not None and section in built and partial.get(section):
                 state, why = REPRODUCED, (f"in part: {partial[section]} of its cells are larger-profile rows, not run "
