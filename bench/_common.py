@@ -7,6 +7,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -44,3 +45,19 @@ def write_results(name: str, rows: list[dict]) -> Path:
         print(json.dumps(row))
     print(f"wrote {path}")
     return path
+
+
+def seconds_per_call(fn, device, n: int, warmup: int = 1) -> float:
+    """Mean seconds of ``fn()`` over ``n`` calls after ``warmup`` untimed ones; on CUDA the device is synchronised
+    before and after, so queued kernels are counted."""
+    import torch
+
+    sync = (lambda: torch.cuda.synchronize(device)) if torch.device(device).type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync()
+    return (time.perf_counter() - t) / n

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import seconds_per_call, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,19 +70,6 @@ def _setup(name: str, device):
     return method, batch, mcfg
 
 
-def _time(step, device, n: int = 6) -> float:
-    import torch
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    sync()
-    return 1000 * (time.perf_counter() - t0) / n
-
-
 def main(argv: list[str]) -> None:
     if "--from-runs" in argv:
         path = ROOT / "bench" / "results" / "canu.json"
@@ -112,7 +98,7 @@ def main(argv: list[str]) -> None:
             ((net(batch["views"][0]) - target) ** 2).mean().backward()
             opt.step()
 
-    rows.append({"case": "bare", "ms_per_step": round(_time(bare, device), 1)})
+    rows.append({"case": "bare", "ms_per_step": round(1000 * seconds_per_call(bare, device, 6), 1)})
     for name in ("mmt", "canu", "ssg", "canu_ssg"):
         method, batch, _ = _setup(name, device)
         optimizers = {k: o for k, (o, _) in method.optimizers().items()}
@@ -121,7 +107,7 @@ def main(argv: list[str]) -> None:
             run_steps(method.training_step(batch), optimizers, defaultdict(float))
             method.after_step()
 
-        rows.append({"case": name, "ms_per_step": round(_time(step, device), 1),
+        rows.append({"case": name, "ms_per_step": round(1000 * seconds_per_call(step, device, 6), 1),
                      "batch": int(batch["labels"].numel()), "precision": method.model.compute_precision(device)})
     by = {r["case"]: r["ms_per_step"] for r in rows}
     rows.append({"case": "overhead", "canu_over_bare": round(by["canu"] / by["bare"] - 1, 3),

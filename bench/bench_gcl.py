@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import seconds_per_call, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 96
@@ -76,19 +75,6 @@ def _setup(tmp: Path, device, **overrides):
     batch = {"images": x, "views": [x, x.flip(3)], "index": index,
              "labels": torch.as_tensor(labels)[index].to(device), "cams": torch.zeros(n, dtype=torch.long, device=device)}
     return method, batch, cfg, mcfg
-
-
-def _time(step, device, n: int = 4) -> float:
-    import torch
-
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    step()
-    sync()
-    t0 = time.perf_counter()
-    for _ in range(n):
-        step()
-    sync()
-    return (time.perf_counter() - t0) / n
 
 
 def _by_hand(method, batch):
@@ -155,9 +141,9 @@ def main() -> None:
                                 ("multi", {"positive_view": "augmented", "mixup": "none", "proto_loss": False,
                                            "mix_loss_on": False})):
             method, batch, cfg, mcfg = _setup(Path(tmp), device, **overrides)
-            hand = _time(_by_hand(method, batch), device, args.iters)
+            hand = seconds_per_call(_by_hand(method, batch), device, args.iters)
             method, batch, cfg, mcfg = _setup(Path(tmp), device, **overrides)
-            loop = _time(_through_loop(method, batch), device, args.iters)
+            loop = seconds_per_call(_through_loop(method, batch), device, args.iters)
             per_iter[case] = loop
             rows.append({"case": case, "s_per_iter_loop": round(loop, 3), "s_per_iter_by_hand": round(hand, 3),
                          "loop_overhead": round(loop / hand - 1, 3), "target_overhead": 0.10,

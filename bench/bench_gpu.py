@@ -29,27 +29,9 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, machine, seconds_per_call  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _sync(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn, device, n: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    t = time.perf_counter()
-    for _ in range(n):
-        fn()
-    _sync(device)
-    return (time.perf_counter() - t) / n
 
 
 def main() -> None:
@@ -112,8 +94,8 @@ def main() -> None:
         run_steps(method.training_step(batch), optimizers, sums)
         method.after_step()
 
-    rows["bare_s_per_iter"] = _timed(bare, device, args.iters)
-    rows["loop_s_per_iter"] = _timed(loop_step, device, args.iters)
+    rows["bare_s_per_iter"] = seconds_per_call(bare, device, args.iters, warmup=3)
+    rows["loop_s_per_iter"] = seconds_per_call(loop_step, device, args.iters, warmup=3)
     rows["loop_vs_bare_throughput"] = rows["bare_s_per_iter"] / rows["loop_s_per_iter"]
 
     train = torch.randint(0, 256, (n_train, 3, mcfg.height, mcfg.width), dtype=torch.uint8)
