@@ -55,7 +55,8 @@ def test_environment_yml_has_every_dependency_at_the_locked_version():
 
 def test_the_avx2_reference_settings_hold_torch_to_avx2_and_fp32():
     """scripts/cpu_avx2.env (`make repro CPU=avx2`): sourced, torch's kernels are AVX2, oneDNN reports no native
-    bf16, so `precision: auto` computes in float32, as the committed results did, on any x86 CPU with AVX2."""
+    bf16, so `precision: auto` computes in float32, as the committed results did, on any x86 CPU with AVX2, and
+    torch runs 2 intra-op threads (the committed runs' count; gradients depend on it in the last bit)."""
     import platform
     import subprocess
     import sys
@@ -65,7 +66,7 @@ def test_the_avx2_reference_settings_hold_torch_to_avx2_and_fp32():
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the AVX2 reference settings are for x86-64 CPUs")
     code = ("import torch; from reid_repro.models import resolve_precision; "
-            "print(torch.backends.cpu.get_cpu_capability(), resolve_precision('auto', 'cpu'))")
+            "print(torch.backends.cpu.get_cpu_capability(), resolve_precision('auto', 'cpu'), torch.get_num_threads())")
     out = subprocess.run(["bash", "-c", f'. "{ROOT / "scripts" / "cpu_avx2.env"}" && "{sys.executable}" -c "{code}"'],
                          capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["AVX2", "fp32"]
+    assert out == ["AVX2", "fp32", "2"]   # 2 intra-op threads, as the committed runs
