@@ -574,3 +574,23 @@ def test_the_studies_section_puts_the_papers_setting_beside_the_best_trial(repor
     assert "figures/study_cc_importances.png" in (tmp / "with_studies" / "index.html").read_text()
     only_ise = build_report(params, tmp / "runs", tmp / "ise_studies", paper="ise", studies=tmp / "studies")
     assert "studies" in only_ise["tables"]
+
+
+def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
+    """paper_numbers.yaml's `findings` explain a verdict under its table; a rebuild that changes the verdict drops
+    the explanation (no stale 'why' beside a result it no longer describes)."""
+    from reid_repro.report.build import table_findings
+
+    pt = {"findings": [{"row": "Full", "verdict": "does not hold", "text": "the generator draws blobs."}]}
+    holds = [{"row": "Full", "verdict": "holds"}, {"row": "Multi", "verdict": "does not hold"}]
+    assert table_findings(pt, holds) == []
+    fails = [{"row": "Full", "verdict": "does not hold"}]
+    assert table_findings(pt, fails) == ["Why Full does not hold here: the generator draws blobs."]
+    assert table_findings({}, fails) == []
+    # every finding in the shipped numbers names a row of its table and a verdict the rule can give
+    for tables in paper_numbers().values():
+        for spec in tables.values():
+            for f in spec.get("findings", []):
+                assert f["row"] in [r["row"] for r in spec["rows"]], f
+                assert f["verdict"] in ("holds", "does not hold", "inconclusive"), f
+                assert f["text"].strip(), f

@@ -54,6 +54,16 @@ def dataset_labels(data: dict) -> dict[str, str]:
     return labels
 
 
+def table_findings(paper_table: dict, found: list[dict]) -> list[str]:
+    """The explanations paper_numbers.yaml gives under a table (`findings`), each shown only while a verdict of
+    its row reads as it says (a rebuild that changes the verdict drops the explanation with it)."""
+    shown = []
+    for f in paper_table.get("findings", []):
+        if any(v["row"] == f["row"] and v["verdict"] == f["verdict"] for v in found):
+            shown.append(f"Why {f['row']} {f['verdict']} here: {f['text']}")
+    return shown
+
+
 def verdict_metric(paper_table: dict) -> str:
     """The metric a table's verdicts compare: mAP where the table has it (CANU prints R1 first), else its first."""
     return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
@@ -1114,7 +1124,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                                   in judged], read))
         sentences = [v["sentence"] for v in found]
         stale_here = [m.name for m in trained if m.stale]
-        note = f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else ""
+        note = " ".join(x for x in (f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else "",
+                                    *table_findings(pt, found)) if x)
         md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
                f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "", *([note, ""] if note else []),
                *[f"- {x}" for x in sentences], ""]
