@@ -594,3 +594,20 @@ def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
                 assert f["row"] in [r["row"] for r in spec["rows"]], f
                 assert f["verdict"] in ("holds", "does not hold", "inconclusive"), f
                 assert f["text"].strip(), f
+
+
+def test_every_paper_has_a_headline_claim_that_names_a_row_of_its_table():
+    """The summary states each paper's headline claim (issue 17): all five papers have one, and each names a row
+    of the table it reads, so `headline` finds its verdict when that row is built."""
+    from reid_repro.report.build import HEADLINES, headline
+
+    numbers = paper_numbers()
+    assert set(HEADLINES) == set(numbers)
+    for paper, (table, row, dataset) in HEADLINES.items():
+        spec = numbers[paper][table]
+        if paper != "gcl":          # GCL's claim compares angles of its FID table (gcl_fid_table), not two rows
+            assert row in [r["row"] for r in spec["rows"]], (paper, row)
+            assert dataset in spec["datasets"], (paper, dataset)
+        found = [{"paper": paper, "table": table, "row": row, "dataset": dataset, "verdict": "holds"},
+                 {"paper": paper, "table": table, "row": "other", "dataset": dataset, "verdict": "inconclusive"}]
+        assert headline(found, paper)["verdict"] == "holds"

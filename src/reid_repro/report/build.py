@@ -760,7 +760,9 @@ MODEL_FIGURE_RUNS = {"ice_fig8_tsne": ["ice_aware_base_duke", "ice_aware_full_du
 VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787"}
 # each paper's headline claim: (table, row, dataset) of its verdict
 HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market"),
-             "canu": ("I", "CANU-MMT (ours)", "market2duke")}
+             "canu": ("I", "CANU-MMT (ours)", "market2duke"),
+             "gcl_plus": ("6a", "Rotation+D-Mixup", "market"),          # GCL+ (Full) over its stage-1 baseline
+             "gcl": ("1", "90° and 270°", "market")}                     # the supplement's one claim: FID per angle
 
 
 def reproduction_figure(found: list[dict], out: Path) -> Path:
@@ -1269,8 +1271,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
                   if h["ci"][0] is not None else "one seed: no interval")
             where = labels.get(h["dataset"], h["dataset"])
+            metric = "FID" if h["metric"] == "fid" else METRIC_NAMES.get(h["metric"], h["metric"])
             heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({where} "
-                         f"mAP): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
+                         f"{metric}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", stale_line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
