@@ -794,13 +794,18 @@ def reproduction_figure(found: list[dict], out: Path) -> Path:
         ax.axvline(0, color="k", lw=0.8)
         ax.plot([-lim, lim], [-lim, lim], ls="--", color="#555", lw=0.8, label="ours = paper")
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="paper's gain (points)", ylabel="our paired gain (points)",
-               title=f"{paper.upper()}: {len(mine)} claims")
+               title=f"{short_name(paper)}: {len(mine)} claims")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Reproduction: each claim's gain in the paper vs on our world (95% interval over seeds)",
                  fontsize=10)
     fig.tight_layout()
     return _save(fig, out, dpi=100)
+
+
+def short_name(paper: str) -> str:
+    """A paper's key as the report writes it (gcl_plus -> GCL+, canu -> CANU)."""
+    return {"gcl_plus": "GCL+"}.get(paper, paper.upper())
 
 
 def headline(found: list[dict], paper: str) -> dict | None:
@@ -1246,7 +1251,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     per_paper = {}
     for v in all_verdicts:
         per_paper.setdefault(v["paper"], {"holds": 0, "does not hold": 0, "inconclusive": 0})[v["verdict"]] += 1
-    counts = "; ".join(f"{p.upper()}: {c['holds']} hold, {c['does not hold']} do not, {c['inconclusive']} "
+    counts = "; ".join(f"{short_name(p)}: {c['holds']} hold, {c['does not hold']} do not, {c['inconclusive']} "
                        "inconclusive" for p, c in sorted(per_paper.items()))
     line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
             "`verdicts.json`.")
@@ -1272,7 +1277,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                   if h["ci"][0] is not None else "one seed: no interval")
             where = labels.get(h["dataset"], h["dataset"])
             metric = "FID" if h["metric"] == "fid" else METRIC_NAMES.get(h["metric"], h["metric"])
-            heads.append(f"{p_name.upper()} headline — {h['row']} vs {h['versus']} ({where} "
+            heads.append(f"{short_name(p_name)} headline — {h['row']} vs {h['versus']} ({where} "
                          f"{metric}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", stale_line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
@@ -1339,7 +1344,7 @@ def reading_counts(both_readings: list[tuple]) -> tuple[dict, list[str]]:
         detail += [v["sentence"] for v in paper_v]
     for p, c in sorted(counts.items()):
         n = sum(c["code"].values())
-        lines.append(f"{p.upper()}: of the {n} paper ordering{'' if n == 1 else 's'} run with both readings, "
+        lines.append(f"{short_name(p)}: of the {n} paper ordering{'' if n == 1 else 's'} run with both readings, "
                      + "; ".join(f"with the {reading}'s reading {k['holds']} hold, {k['does not hold']} do not, "
                                  f"{k['inconclusive']} inconclusive" for reading, k in c.items()) + ".")
     return counts, lines + detail
@@ -1395,7 +1400,7 @@ def _fidelity_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.Dat
             effect = f"{why} (`{r['code_run']}` vs `{r['paper_run']}`)"
         else:
             effect = "not measured"
-        rows.append([r["paper"].upper(), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
+        rows.append([short_name(r["paper"]), f"{r['disagreement']} ({r['setting']})", r["paper_says"],
                      f"{r['code_does']} — {r['official_code']}", r["default"], effect])
     return pd.DataFrame(rows, columns=["Paper", "Disagreement (setting)", "The paper says", "Released code (cited)",
                                        "Default", "Effect on our world"])
