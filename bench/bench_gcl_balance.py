@@ -63,7 +63,7 @@ def balance(params: dict, run: str, batches: int = 4) -> dict:
             losses = method.contrast_losses(batch, {"f": f})
         for name, value in losses.items():
             grads = torch.autograd.grad(value, weights, retain_graph=True, allow_unused=True)
-            total = torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None) + 0.0)
+            total = torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None))
             norms.setdefault(name, []).append(float(total))
     out = {f"grad_{k}": round(float(np.mean(v)), 4) for k, v in norms.items()}
     generative = sum(v for k, v in out.items() if k in ("grad_img", "grad_feat", "grad_adv", "grad_adv_mix"))

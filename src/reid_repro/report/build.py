@@ -67,7 +67,7 @@ def table_findings(paper_table: dict, found: list[dict]) -> list[str]:
 def verdict_metric(paper_table: dict) -> str:
     """The metric a table's verdicts compare: mAP where the table has it (CANU prints R1 first), else its first."""
     return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
-METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10"}
+METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10", "fid": "FID"}
 
 WHY_DIFFERENT = (
     "Our numbers come from the synthetic person world (about 600-900 training images and 2,400-3,700 test images "
@@ -1276,9 +1276,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
                   if h["ci"][0] is not None else "one seed: no interval")
             where = labels.get(h["dataset"], h["dataset"])
-            metric = "FID" if h["metric"] == "fid" else METRIC_NAMES.get(h["metric"], h["metric"])
             heads.append(f"{short_name(p_name)} headline — {h['row']} vs {h['versus']} ({where} "
-                         f"{metric}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
+                         f"{METRIC_NAMES[h['metric']]}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
     md[6:6] = [line, "", stale_line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
                f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
