@@ -51,16 +51,16 @@ def test_paper_numbers_match_the_paper_text():
                 assert numbers[-len(printed):] == printed, (table, row["row"], numbers, printed)
 
 
-def _fake_run(runs: Path, name: str, maps: list[float], nmi: list[float]):
+def _fake_run(runs: Path, name: str, maps: list[float], nmi: list[float], first_seed: int = 0):
     """A run folder as `reid-repro train` writes it: the mean over seeds, each seed's values and history."""
     folder = runs / name
     seeds = {}
-    for s, m in enumerate(maps):
+    for s, m in enumerate(maps, start=first_seed):
         seeds[str(s)] = {"mAP": m, "rank1": 0.6, "rank5": 0.7, "rank10": 0.8, "mINP": 0.2, "nmi": nmi[-1]}
         (folder / "seeds" / str(s)).mkdir(parents=True)
         pd.DataFrame({"epoch": range(1, len(nmi) + 1), "nmi": nmi, "num_clusters": [30, 40, 50][:len(nmi)],
                       "num_true_ids": 60}).to_parquet(folder / "seeds" / str(s) / "history.parquet")
-    metrics = {k: float(np.mean([v[k] for v in seeds.values()])) for k in seeds["0"]}
+    metrics = {k: float(np.mean([v[k] for v in seeds.values()])) for k in seeds[str(first_seed)]}
     (folder / "metrics.json").write_text(json.dumps({**metrics, "seeds": seeds}))
     (folder / "run.json").write_text(json.dumps({"git_revision": "abc123", "environment": {"cpus": 2}}))
 
@@ -145,6 +145,39 @@ def test_the_baselines_gain_over_the_pretrained_start(report):
     assert low == pytest.approx(5.0 - 4.9683, abs=1e-2) and high == pytest.approx(5.0 + 4.9683, abs=1e-2)
     assert summary["baselines_learn"] == {"cc_market": True, "cc_duke": False}
     assert "Does the baseline learn?" in (tmp / "reports" / "results.md").read_text()
+
+
+def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_only_common_seeds(tmp_path):
+    """cc_market trains seeds 0-2 (50, 52, 48) and cc_market_more_seeds seeds 10-12 (51, 49, 54): one row whose
+    cell and gain over the start use all six; ISE's verdict pairs its seeds 0-2 with the baseline's 0-2."""
+    cc = {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market", "test": "market",
+          "init": "pretrain", "paper": "ise", "table": "6", "row": "Cluster-Contrast (Our Baseline)", "overrides": {}}
+    params = {"data": {"market": {}},
+              "runs": {"cc_market": cc, "cc_market_more_seeds": {**cc, "overrides": {"seed": 10}},
+                       "ise_market": {**cc, "method": "ise", "row": "Our ISE"}}}
+    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
+    _fake_run(tmp_path / "runs", "cc_market_more_seeds", [0.51, 0.49, 0.54], [0.6, 0.7, 0.9], first_seed=10)
+    _fake_run(tmp_path / "runs", "ise_market", [0.53, 0.55, 0.52], [0.6, 0.8, 0.9])
+    (tmp_path / "start.json").write_text(json.dumps({"market": {"mAP": 0.45}}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", start=tmp_path / "start.json")
+    six = np.array([50.0, 52.0, 48.0, 51.0, 49.0, 54.0])
+    frame = pd.read_csv(tmp_path / "reports" / "tables" / "ise_table6.csv").set_index("row")
+    base = frame.loc["Cluster-Contrast (Our Baseline)"]
+    assert base["market.mAP.ours"] == pytest.approx(six.mean()) and base["market.mAP.ours_std"] == pytest.approx(six.std(ddof=1))
+    assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00;10:51.00;11:49.00;12:54.00"
+    md = (tmp_path / "reports" / "results.md").read_text()
+    assert "cc_market_more_seeds" not in md        # folded into cc_market: no row, cell or link of its own
+    gains = pd.read_csv(tmp_path / "reports" / "tables" / "baseline_gains.csv").set_index("run")
+    half = scipy.stats.t.ppf(0.975, 5) * six.std(ddof=1) / np.sqrt(6)
+    assert gains.loc["cc_market", "gain"] == pytest.approx(six.mean() - 45.0, abs=5e-3)   # 2 decimals
+    assert json.loads(gains.loc["cc_market", "ci"]) == pytest.approx([six.mean() - 45 - half, six.mean() - 45 + half], abs=1e-2)
+    v = next(v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text()) if v["row"] == "Our ISE")
+    assert v["seeds"] == [0, 1, 2] and v["versus_values"] == [50.0, 52.0, 48.0]
+    assert summary["baselines_learn"] == {"cc_market": True}
+    # a more-seeds run must be its base with only the loop seed moved
+    params["runs"]["cc_market_more_seeds"]["overrides"] = {"seed": 10, "temperature": 0.05}
+    with pytest.raises(ReidReproError, match=r"runs.cc_market_more_seeds: must be runs.cc_market with only overrides.seed"):
+        build_report(params, tmp_path / "runs", tmp_path / "reports2", start=tmp_path / "start.json")
 
 
 def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):
