@@ -954,7 +954,10 @@ START_INTRO = (
     "Every run starts from the same pretrained model (models/pretrain, evaluated once per stand-in by the `start` "
     "stage). A baseline that ends below that start would turn every comparison against it into a comparison of "
     "how methods recover from a bad baseline, so each unsupervised baseline's gain over the start is checked: the "
-    "mean over seeds with its 95% Student-t interval; it learns when the interval lies above zero.")
+    "mean over seeds with its 95% Student-t interval; it learns when the interval lies above zero. The baselines "
+    "train three more seeds than the other runs (10-12, the runs `<baseline>_more_seeds` of params.yaml, folded "
+    "into the baseline's row): their gains here are 1-2 points, and a 95% interval spans ±2.48 seed standard "
+    "deviations with 3 seeds but ±1.05 with 6. Verdicts pair a row's seeds with the baseline's same seeds.")
 
 
 def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
