@@ -268,6 +268,8 @@ def test_a_paper_report_holds_only_that_papers_runs(report):
     params, tmp, _ = report
     only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
                                                           "table": "2", "row": "nonexistent", "ours_only": True}}}
+    # a shared baseline also fills a row of another paper's table: that table stays out of ISE's report
+    only["runs"]["cc_market"] = {**params["runs"]["cc_market"], "also": ["gcl_plus:8/JVTC [60]"]}
     summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
     # no start given: no gains table; coverage lists only ISE's items
     assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity", "coverage"]

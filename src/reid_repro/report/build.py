@@ -1172,7 +1172,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     groups: dict[tuple, list[tuple[Run, str]]] = {}
     for r in found_runs:
         for paper_, table, row in r.spec.targets():
-            groups.setdefault((paper_, table), []).append((r, row))
+            if paper is None or paper_ == paper:     # a shared baseline's rows in other papers stay out
+                groups.setdefault((paper_, table), []).append((r, row))
     from reid_repro.report.items import EXAMPLES, section_order
 
     def links(names) -> list[tuple[str, str]]:
