@@ -646,3 +646,17 @@ def test_every_paper_has_a_headline_claim_that_names_a_row_of_its_table():
         found = [{"paper": paper, "table": table, "row": row, "dataset": dataset, "verdict": "holds"},
                  {"paper": paper, "table": table, "row": "other", "dataset": dataset, "verdict": "inconclusive"}]
         assert headline(found, paper)["verdict"] == "holds"
+
+
+def test_a_sweep_with_only_its_default_point_trained_says_so():
+    from reid_repro.report.items import NOT_RUN, coverage
+
+    def fig5(trained):
+        rows = coverage({"gcl_plus-table-fig5"}, "gcl_plus", partial={"gcl_plus-table-fig5": 7},
+                        unbuilt={"gcl_plus-table-fig5": (0, trained)})
+        return next(r for r in rows if r["section"] == "gcl_plus-table-fig5" or r["item"] == "Fig. 5")
+
+    # the curve needs the larger-profile rows: not run either way, but the default point's cells are ours
+    assert fig5(1)["state"] == NOT_RUN and fig5(1)["why"].startswith("only its default point is trained here")
+    assert "7 cells" in fig5(1)["why"]
+    assert fig5(0)["state"] == NOT_RUN and fig5(0)["why"].startswith("its runs are larger-profile rows")

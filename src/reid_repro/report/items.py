@@ -174,7 +174,11 @@ def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] 
                                           f"P={p}` builds them)")
             elif section is not None and section in built and partial.get(section) and (
                     figure_missing or not trained):    # every run of it is a larger-profile row: none of ours shown
-                state, why = NOT_RUN, f"its runs are larger-profile rows, not run at the default scale: {LARGER}"
+                state, why = NOT_RUN, (f"its runs are larger-profile rows, not run at the default scale: {LARGER}"
+                                       if not trained else
+                                       f"only its default point is trained here (the main run's cells); its other "
+                                       f"{partial[section]} cells are larger-profile rows, not run at the default "
+                                       f"scale: {LARGER}")
             elif section is not None and section in built and partial.get(section):
                 state, why = REPRODUCED, (f"in part: {partial[section]} of its cells are larger-profile rows, not run "
                                           f"at the default scale: {LARGER}")
