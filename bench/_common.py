@@ -61,3 +61,13 @@ def seconds_per_call(fn, device, n: int, warmup: int = 1) -> float:
         fn()
     sync()
     return (time.perf_counter() - t) / n
+
+
+def train_seconds(folder: Path) -> list[float]:
+    """Training seconds of each trained seed under ``folder`` (a run's seeds/, or a source model's net1/net2)."""
+    out = []
+    for f in sorted(folder.glob("*/metrics.json")):
+        value = json.loads(f.read_text()).get("train_seconds")
+        if value is not None:
+            out.append(float(value))
+    return out

@@ -30,7 +30,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import seconds_per_call, write_results  # noqa: E402
+from _common import seconds_per_call, train_seconds, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -141,16 +141,6 @@ def budget(ms: dict) -> list[dict]:
              if k == "default" else None} for k, (n, m) in out.items()]
 
 
-def _train_seconds(folder: Path) -> list[float]:
-    """Training seconds of each trained seed under ``folder`` (a run's seeds/, or a source model's net1/net2)."""
-    out = []
-    for f in sorted(folder.glob("*/metrics.json")):
-        value = json.loads(f.read_text()).get("train_seconds")
-        if value is not None:
-            out.append(float(value))
-    return out
-
-
 def budget_built() -> list[dict]:
     """The CANU paper's runs as built: each profile's training minutes from the seconds the committed runs record
     (seeds' ``train_seconds``; evaluation and DVC's own time not counted), a run not built yet estimated as seeds x
@@ -160,7 +150,7 @@ def budget_built() -> list[dict]:
     params = load_params(ROOT / "params.yaml")
     specs = {n: load_run(params, n) for n in declared_runs(params)}
     specs = {n: s for n, s in specs.items() if s.paper == "canu"}
-    seeds = {n: _train_seconds(ROOT / "runs" / n / "seeds") for n in specs}
+    seeds = {n: train_seconds(ROOT / "runs" / n / "seeds") for n in specs}
     per_method: dict[str, list[float]] = defaultdict(list)
     for n, spec in specs.items():
         per_method[spec.method] += seeds[n]
@@ -179,7 +169,7 @@ def budget_built() -> list[dict]:
                      "built_minutes": round(sum(sum(seeds[n]) for n in built) / 60, 1),
                      "estimated_minutes": round(estimated / 60, 1), "no_estimate": sorted(unknown),
                      "target_minutes": 120 if profile == "default" else None})
-    source = [s for d in ("market", "duke") for s in _train_seconds(ROOT / "models" / f"source_{d}")]
+    source = [s for d in ("market", "duke") for s in train_seconds(ROOT / "models" / f"source_{d}")]
     rows.append({"case": "budget_built", "profile": "source models (shared with GCL+)", "runs": 2,
                  "built": len(source) // 2, "built_minutes": round(sum(source) / 60, 1)})
     return rows

@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import seconds_per_call, write_results  # noqa: E402
+from _common import seconds_per_call, train_seconds, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 96
@@ -138,9 +138,8 @@ def budget_built() -> list[dict]:
     rows = []
     for profile, warmups in (("default", params["gcl_warmups"]), ("larger", larger)):
         names = [n for n, s in specs.items() if s.larger == (profile == "larger")]
-        seeds = {n: [json.loads(f.read_text()).get("train_seconds")
-                     for f in sorted((ROOT / "runs" / n / "seeds").glob("*/metrics.json"))] for n in names}
-        built = [n for n in names if len(seeds[n]) == params["seeds"] and None not in seeds[n]]
+        seeds = {n: train_seconds(ROOT / "runs" / n / "seeds") for n in names}
+        built = [n for n in names if len(seeds[n]) == params["seeds"]]
         warm = {w: json.loads(f.read_text()).get("train_seconds") for w in warmups
                 if (f := ROOT / "models" / w / "metrics.json").is_file()}
         warm = {w: t for w, t in warm.items() if t is not None}
