@@ -173,7 +173,7 @@ def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] 
                 state, why = REPRODUCED, (f"in part: {waiting} of its cells are runs not built yet (`make paper "
                                           f"P={p}` builds them)")
             elif section is not None and section in built and partial.get(section) and (
-                    figure_missing or not trained):    # every run of it is a larger-profile row: none of ours shown
+                    figure_missing or not trained):    # only larger-profile rows, or only its default point, trained
                 state, why = NOT_RUN, (f"its runs are larger-profile rows, not run at the default scale: {LARGER}"
                                        if not trained else
                                        f"only its default point is trained here (the main run's cells); its other "
