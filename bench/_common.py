@@ -47,6 +47,14 @@ def write_results(name: str, rows: list[dict]) -> Path:
     return path
 
 
+def replace_case(name: str, case: str, rows: list[dict]) -> Path:
+    """Rewrite ``results/<name>.json`` with ``rows`` in place of its ``case`` rows, keeping its other cases (the
+    ``--from-runs`` budgets, read from committed runs, beside the timed cases)."""
+    path = RESULTS / f"{name}.json"
+    old = json.loads(path.read_text())["cases"] if path.exists() else []
+    return write_results(name, [r for r in old if r["case"] != case] + rows)
+
+
 def seconds_per_call(fn, device, n: int, warmup: int = 1) -> float:
     """Mean seconds of ``fn()`` over ``n`` calls after ``warmup`` untimed ones; on CUDA the device is synchronised
     before and after, so queued kernels are counted."""

@@ -24,13 +24,12 @@ not-yet-built run estimated from the built runs of its method (per seed) and sai
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import seconds_per_call, train_seconds, write_results  # noqa: E402
+from _common import replace_case, seconds_per_call, train_seconds, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,9 +71,7 @@ def _setup(name: str, device):
 
 def main(argv: list[str]) -> None:
     if "--from-runs" in argv:
-        path = ROOT / "bench" / "results" / "canu.json"
-        old = json.loads(path.read_text())["cases"] if path.exists() else []
-        write_results("canu", [r for r in old if r["case"] != "budget_built"] + budget_built())
+        replace_case("canu", "budget_built", budget_built())
         return
     import torch
 

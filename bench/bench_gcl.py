@@ -22,7 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import seconds_per_call, train_seconds, write_results  # noqa: E402
+from _common import replace_case, seconds_per_call, train_seconds, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 N_TRAIN = 96
@@ -167,11 +167,7 @@ def main() -> None:
     ap.add_argument("--from-runs", action="store_true", help="only the budget as built, from the committed runs")
     args = ap.parse_args()
     if args.from_runs:
-        import json
-
-        path = ROOT / "bench" / "results" / "gcl.json"
-        old = json.loads(path.read_text())["cases"] if path.exists() else []
-        write_results("gcl", [r for r in old if r["case"] != "budget_built"] + budget_built())
+        replace_case("gcl", "budget_built", budget_built())
         return
     device = torch.device(args.device)
     prepare_device(device)
