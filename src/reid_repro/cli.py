@@ -4,6 +4,9 @@ Every subcommand is a module of :mod:`reid_repro.commands` with ``HELP``, ``add_
 ``run(args) -> str`` (the one-line summary). Only the chosen subcommand's module is imported, so a stage's code
 is this dispatcher plus its own command module and what that imports (``reid_repro.codedeps``): adding a
 subcommand changes no existing stage.
+
+Before anything computes, the command holds the CPU libraries to the reference numerics the committed results
+were computed with (:mod:`reid_repro.numerics`; ``REID_CPU=native`` opts out).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import importlib
 import pkgutil
 import sys
 
+from reid_repro import numerics
 from reid_repro.errors import ReidReproError
 
 
@@ -38,6 +42,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:                 # the command itself (not a call from Python): reference numerics first
+        try:
+            numerics.ensure(sys.argv[1:])
+        except numerics.NumericsError as exc:
+            print(f"reid-repro: error: {exc}", file=sys.stderr)
+            return 2
     argv = sys.argv[1:] if argv is None else list(argv)
     only = argv[0] if argv and argv[0] in commands() else None
     args = build_parser(only).parse_args(argv)

@@ -37,17 +37,22 @@ def native_bf16(device: torch.device | str) -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """The precision a run computes in on ``device``: ``auto`` is bf16 where the device has native bf16 and fp32
-    elsewhere; an explicit ``bf16`` without it is kept (the user asked for it) but warned about."""
+    """The precision a run computes in on ``device``. ``auto`` is float32 on the CPU, the reference every
+    committed result was computed in (README, "Precision"): a CPU's bf16 kernels would change what a committed
+    number means, so bf16 on the CPU is something a user asks for (``precision: bf16``). On CUDA ``auto`` is bf16
+    where the GPU has it natively (compute capability 8.0 or newer) and float32 elsewhere. An explicit ``bf16``
+    without native support is kept (the user asked for it) but warned about."""
     if precision not in PRECISIONS:
         raise ReidReproError(f"model.precision={precision!r}; expected one of {list(PRECISIONS)}")
     if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
+        return "bf16" if torch.device(device).type == "cuda" and native_bf16(device) else "fp32"
     if precision == "bf16" and not native_bf16(device):
         warnings.warn(f"model.precision=bf16 on {torch.device(device)} without native bf16 (AVX512-BF16/AMX, or "
                       "CUDA compute capability >= 8): autocast emulates it, about 25x slower than fp32 on an AVX2 "
                       "CPU; `precision: auto` picks fp32 here", stacklevel=2)
     return precision
+
+
 ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet50": "ResNet50_Weights"}
 
 
@@ -237,3 +242,76 @@ def load_state(model: nn.Module, state: dict, where: str, what: str = "") -> Non
     if unexpected or [k for k in missing if not k.startswith("pool.")]:
         raise ReidReproError(f"{where}: does not fit model {what or type(model).__name__} "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+# ---- checking reduced-precision kernels before they are trusted ------------------------------------------------
+#
+# A CPU's bf16 kernels can be wrong without a sound: on a Xeon with AMX-BF16 (torch 2.14.1, its bundled oneDNN),
+# Conv2d(128, 256, 3, stride=2, padding=1) under CPU bf16 autocast on an input of shape (6, 128, 4, 2) is off by up
+# to 1.9 where bf16 rounding accounts for 0.004 (also (32, 128, 4, 2) and (6, 128, 3, 2); (6, 128, 8, 4) and
+# (1, 128, 4, 2) are right), and with ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (bf16 without AMX) it is right. The
+# features then turned NaN epochs later. So a run that computes in bf16 first checks every convolution and linear
+# layer of its own network, at its own input size and batch sizes, against float32 on the same bf16-rounded
+# operands: the products of bf16 numbers are exact in float32 and the kernel accumulates in float32, so the only
+# error left is the final rounding to bf16, half an ulp (2^-9 relative); the check allows 2^-7 of the largest
+# output, 4x that, and reports any layer beyond it.
+
+BF16_TOLERANCE = 2.0 ** -7
+
+
+def layer_inputs(model: nn.Module, height: int, width: int) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+    """{name: (layer, input shape without the batch)} of every Conv2d and Linear that ``model`` runs on one image
+    of ``height`` x ``width`` (a float32 forward pass on zeros, in eval mode; the model's mode is restored)."""
+    found: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
+    names = {m: n for n, m in model.named_modules()}
+    hooks = [m.register_forward_hook(lambda m, inp, out: found.setdefault(names[m], (m, tuple(inp[0].shape[1:]))))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    device = next(model.parameters()).device
+    try:
+        model.eval()
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            model(torch.zeros(1, 3, height, width, device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return found
+
+
+def bf16_layer_error(layer: nn.Module, shape: tuple[int, ...], device, seed: int = 0) -> tuple[float, float]:
+    """(max |bf16 autocast - float32|, max |float32|) of ``layer`` on a random input of ``shape`` (batch first):
+    the float32 reference computes on the bf16-rounded input, weight and bias."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g).to(device)
+    rounded = lambda t: None if t is None else t.detach().to(torch.bfloat16).float()   # noqa: E731
+    with torch.no_grad():
+        if isinstance(layer, nn.Conv2d):
+            ref = F.conv2d(rounded(x), rounded(layer.weight), rounded(layer.bias), layer.stride, layer.padding,
+                           layer.dilation, layer.groups)
+        else:
+            ref = F.linear(rounded(x), rounded(layer.weight), rounded(layer.bias))
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16):
+            out = layer(x)
+    return float((out.float() - ref).abs().max()), float(ref.abs().max())
+
+
+def check_bf16_kernels(model: nn.Module, device, height: int, width: int, batches=(1, 6, 32),
+                       kernels: str = "") -> int:
+    """Check the bf16 kernels of every Conv2d and Linear of ``model`` at its input ``height`` x ``width`` and each
+    batch size in ``batches`` (section comment above); returns the number of (layer, shape) cases checked. A
+    layer off by more than bf16 rounding is an error naming the layer, the shape, the ``kernels`` (the CPU
+    kernel set) and what to set instead."""
+    cases = 0
+    for name, (layer, shape) in layer_inputs(model, height, width).items():
+        for n in sorted(set(int(b) for b in batches if b >= 1)):
+            err, scale = bf16_layer_error(layer, (n, *shape), device)
+            cases += 1
+            if not err <= BF16_TOLERANCE * max(scale, 1e-6):
+                raise ReidReproError(
+                    f"bf16 kernels are wrong on {torch.device(device)}: layer {name} ({layer}) on input shape "
+                    f"{(n, *shape)} is off by {err:.3g} from float32 on the same bf16-rounded operands, where bf16 "
+                    f"rounding allows {BF16_TOLERANCE * scale:.3g} (kernel set: {kernels or 'this CPU'}). Set "
+                    "model.precision: fp32 (the reference), or on a CPU with AMX keep bf16 without AMX with "
+                    "REID_CPU=native ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (README, \"Precision\")")
+    return cases

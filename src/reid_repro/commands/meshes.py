@@ -35,11 +35,14 @@ def run(args) -> str:
 
     start = time.perf_counter()
     if args.dataset:
-        from reid_repro.config import load_params
+        from reid_repro.config import check_mesh_source, load_params
 
-        info = load_params(args.params)["data"].get(args.dataset)
+        params = load_params(args.params)
+        info = params["data"].get(args.dataset)
         if info is None:
             raise ReidReproError(f"--dataset {args.dataset}: not a key of params.yaml: data")
+        if args.dataset in params.get("meshes", {}):
+            check_mesh_source(params, args.dataset)
         args.images = args.images or info["root"]
         args.manifest = args.manifest or str(Path(info["manifest"]) / "manifest.parquet")
     if args.origin:

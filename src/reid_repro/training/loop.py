@@ -6,7 +6,8 @@ clustering against ground truth (logged, never trained on), let the method rebui
 P x K batches. Each batch runs the method's updates (methods/base.py: one update of every optimiser, or a
 sequence of ``Step``s, each stepping the optimisers it names). After each epoch the loop writes a checkpoint; a
 run that finds a checkpoint with the same settings resumes from it. Every epoch reseeds all generators from
-(seed, epoch), so a resumed run follows the uninterrupted one exactly. Under torchrun one run trains on several
+(seed, epoch), so a resumed run follows the uninterrupted one exactly. A NaN or an infinity in the features, a
+loss, a gradient, a memory row or a centroid stops the run at that step (training/finite.py). Under torchrun one run trains on several
 processes (training/distributed.py: the sampler's share per rank, the global batch in every loss, gradients
 averaged, clustering on rank 0, rank 0 writes).
 """
@@ -31,7 +32,7 @@ from reid_repro.errors import ReidReproError
 from reid_repro.io import remove_orphans
 from reid_repro.methods.base import Method, Step
 from reid_repro.models import save_state
-from reid_repro.training import distributed
+from reid_repro.training import distributed, finite
 from reid_repro.training.data import BatchFinish, ImageCache, PKSampler, TrainSet, extract_features, make_transform
 
 
@@ -59,11 +60,14 @@ def lr_factor(cfg: LoopConfig, epoch: int) -> float:
     return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
 
 
-def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None, sync=None) -> float:
+def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None, sync=None,
+              where: tuple[int, int] | None = None, param_names: dict[int, str] | None = None) -> float:
     """Carry out one batch's updates: ``result`` is a dict of losses (one update of every optimiser) or an
     iterable of ``Step``s, each taken in turn (the next is computed after the previous one stepped). Adds each
     loss to ``sums``; returns the total of the steps that update an ``encoder`` optimiser (None: every step).
-    ``sync(names)`` runs between each backward and its step (under torchrun: average the gradients)."""
+    ``sync(names)`` runs between each backward and its step (under torchrun: average the gradients). With
+    ``where`` = (epoch, step) every loss is checked before its backward and every gradient before its step
+    (training/finite.py; ``param_names`` names the parameters in the error)."""
     total = 0.0
     for step in [Step(result)] if isinstance(result, dict) else result:
         names = list(optimizers) if step.optimizers is None else step.optimizers
@@ -72,10 +76,14 @@ def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | N
             raise KeyError(f"training step names optimiser {unknown[0]!r}; the method has {list(optimizers)}")
         for n in names:
             optimizers[n].zero_grad(set_to_none=True)
+        if where is not None:
+            finite.check_losses(step.losses, *where)
         loss = sum(step.losses.values())
         loss.backward()
         if sync is not None:
             sync(names)
+        if where is not None:
+            finite.check_gradients(optimizers, names, *where, param_names or {})
         for n in names:
             optimizers[n].step()
         for name, value in step.losses.items():
@@ -167,6 +175,7 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         if not method.distributed:
             raise ReidReproError(f"{type(method).__name__} does not run under torchrun: {method.distributed_why}")
     sync = distributed.optimizer_sync(optimizers)
+    param_names = finite.parameter_names(method)
     start, history = 0, []
     state = load_checkpoint(checkpoint, key, device)
     if state is not None:
@@ -191,9 +200,11 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         seed = seed_everything(cfg.seed, epoch)
         distributed.broadcast_modules(method.networks())        # torchrun: every rank holds rank 0's state
         features = epoch_features(method, data.cache.images, device)
+        finite.check_array("features of the training images", features, epoch + 1)
         labels = epoch_labels(method, epoch, features, data.pids)
         scores = clustering_scores(labels, data.pids, data.cams)
         method.on_epoch_start(epoch, features, labels, data.cams)
+        finite.check_state(method, epoch + 1)                          # the memory and centroids just built
         t_cluster = time.perf_counter() - t0
         sampler = PKSampler(labels, data.cams, cfg.batch_ids, cfg.instances, cfg.iters, [cfg.seed, epoch],
                             cfg.cross_camera, rank=distributed.rank(), world=distributed.size(),
@@ -218,8 +229,10 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
             batch = {"images": views[0], "views": views, "index": index, "labels": labels_t[index],
                      "cams": cams_t[index]}
             with distributed.global_batch():
-                total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers, sync)
+                total += run_steps(method.training_step(batch), optimizers, sums, method.encoder_optimizers, sync,
+                                   where=(epoch + 1, step), param_names=param_names)
                 method.after_step()
+            finite.check_state(method, epoch + 1, step)                # the memory rows the step updated
             if many:                 # the next batch's augmentations: this rank's own
                 seed_everything(cfg.seed, epoch, step, 1 + distributed.rank())
         lr = next(iter(optimizers.values())).param_groups[0]["lr"]

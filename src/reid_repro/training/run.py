@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from reid_repro import codedeps
+from reid_repro import codedeps, numerics
 from reid_repro.config import RunSpec, params_hash, resolve_run, run_seeds
 from reid_repro.device import device_info, params_device, prepare_device
 from reid_repro.errors import ReidReproError
@@ -27,9 +27,10 @@ from reid_repro.evaluation import features_to_metrics
 from reid_repro.evaluation.probe import camera_probe
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
-from reid_repro.models import ReidNet, load_weights as load_encoder, save_state
+from reid_repro.models import ReidNet, check_bf16_kernels, load_weights as load_encoder, save_state
 from reid_repro.training import distributed
 from reid_repro.training.data import ImageCache, extract_features, load_split
+from reid_repro.training.finite import NonFiniteError, check_array
 from reid_repro.training.loop import TrainData, fit
 from reid_repro.training.tracking import Tracker, environment, git_revision, repo_root
 
@@ -112,6 +113,7 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device, probe: bool
     """mAP/CMC/mINP on the test set and, with ``probe``, the camera probe (not in the per-epoch evaluations)."""
     table, cache = test
     feats = extract_features(encoder, cache.images, device)
+    check_array("features of the test images", feats, epoch=None)
     q = (table["split"] == "query").to_numpy()
     pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
     m = features_to_metrics(feats[q], feats[~q], pids[q], pids[~q], cams[q], cams[~q])
@@ -188,7 +190,12 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
                 "method": dataclasses.asdict(cfg), "scale": params.get("scale", "cpu")}
     key = params_hash(settings)
     inputs = run_inputs(params, spec, settings, models_dir)
-    inputs["precision"] = model.compute_precision(device)   # `auto` differs by machine: fp32 or bf16
+    inputs["precision"] = model.compute_precision(device)   # `auto`: fp32 on the CPU, bf16 on recent GPUs
+    kernels = numerics.kernel_set() if torch.device(device).type == "cpu" else where.get("gpu") or str(device)
+    if inputs["precision"] == "bf16":     # reduced precision: check this machine's kernels first (models.py)
+        batch = cfg.batch_ids * cfg.instances
+        check_bf16_kernels(model, device, model_cfg.height, model_cfg.width, kernels=kernels,
+                           batches=(1, 6, batch // max(model_cfg.bn_groups, 1), batch))
     input_key = params_hash(inputs)
     out = Path(out)
     kept = Path(results) / input_key if results is not None else None
@@ -251,6 +258,11 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         if not main:                     # rank 0 evaluates and writes
             return {"rank": distributed.rank(), "epochs": len(history)}
         metrics = evaluate(method.eval_encoder(), test_images(), device)
+    except NonFiniteError as exc:
+        if tracker:
+            tracker.finish("FAILED")
+        raise exc.add_context(f"run {name} (seed {cfg.seed}, stage {stage}) on {device} in {inputs['precision']}, "
+                              f"CPU kernel set {numerics.kernel_set()}: ") from None
     except BaseException:
         if tracker:
             tracker.finish("FAILED")
@@ -362,38 +374,64 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
     start = time.perf_counter()
     out = Path(out)
     seeds = seed_list(params, spec)
+    # built in .cache/partial/<run> and published into ``out`` only when every seed finished: a run that stops
+    # (a non-finite number, an error, a kill) leaves the old results as they were (finished seeds stay in
+    # .cache/results, the failing seed's checkpoint in .cache/checkpoints)
+    staging = Path(root) / ".cache" / "partial" / name
     if distributed.is_main():
-        shutil.rmtree(out / "seeds", ignore_errors=True)   # finished seeds come back from .cache/results
+        shutil.rmtree(staging, ignore_errors=True)
     loaded: dict = {}
     per_seed = {}
-    for i, seed in enumerate(seeds):
-        run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": seed})
-        m = execute(params, f"{name}-seed{seed}", run, out / "seeds" / str(seed), f"{stage} (seed {seed})",
-                    root=root, models_dir=models_dir, track=track, stop_after=stop_after,
-                    results=Path(root) / ".cache" / "results" / name if reuse else None, loaded=loaded,
-                    keep_model=i == 0)
-        if "stopped_after_epoch" in m:
-            return {**m, "seed": seed}
-        if "rank" in m:                  # torchrun, rank > 0: trained its share, rank 0 writes
-            continue
-        per_seed[seed] = m
-        print(f"{name}: seed {seed} ({i + 1}/{len(seeds)}): mAP {100 * m['mAP']:.1f}"
-              + ("  (reused)" if m.get("reused") else f" in {m['wall_seconds']:.0f} s"))
-    if not distributed.is_main():
-        return {"rank": distributed.rank()}
-    first = out / "seeds" / str(seeds[0])
-    if not (first / "model.pt").is_file():
-        raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")
-    (first / "model.pt").replace(out / "model.pt")   # one model per run: the first seed's (the figures' model)
-    (first / "artifacts.pt").replace(out / "artifacts.pt")
-    info = json.loads((first / "run.json").read_text())
-    info.update({"name": name, "stage": stage, "seeds": seeds,
-                 "seed_input_keys": {str(s): json.loads((out / "seeds" / str(s) / "run.json").read_text())["input_key"]
-                                     for s in seeds}})
-    write_json(out / "run.json", info)
-    metrics = aggregate(per_seed)
-    write_json(out / "metrics.json", metrics)
+    try:
+        for i, seed in enumerate(seeds):
+            run = dataclasses.replace(spec, overrides={**spec.overrides, "seed": seed})
+            m = execute(params, f"{name}-seed{seed}", run, staging / "seeds" / str(seed), f"{stage} (seed {seed})",
+                        root=root, models_dir=models_dir, track=track, stop_after=stop_after,
+                        results=Path(root) / ".cache" / "results" / name if reuse else None, loaded=loaded,
+                        keep_model=i == 0)
+            if "stopped_after_epoch" in m:
+                shutil.rmtree(staging, ignore_errors=True)
+                return {**m, "seed": seed}
+            if "rank" in m:                  # torchrun, rank > 0: trained its share, rank 0 writes
+                continue
+            per_seed[seed] = m
+            print(f"{name}: seed {seed} ({i + 1}/{len(seeds)}): mAP {100 * m['mAP']:.1f}"
+                  + ("  (reused)" if m.get("reused") else f" in {m['wall_seconds']:.0f} s"))
+        if not distributed.is_main():
+            return {"rank": distributed.rank()}
+        first = staging / "seeds" / str(seeds[0])
+        if not (first / "model.pt").is_file():
+            raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")
+        (first / "model.pt").replace(staging / "model.pt")   # one model per run: the first seed's (the figures')
+        (first / "artifacts.pt").replace(staging / "artifacts.pt")
+        info = json.loads((first / "run.json").read_text())
+        info.update({"name": name, "stage": stage, "seeds": seeds,
+                     "seed_input_keys": {str(s): json.loads((staging / "seeds" / str(s) / "run.json").read_text())
+                                         ["input_key"] for s in seeds}})
+        write_json(staging / "run.json", info)
+        metrics = aggregate(per_seed)
+        write_json(staging / "metrics.json", metrics)
+    except BaseException:
+        if distributed.is_main():
+            shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _publish_run(staging, out)
     return {**metrics, "wall_seconds": time.perf_counter() - start}
+
+
+def _publish_run(staging: Path, out: Path) -> None:
+    """Move a finished run from ``staging`` into ``out``: the seeds folder by two renames (the old one deleted
+    after), then each file by a rename over the old one; ``staging`` is removed."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = out / ".seeds.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if (out / "seeds").exists():
+        (out / "seeds").rename(old)
+    (staging / "seeds").rename(out / "seeds")
+    shutil.rmtree(old, ignore_errors=True)
+    for f in ("model.pt", "artifacts.pt", "run.json", "metrics.json"):
+        (staging / f).replace(out / f)
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def train_source(params: dict, dataset: str, out: str | Path, root: str | Path | None = None,

@@ -43,9 +43,12 @@ def environment() -> dict:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    from reid_repro import numerics
+
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "torch_threads": torch.get_num_threads(), "packages": versions}
+            "torch_threads": torch.get_num_threads(), "packages": versions,
+            "numerics": numerics.describe()}
 
 
 def default_tracking_uri(root: str | Path = ".") -> str:
