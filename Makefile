@@ -5,11 +5,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # Stage commands use whichever `python` is first on PATH, so put the venv first.
-# CPU=avx2 holds the CPU libraries to AVX2 kernels (scripts/cpu_avx2.env): on an AVX-512 machine the results are
-# then the committed ones, bit for bit, not bf16 or AVX-512 float32 (README "The synthetic world").
-CPU    ?=
-RUN    := $(if $(filter avx2,$(CPU)),. "$(CURDIR)/scripts/cpu_avx2.env" &&) PATH="$(CURDIR)/$(BIN):$$PATH" \
-          ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
+# Reference numerics by default: the CPU libraries held to the AVX2 kernels and 2 threads the committed results
+# were computed with (scripts/cpu_avx2.env; the reid-repro command applies the same itself, reid_repro/numerics.py),
+# so every CPU computes the committed numbers. CPU=native opts out: this CPU's own kernels, recorded by every run
+# as off the reference (README "Precision and CPU kernels").
+CPU    ?= reference
+ifeq ($(filter $(CPU),reference avx2 native),)
+$(error CPU=$(CPU): expected reference (the default; avx2 is its older name) or native)
+endif
+NUMERICS := $(if $(filter native,$(CPU)),REID_CPU=native,. "$(CURDIR)/scripts/cpu_avx2.env" && REID_CPU=reference)
+RUN    := $(NUMERICS) PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
 .PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui dashboard
 
@@ -32,15 +37,17 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(RUN) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
-# check validates all of params.yaml and every run's paper row before hours of training.
+# check validates all of params.yaml and every run's paper row before hours of training; `reid-repro repro` then
+# says how many stages are out of date and how long they should take, and runs dvc repro showing stage k of n and
+# the time left.
 # `make repro LARGER=1` also trains the larger profile (params.yaml: larger; GCL+'s other domains and sweeps) as
 # `dvc exp run -S larger.enabled=true`: DVC sets the key in params.yaml (git diff shows it) and rebuilds.
 repro: $(STAMP)
 	$(RUN) $(BIN)/reid-repro check
 ifeq ($(LARGER),1)
-	$(RUN) $(BIN)/dvc exp run -S larger.enabled=true
+	$(RUN) $(BIN)/reid-repro repro --exp -S larger.enabled=true
 else
-	$(RUN) $(BIN)/dvc repro
+	$(RUN) $(BIN)/reid-repro repro
 endif
 
 # One paper only: its runs (and what they start from), then its own report in reports/papers/<P>/.
@@ -48,7 +55,7 @@ endif
 paper: $(STAMP)
 	@test -n "$(P)" || { echo "usage: make paper P=ise (or P=ice, P=canu, P=gcl_plus)" >&2; exit 2; }
 	$(RUN) $(BIN)/reid-repro check
-	$(RUN) $(BIN)/dvc repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
+	$(RUN) $(BIN)/reid-repro repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
 	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P) --model-figures reports/model_figures
 
 # Re-train a few committed runs on this machine and check each lands inside the committed interval
@@ -78,7 +85,9 @@ clean-venv:
 # name as HOST).
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
+# The committed runs are imported first (idempotent; `reid-repro mlflow-import`), so a fresh clone shows them all.
 mlflow-ui: $(STAMP)
+	$(RUN) $(BIN)/reid-repro mlflow-import
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
 
 # The Optuna studies in optuna-dashboard on http://127.0.0.1:$(PORT) (`make dashboard PORT=9000`); OPTUNA_STORAGE

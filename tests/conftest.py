@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from reid_repro.config import Profile, load_world
+from reid_repro import numerics
+
+numerics.apply()        # reference numerics (REID_CPU=native opts out) before numpy and torch load
+
+from reid_repro.config import Profile, load_world  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("ANNY_CACHE_DIR", ROOT / ".cache" / "anny"))
@@ -62,6 +66,7 @@ def pytest_configure(config):
     and numba. With the default (one thread per core) two workers on two cores run four threads that spin-wait on
     each other: the suite took 1,854 s that way, no faster than in one process."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["REID_THREADS"] = "1"            # what the reid-repro commands the tests start set
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
             os.environ[name] = "1"
         if "torch" in sys.modules:

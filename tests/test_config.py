@@ -38,8 +38,6 @@ CASES = [
     ("a mesh source", lambda p: p["meshes"]["duke"].update(source="smpl"), r"meshes\.duke\.source='smpl'"),
     ("meshes of no dataset", lambda p: p["meshes"].update(mars={"source": "renders", "from": "x"}),
      r"meshes\.mars: not a dataset"),
-    ("synthetic meshes of a real root", lambda p: p["data"]["market"].update(root="/datasets/Market-1501"),
-     r"meshes\.market: source synthetic .* data\.market\.root is /datasets/Market-1501; .* params .* renders"),
     ("a run on ImageNet checkpoints", lambda p: p["data"]["market"].update(format="imagenet"),
      r"runs\.\w+\.(dataset|test)='market' is a folder of ImageNet checkpoints"),
     ("the old model.init", lambda p: p["model"]["cpu"].update(init="pretrain"), r"model\.init='pretrain'; expected scratch"),
@@ -48,6 +46,27 @@ CASES = [
 
 def test_the_committed_params_are_valid():
     validate_params(PARAMS)
+
+
+def test_a_real_root_with_the_default_synthetic_meshes_stops_only_the_meshes_stage(tmp_path, capsys):
+    """Real data roots with the default `meshes: synthetic` entries are valid params (every non-GCL stage starts);
+    the meshes stage, the only one that makes renders, stops naming the key and what to set instead."""
+    from reid_repro.cli import main
+    from reid_repro.config import check_mesh_source
+
+    real = copy.deepcopy(PARAMS)
+    for name, root in (("market", "/datasets/Market-1501"), ("duke", "/datasets/DukeMTMC-reID")):
+        real["data"][name]["root"] = root
+    validate_params(real)
+    with pytest.raises(ReidReproError, match=r"meshes\.market: source synthetic .* data\.market\.root is "
+                                             r"/datasets/Market-1501; .* params .* renders"):
+        check_mesh_source(real, "market")
+    check_mesh_source(real, "msmt")                      # still the world's folder
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(real))
+    assert main(["meshes", "--dataset", "market", "--out", str(tmp_path / "m"), "--params", str(path)]) == 2
+    assert "meshes.market: source synthetic" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize("what,edit,message", CASES, ids=[c[0] for c in CASES])

@@ -487,10 +487,12 @@ def test_constructor_extras_go_only_to_methods_that_name_them(tmp_path):
     assert list(cc.optimizers()) == ["model"] and cc.eval_encoder() is cc.model
 
 
-def test_precision_auto_is_bf16_only_where_native_and_the_run_records_it(monkeypatch):
-    """`auto` resolves to bf16 on a device with native bf16 and to fp32 elsewhere; an explicit bf16 without it
-    is kept but warned about (autocast emulates it, ~25x slower on an AVX2 CPU); an unknown value is an error.
-    In fp32 the network computes exactly what a plain fp32 network computes; in bf16 autocast is on."""
+def test_precision_auto_is_fp32_on_the_cpu_and_bf16_only_on_a_native_gpu(monkeypatch):
+    """`auto` is float32 on the CPU even where the CPU has native bf16 (the reference every committed number was
+    computed in; bf16 on the CPU is asked for), bf16 on a GPU with native bf16 and fp32 on one without; an
+    explicit bf16 without native support is kept but warned about (autocast emulates it, ~25x slower on an AVX2
+    CPU); an unknown value is an error. In fp32 the network computes exactly what a plain fp32 network computes;
+    in bf16 autocast is on."""
     import warnings
 
     import reid_repro.models as models
@@ -500,27 +502,86 @@ def test_precision_auto_is_bf16_only_where_native_and_the_run_records_it(monkeyp
     x = torch.randn(4, 3, 32, 16)
     torch.manual_seed(0)
     ref = ReidNet("resnet18", precision="fp32").eval()
-    auto = ReidNet("resnet18", precision="auto").eval()
-    auto.load_state_dict(ref.state_dict())
+    for native in (False, True):
+        monkeypatch.setattr(models, "native_bf16", lambda device, native=native: native)
+        auto = ReidNet("resnet18", precision="auto").eval()
+        auto.load_state_dict(ref.state_dict())
+        assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("fp32", "cpu") == "fp32"
+        with torch.no_grad():
+            assert torch.equal(auto(x), ref(x)) and auto.compute_precision("cpu") == "fp32"
+        assert resolve_precision("auto", "cuda") == ("bf16" if native else "fp32")
     monkeypatch.setattr(models, "native_bf16", lambda device: False)
-    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("fp32", "cpu") == "fp32"
     with pytest.warns(UserWarning, match="without native bf16"):
         assert resolve_precision("bf16", "cpu") == "bf16"
-    with torch.no_grad():
-        assert torch.equal(auto(x), ref(x)) and auto.compute_precision("cpu") == "fp32"
     monkeypatch.setattr(models, "native_bf16", lambda device: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert resolve_precision("auto", "cpu") == "bf16" and resolve_precision("bf16", "cpu") == "bf16"
-    fresh = ReidNet("resnet18", precision="auto").eval()          # resolved once per device type, on first use
-    fresh.load_state_dict(ref.state_dict())
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    asked = ReidNet("resnet18", precision="bf16").eval()          # resolved once per device type, on first use
+    asked.load_state_dict(ref.state_dict())
     seen = []
-    fresh.body.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    asked.body.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     with torch.no_grad():
-        out = fresh(x)
-    assert seen == [torch.bfloat16] and out.dtype == torch.float32 and fresh.compute_precision("cpu") == "bf16"
+        out = asked(x)
+    assert seen == [torch.bfloat16] and out.dtype == torch.float32 and asked.compute_precision("cpu") == "bf16"
     with pytest.raises(ReidReproError, match="model.precision='fp16'"):
         resolve_precision("fp16", "cpu")
+
+
+def test_bf16_kernels_are_checked_layer_by_layer_against_float32(monkeypatch):
+    """The known-answer check of a bf16 run (models.check_bf16_kernels): every Conv2d and Linear of the network at
+    its own input size, each against float32 on the same bf16-rounded operands. The CPU's kernels pass (their
+    error is bf16 rounding: at most 2^-8 of the largest output here, by the formula's half ulp); a kernel that is
+    off for one batch size and one layer, as oneDNN's AMX convolution was for layer3's first convolution at 4x2
+    inputs, is an error naming that layer, the shape, the kernel set and what to set instead."""
+    from torch import nn
+
+    from reid_repro.models import BF16_TOLERANCE, ReidNet, bf16_layer_error, check_bf16_kernels, layer_inputs
+
+    torch.manual_seed(0)
+    net = ReidNet("resnet18").train()
+    shapes = layer_inputs(net, 32, 16)
+    assert net.training                                                   # the mode is restored
+    convs = [n for n, (m, _) in shapes.items() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 20 and shapes["body.0"][1] == (3, 32, 16)       # resnet18: 20 convolutions
+    assert shapes["body.6.0.conv1"][1] == (128, 4, 2)                     # layer3's first conv sees 4x2
+    err, scale = bf16_layer_error(shapes["body.6.0.conv1"][0], (6, 128, 4, 2), "cpu")
+    assert err <= 2.0 ** -8 * scale
+    assert check_bf16_kernels(net, "cpu", 32, 16, batches=(1, 6)) == 2 * len(shapes)
+
+    layer = net.body[6][0].conv1
+    plain = layer._conv_forward
+
+    def faulty(x, w, b):                  # wrong by 1 under bf16 autocast for batch 6 only
+        y = plain(x, w, b)
+        return y + 1.0 if torch.is_autocast_enabled("cpu") and x.shape[0] == 6 else y
+
+    monkeypatch.setattr(layer, "_conv_forward", faulty)
+    check_bf16_kernels(net, "cpu", 32, 16, batches=(1, 2))                # the fault is not at these shapes
+    with pytest.raises(ReidReproError, match=r"layer body\.6\.0\.conv1 \(Conv2d\(128, 256.*input shape \(6, 128, 4, 2\) "
+                                             r".*kernel set: test kernels\).*model\.precision: fp32.*"
+                                             r"ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16"):
+        check_bf16_kernels(net, "cpu", 32, 16, batches=(1, 6), kernels="test kernels")
+    assert BF16_TOLERANCE == 2.0 ** -7
+
+
+def test_a_bf16_run_checks_its_kernels_before_it_trains(smoke, pretrained, monkeypatch):
+    """`precision: bf16` on the CPU: the run checks its network's layers before the first epoch and stops with the
+    check's error when a kernel is wrong, writing nothing."""
+    import copy
+
+    import reid_repro.models as models
+    from reid_repro.training.run import execute
+
+    params, tmp = smoke
+    params = copy.deepcopy(params)
+    params["model"]["cpu"]["precision"] = "bf16"
+    monkeypatch.setattr(models, "native_bf16", lambda device: True)
+    monkeypatch.setattr(models, "bf16_layer_error", lambda layer, shape, device: (1.0, 1.0))
+    with pytest.raises(ReidReproError, match=r"bf16 kernels are wrong on cpu: layer body\.0 .* kernel set: "
+                                             r"reference|native"):
+        execute(params, "bf16", _spec(), tmp / "bf16", "train@bf16", root=tmp, models_dir=pretrained, track=False)
+    assert not (tmp / "bf16").exists()
 
 
 def test_optimiser_state_is_cleared_for_the_named_optimisers_only():
@@ -594,3 +655,144 @@ def test_shared_state_goes_to_the_dvc_root_as_under_a_queued_experiment(smoke, p
     assert (tmp_path / "repo" / ".cache" / "checkpoints" / "queued.pt").is_file()
     assert (tmp_path / "repo" / "mlflow.db").is_file()
     assert not (tmp_path / "copy" / ".cache").exists() and not (tmp_path / "copy" / "mlflow.db").exists()
+
+
+# ---- non-finite numbers stop the run, by name, and nothing is published ------------------------------------------
+
+def _every_method():
+    from reid_repro.methods import method_names
+
+    return method_names()
+
+
+@pytest.mark.parametrize("method", _every_method())
+def test_a_nan_in_one_batch_stops_every_method_by_name_and_publishes_nothing(smoke, pretrained, method, tmp_path,
+                                                                            monkeypatch):
+    """The first batch of the second epoch is poisoned with NaN (the loop's on-device batch finish), for every
+    registered method: in seed 0 of a one-seed run, and for Cluster-Contrast in seed 1 of a two-seed run (seed 0
+    finishes first; the supervised stage is one run). The run stops at that step with an error naming the run,
+    seed, epoch, step, tensor, device, precision and CPU kernel set; the output folder keeps what it held (here an
+    older metrics.json), a finished seed is not published, the staging folder is gone, the failing seed's MLflow
+    run is FAILED and its checkpoint of the epoch before the fault is kept."""
+    import copy
+
+    from mlflow.tracking import MlflowClient
+
+    import reid_repro.training.loop as loop
+    from reid_repro.methods import base_section, method_class
+    from reid_repro.models import save_state
+    from reid_repro.training.finite import NonFiniteError
+    from reid_repro.training.run import execute, execute_seeds
+    from reid_repro.training.tracking import default_tracking_uri
+
+    params, _ = smoke
+    params = copy.deepcopy(params)
+    bad_seed = 1 if method == "cluster_contrast" else 0
+    params["seeds"] = bad_seed + 1
+    loop_settings = dict(epochs=2, iters=1, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2,
+                         eps=0.6, min_samples=2, workers=0, labels="ground_truth")
+    for section in {*[m for m in _every_method() if "loop" in params.get(m, {})], "pretrain"}:
+        params[section]["loop"].update(loop_settings)
+    params["gcl_plus"]["loop"].update(batch_ids=6, instances=1)       # GCL+ draws distinct images
+    # a start folder as a source stage writes it (MMT's second network in artifacts.pt)
+    models = tmp_path / "models"
+    (models / "source_market").mkdir(parents=True)
+    weights = torch.load(pretrained / "pretrain" / "model.pt", weights_only=True)
+    save_state(weights, models / "source_market" / "model.pt")
+    save_state({"model_2": weights}, models / "source_market" / "artifacts.pt")
+    (models / "pretrain").symlink_to(pretrained / "pretrain")
+
+    poisoned = {"seed": None, "epoch": None}
+    seed_everything = loop.seed_everything
+
+    def tracking_seed(seed, epoch, *more):
+        poisoned.update(seed=seed, epoch=epoch)
+        return seed_everything(seed, epoch, *more)
+
+    class PoisonedFinish(loop.BatchFinish):
+        def __call__(self, x):
+            out = super().__call__(x)
+            return out * float("nan") if (poisoned["seed"], poisoned["epoch"]) == (bad_seed, 1) else out
+
+    monkeypatch.setattr(loop, "seed_everything", tracking_seed)
+    monkeypatch.setattr(loop, "BatchFinish", PoisonedFinish)
+
+    base = base_section(method) or method
+    overrides = {"gcl_plus": {"positive_view": "augmented", "mixup": "image"}}.get(method, {})   # no warm-up
+    init = "source_market" if base in ("mmt", "ssg") else "pretrain"
+    spec = _spec(method, base=base, init=init, overrides=overrides)
+    name = f"nan_{method}"
+    out = tmp_path / "runs" / name
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text('{"old": true}')
+    with pytest.raises(NonFiniteError) as caught:
+        if method == "supervised":      # the pretrain and source stages' method: one run, no seeds
+            poisoned_spec = replace(spec, init="scratch", overrides={"seed": bad_seed})
+            execute(params, name, poisoned_spec, out, f"pretrain@{name}", root=tmp_path, models_dir=models,
+                    section="pretrain")
+        else:
+            execute_seeds(params, name, spec, out, f"train@{name}", root=tmp_path, models_dir=models)
+    text = str(caught.value)
+    run_name = name if method == "supervised" else f"{name}-seed{bad_seed}"
+    for part in (f"run {run_name} ", f"seed {bad_seed}", "epoch 2, step 0", "on cpu in fp32", "CPU kernel set",
+                 "NaN"):
+        assert part in text, (part, text)
+    assert caught.value.tensor.startswith(("loss", "gradient")), text
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json"]
+    assert json.loads((out / "metrics.json").read_text()) == {"old": True}
+    assert not (tmp_path / ".cache" / "partial" / name).exists()
+    checkpoint = torch.load(tmp_path / ".cache" / "checkpoints" / f"{run_name}.pt", weights_only=False)
+    assert checkpoint["epoch"] == 1
+    client = MlflowClient(default_tracking_uri(tmp_path))
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              f"attributes.run_name = '{run_name}'")
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert method_class(method)       # every registered method is a plug-in
+
+
+def test_a_non_finite_feature_memory_row_or_gradient_is_named():
+    """The checks on their own: a NaN feature row, an infinite memory row of a parameter-free memory module, an
+    infinite gradient (named by its parameter) each raise naming the tensor; finite values pass."""
+    from torch import nn
+
+    from reid_repro.training.finite import (NonFiniteError, check_array, check_gradients, check_state,
+                                            parameter_names)
+
+    feats = np.ones((4, 3), dtype=np.float32)
+    check_array("features", feats, 1)
+    feats[2, 1] = np.nan
+    with pytest.raises(NonFiniteError, match=r"non-finite features at epoch 1, before its steps: 1 NaN and 0 "
+                                             r"infinite of 12 values \(shape \(4, 3\)\)"):
+        check_array("features", feats, 1)
+
+    class Memory(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("features", torch.zeros(3, 2))
+
+    class Toy:
+        def __init__(self):
+            self.model = nn.Linear(2, 2)
+            self.memory = Memory()
+            self.centroids = torch.zeros(2, 2)
+
+        def networks(self):
+            return [self.model]
+
+    toy = Toy()
+    check_state(toy, 1, 0)
+    toy.memory.features[1, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"Toy\.memory\.features at epoch 1, step 0: 0 NaN and 1 infinite"):
+        check_state(toy, 1, 0)
+    toy.memory.features.zero_()
+    toy.centroids[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match=r"Toy\.centroids at epoch 3, step 5"):
+        check_state(toy, 3, 5)
+    opt = torch.optim.SGD(toy.model.parameters(), lr=0.1)
+    toy.model.weight.grad = torch.zeros(2, 2)
+    toy.model.bias.grad = torch.tensor([0.0, float("inf")])
+    with pytest.raises(NonFiniteError, match=r"gradient of network 0: bias \(optimiser 'model'\) at epoch 2, "
+                                             r"step 7: 0 NaN and 1 infinite of 2"):
+        check_gradients({"model": opt}, ["model"], 2, 7, parameter_names(toy))
+    toy.model.bias.grad = torch.zeros(2)
+    check_gradients({"model": opt}, ["model"], 2, 7, parameter_names(toy))

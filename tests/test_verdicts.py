@@ -73,3 +73,29 @@ def test_verify_checks_a_repeat_against_the_committed_interval():
     outside = check("r", committed, {"seeds": {"0": {"mAP": 0.60}, "1": {"mAP": 0.58}, "2": {"mAP": 0.59}}})
     assert not outside["inside"]
     assert repeat_interval([50.0]) == (float("-inf"), float("inf"))     # one seed: no interval, anything fits
+
+
+def test_verify_says_identical_only_for_equal_values_and_names_the_numerics_of_both_sides():
+    """Bit-identical is every seed's value equal to the committed one; the line says so when both sides computed
+    under reference numerics, and says which side was off the reference (or unknown) otherwise."""
+    from reid_repro.commands.verify import check, numerics_note
+    from reid_repro.numerics import run_is_reference
+
+    committed = {"seeds": {"0": {"mAP": 0.50}, "1": {"mAP": 0.52}}}
+    same = check("r", committed, {"seeds": {"0": {"mAP": 0.50}, "1": {"mAP": 0.52}}}, committed_reference=True,
+                 fresh_reference=True)
+    assert same["identical"] and numerics_note(same) == "identical to the committed values, bit for bit"
+    close = check("r", committed, {"seeds": {"0": {"mAP": 0.50}, "1": {"mAP": 0.5200001}}},
+                  committed_reference=True, fresh_reference=True)
+    assert not close["identical"] and close["inside"] and "NOT bit-identical" in numerics_note(close)
+    native = check("r", committed, {"seeds": {"0": {"mAP": 0.50}, "1": {"mAP": 0.52}}}, committed_reference=True,
+                   fresh_reference=False)
+    assert numerics_note(native) == "fresh off the reference: compared within the interval only"
+    # what a run.json says: the recorded numerics, or for runs written before they were recorded, float32 on
+    # torch's AVX2 kernels with 2 threads (how the committed runs were built)
+    old = {"environment": {"torch_threads": 2, "device": {"cpu_capability": "AVX2"}}, "inputs": {"precision": "fp32"}}
+    assert run_is_reference(old) is True
+    assert run_is_reference({**old, "inputs": {"precision": "bf16"}}) is False
+    assert run_is_reference({**old, "environment": {**old["environment"], "torch_threads": 1}}) is False
+    assert run_is_reference({"environment": {"numerics": {"reference": False}}}) is False
+    assert run_is_reference({"git_revision": "abc"}) is None

@@ -117,7 +117,10 @@ STAGE_ROOTS = {
 
 
 # Files other than Python modules that a stage's code reads (package data).
-STAGE_DATA = {"report": ["report/paper_numbers.yaml", "report/templates/index.html.j2"]}
+# report/equivalent_code.yaml: the code digests proven to compute what earlier ones did (report/build.py reads it)
+STAGE_DATA = {"report": ["report/equivalent_code.yaml", "report/paper_numbers.yaml",
+                         "report/templates/index.html.j2"],
+              "figures": ["report/equivalent_code.yaml"]}
 
 
 def stage_files(kind: str, method: str | None = None, src: Path = SRC) -> list[Path]:

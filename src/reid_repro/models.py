@@ -264,8 +264,11 @@ def layer_inputs(model: nn.Module, height: int, width: int) -> dict[str, tuple[n
     of ``height`` x ``width`` (a float32 forward pass on zeros, in eval mode; the model's mode is restored)."""
     found: dict[str, tuple[nn.Module, tuple[int, ...]]] = {}
     names = {m: n for n, m in model.named_modules()}
-    hooks = [m.register_forward_hook(lambda m, inp, out: found.setdefault(names[m], (m, tuple(inp[0].shape[1:]))))
-             for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    def seen(layer, inputs, output) -> None:          # a forward hook that returns None leaves the output alone
+        found.setdefault(names[layer], (layer, tuple(inputs[0].shape[1:])))
+
+    hooks = [m.register_forward_hook(seen) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     was_training = model.training
     device = next(model.parameters()).device
     try:

@@ -151,9 +151,10 @@ class Run:
 def stale_reason(params: dict, name: str, spec, info: dict, digests: dict | None = None) -> str | None:
     """Why run ``name``'s committed results are not what this checkout's code and settings would compute, or
     None: its ``run.json`` records the digest of the code the run imported and the hash of its resolved settings
-    (training/run.py: run_inputs, execute), and both are recomputed here the same way. A run.json with no
-    settings hash (a hand-made run) cannot be checked and is taken as current. ``digests`` caches the code
-    digest per method."""
+    (training/run.py: run_inputs, execute), and both are recomputed here the same way (a digest proven
+    equivalent to today's counts as today's: :func:`equivalent_code`); and it records the numerics it computed
+    with, which must be the reference (reid_repro/numerics.py). A run.json with no settings hash (a hand-made
+    run) cannot be checked and is taken as current. ``digests`` caches the code digest per method."""
     import dataclasses
 
     from reid_repro import codedeps
@@ -169,8 +170,15 @@ def stale_reason(params: dict, name: str, spec, info: dict, digests: dict | None
     if (kind, spec.method) not in digests:
         digests[kind, spec.method] = codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain"
                                                                           else spec.method))
-    if code != digests[kind, spec.method]:
+    if code != digests[kind, spec.method] and code not in equivalent_code().get(digests[kind, spec.method], ()):
         return "built with earlier code"
+    from reid_repro.numerics import run_is_reference
+
+    if run_is_reference(info) is False:
+        device = (info.get("environment") or {}).get("device") or {}
+        numerics = (info.get("environment") or {}).get("numerics") or {}
+        return (f"computed off the reference numerics ({numerics.get('kernel_set') or device.get('cpu_capability')}, "
+                f"{(info.get('inputs') or {}).get('precision')})")
     seed = (info.get("seeds") or [(info.get("method") or {}).get("seed", 0)])[0]
     first = dataclasses.replace(spec, overrides={**spec.overrides, "seed": seed})   # run.json is its first seed's
     model_cfg, cfg = resolve_run(params, first)
@@ -179,6 +187,32 @@ def stale_reason(params: dict, name: str, spec, info: dict, digests: dict | None
     if params_hash(settings) != info["params_hash"]:
         return "built with other settings"
     return None
+
+
+EQUIVALENT_CODE = Path(__file__).with_name("equivalent_code.yaml")
+
+
+def equivalent_code(path: str | Path = EQUIVALENT_CODE) -> dict[str, set[str]]:
+    """{code digest: the earlier digests it is proven to compute exactly as}, transitively, from
+    ``report/equivalent_code.yaml``: each entry of that file is one proven refactor (a sample of stages rebuilt
+    under reference numerics with identical weights and metrics, named in ``proof``) with the digest pairs
+    (``new: old``) of every stage kind and method it covers. A run built with an equivalent digest is current."""
+    import yaml
+
+    pairs: dict[str, set[str]] = {}
+    for entry in (yaml.safe_load(Path(path).read_text()) or []) if Path(path).is_file() else []:
+        for new, old in (entry.get("digests") or {}).items():
+            pairs.setdefault(str(new), set()).add(str(old))
+    closed = {}
+    for new in pairs:
+        seen, todo = set(), [new]
+        while todo:
+            for old in pairs.get(todo.pop(), ()):
+                if old not in seen:
+                    seen.add(old)
+                    todo.append(old)
+        closed[new] = seen
+    return closed
 
 
 STALE_MARK = "†"
