@@ -16,7 +16,7 @@ endif
 NUMERICS := $(if $(filter native,$(CPU)),REID_CPU=native,. "$(CURDIR)/scripts/cpu_avx2.env" && REID_CPU=reference)
 RUN    := $(NUMERICS) PATH="$(CURDIR)/$(BIN):$$PATH" ANNY_CACHE_DIR="$(CURDIR)/.cache/anny"
 
-.PHONY: setup test repro paper verify check-system bench lock clean-venv mlflow-ui dashboard
+.PHONY: setup test repro paper variant verify check-system bench lock clean-venv mlflow-ui dashboard
 
 setup: $(STAMP)
 
@@ -57,6 +57,12 @@ paper: $(STAMP)
 	$(RUN) $(BIN)/reid-repro check
 	$(RUN) $(BIN)/reid-repro repro start $$($(RUN) $(BIN)/reid-repro stages --paper $(P))
 	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P) --model-figures reports/model_figures
+
+# A variant of one or more params.yaml keys that trains only the stages reading them, the absent upstream stages
+# they need and the report (`make variant SET="ise.lambda0=2.0"`; README "A variant on a fresh clone").
+variant: $(STAMP)
+	@test -n "$(SET)" || { echo 'usage: make variant SET="ise.lambda0=2.0" (several: SET="a=1 b=2")' >&2; exit 2; }
+	$(RUN) $(BIN)/reid-repro variant $(foreach kv,$(SET),-S $(kv))
 
 # Re-train a few committed runs on this machine and check each lands inside the committed interval
 # (`make verify` or `make verify RUNS="cc_market ise_market cc_duke"`).

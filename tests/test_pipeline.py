@@ -284,10 +284,27 @@ def test_a_lab_shares_the_pipeline_through_a_dvc_remote(project, tmp_path):
     assert '"HEAD"' in diff and '"workspace"' in diff and "reports/plots/nmi" in diff
 
 
+def test_a_variant_on_a_fresh_clone_trains_only_what_reads_the_key(project, tmp_path):
+    """Issue 36: on a fresh clone (git only: no DVC cache, so no manifests, weights or meshes), `reid-repro variant
+    -S ise.lambda0=2.0` builds only the absent upstream stages the ISE runs need (their manifests and the
+    pretrained start), then the ISE runs and the report through `dvc exp run`; the figures, which read other
+    runs' weights that are absent here, are left as committed, and no other run is trained."""
+    work, params, _ = project
+    clone = tmp_path / "clone"
+    _run(["git", "clone", "-q", str(work), str(clone)], tmp_path)
+    out = _run(["reid-repro", "variant", "-S", "ise.lambda0=2.0"], clone)
+    ise = {r: spec for r, spec in params["runs"].items() if spec["method"] == "ise"}
+    data = {d for spec in ise.values() for d in (spec["dataset"], spec["test"])} | {"pretrain"}
+    assert ise and ran(out) == ({f"prepare@{d}" for d in data} | {"pretrain"} | {f"train@{r}" for r in ise}
+                                | {"report"}), out
+    assert "left as committed (needs outputs absent here): figures" in out
+    assert yaml.safe_load((clone / "params.yaml").read_text())["ise"]["lambda0"] == 2.0
+
+
 def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     """Issue 18 §6: `dvc exp run -S scale=paper` with real dataset roots and data.pretrain pointing at a folder of
     ImageNet checkpoints runs prepare, the ImageNet start and the run, and neither renders the synthetic world
-    nor trains the stand-in pretraining. A tiny Market-1501 tree and a random ResNet-50 state dict stand in for
+    nor trains the stand-in pretraining; no GCL renders are needed (issue 36: meshes.market keeps its default). A tiny Market-1501 tree and a random ResNet-50 state dict stand in for
     the real dataset and torchvision's checkpoint; the loop is tiny and `device: cpu` is set on purpose."""
     import torch
     import torchvision
@@ -318,9 +335,9 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     _run(["dvc", "config", "core.analytics", "false"], work)
     _run(["git", "add", "-A"], work)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project"], work)
+    # no GCL renders: meshes.market stays at its default (synthetic), which only the meshes stage reads
     settings = {"scale": "paper", "device": "cpu", "data.market.root": str(real),
-                "data.pretrain.root": str(imagenet), "data.pretrain.format": "imagenet",
-                "meshes.market.source": "renders", "meshes.market.from": str(tmp_path / "gcl_renders")}
+                "data.pretrain.root": str(imagenet), "data.pretrain.format": "imagenet"}
     cmd = ["dvc", "exp", "run"] + [a for k, v in settings.items() for a in ("-S", f"{k}={v}")] + ["train@cc_market"]
     output = _run(cmd, work)
     assert ran(output) == {"prepare@market", "prepare@pretrain", "pretrain", "train@cc_market"}
@@ -329,10 +346,9 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     assert start["start"] == "imagenet" and start["checkpoint"] == "resnet50-0676ba61.pth"
     info = json.loads((work / "runs" / "cc_market" / "run.json").read_text())
     assert info["scale"] == "paper" and info["model"]["arch"] == "resnet50"
-    # synthetic meshes of a real root would render the world for nothing: the world stage (upstream of them)
-    # stops at its start with an error naming the setting, before rendering anything
-    bad = subprocess.run(["dvc", "exp", "run", "-S", "meshes.market.source=synthetic", "-S",
-                          "meshes.market.from=data/world/market", "meshes@market"], cwd=work, capture_output=True,
+    # synthetic meshes of a real root cannot be made: the meshes stage, which reads them, stops naming the setting
+    bad = subprocess.run(["reid-repro", "meshes", "--dataset", "market", "--source", "synthetic", "--from",
+                          "data/world/market", "--out", "data/meshes/market"], cwd=work, capture_output=True,
                          text=True, env=dict(os.environ, ANNY_CACHE_DIR=str(ROOT / ".cache" / "anny")))
     assert bad.returncode != 0 and "meshes.market: source synthetic" in bad.stdout + bad.stderr
     assert not (work / "data" / "world").exists()
