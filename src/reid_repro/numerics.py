@@ -19,6 +19,7 @@ This module imports nothing heavy: it must run before numpy and torch load.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 
 MODES = ("reference", "native")
@@ -66,10 +67,17 @@ def threads(environ=None) -> int:
     return int(raw)
 
 
+def x86() -> bool:
+    """The reference is an x86-64 one (AVX2 kernels): elsewhere (aarch64) there is none to hold the libraries to,
+    runs compute natively and record that they are off the reference."""
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
 def wanted(environ=None) -> dict[str, str]:
-    """The variables the current mode sets: the reference's in reference mode, none in native mode."""
+    """The variables the current mode sets: the reference's in reference mode on x86-64, none in native mode or
+    on another architecture."""
     environ = os.environ if environ is None else environ
-    if mode(environ) == "native":
+    if mode(environ) == "native" or not x86():
         return {}
     n = str(threads(environ))
     return {**REFERENCE_ENV, **{name: n for name in THREAD_VARS}}
