@@ -7,7 +7,7 @@ workspace, and a machine without the DVC cache that built them has none of the m
 the dependencies what `dvc commit` does, from the lock of the commit whose outputs are committed (``--base``):
 
 - every stage keeps its command, params and outputs exactly as ``--base`` recorded them;
-- its dependencies are the ones dvc.yaml declares now, in that order: package files (``src/reid_repro/...``)
+- its dependencies are the ones dvc.yaml declares now, sorted by path as DVC writes them: package files (``src/reid_repro/...``)
   hashed as they are now (md5 and size, as DVC records them), every other dependency as ``--base`` recorded it
   (a non-package dependency that ``--base`` did not have is an error: that is not a refactor);
 - ``src/reid_repro/report/equivalent_code.yaml`` gains one entry: the proof, and for every committed run the
@@ -42,14 +42,15 @@ def relock(base: str) -> list[str]:
     """Rewrite each lock file's dependencies (module docstring); returns the stages whose dependencies changed."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
-    from dvc.utils.serialize import dump_yaml
+    from dvc.utils.serialize import dump_yaml, parse_yaml
 
     changed = []
     with Repo(".") as repo:
         stages = list(repo.index.stages)
     for dvcfile, lockfile in LOCKS.items():
-        old = yaml.safe_load(subprocess.run(["git", "show", f"{base}:{lockfile}"], capture_output=True, text=True,
-                                            check=True).stdout)
+        # DVC's own YAML reader (YAML 1.2, as DVC wrote the file): PyYAML would read 1e-3 as a string
+        old = parse_yaml(subprocess.run(["git", "show", f"{base}:{lockfile}"], capture_output=True, text=True,
+                                        check=True).stdout, lockfile)
         for stage in stages:
             if stage.dvcfile.relpath != dvcfile:
                 continue
@@ -65,9 +66,10 @@ def relock(base: str) -> list[str]:
                 if path.startswith("src/reid_repro/"):
                     deps.append(file_entry(path, dep.fs_path))
                 elif path in before:
-                    deps.append(before[path])
+                    deps.append(dict(before[path]))     # a copy: a path listed twice stays two entries
                 else:
                     raise SystemExit(f"{stage.name}: new dependency {path} that {base} did not have: not a refactor")
+            deps.sort(key=lambda d: d["path"])        # as DVC writes a lock: dependencies by path
             if deps != entry.get("deps"):
                 changed.append(stage.name)
             entry["deps"] = deps
