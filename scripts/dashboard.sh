@@ -5,6 +5,10 @@
 # (`reid-repro studies`, written to .cache/studies.journal). Binds to 127.0.0.1 unless DASHBOARD_HOST says otherwise.
 set -euo pipefail
 storage="${OPTUNA_STORAGE:-}"
+case "$storage" in
+  ""|*://*) ;;
+  *) [ -f "$storage" ] || { echo "error: $storage: no study yet (OPTUNA_STORAGE names a journal file that does not exist; unset it to serve the committed studies)" >&2; exit 1; } ;;
+esac
 if [ -z "$storage" ]; then
   if [ -f optuna.journal ]; then
     storage=optuna.journal

@@ -231,7 +231,7 @@ def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
 
 def test_the_report_names_a_run_of_earlier_code_or_settings(smoke, pretrained):
     """The report recomputes what training recorded in run.json (the digest of the code the run imported, the hash
-    of its resolved settings): a run just trained is current; the same run read with other settings, with another
+    of its resolved settings, and whether it computed under reference numerics): a run just trained is current; the same run read with other settings, with another
     code digest, or from a run.json written before inputs were recorded is named stale, and why."""
     import copy
 
@@ -242,7 +242,15 @@ def test_the_report_names_a_run_of_earlier_code_or_settings(smoke, pretrained):
     one = {**params, "seeds": 1}
     execute_seeds(one, "cur", _spec(), tmp / "cur", "train@cur", root=tmp, models_dir=pretrained, track=False)
     info = json.loads((tmp / "cur" / "run.json").read_text())
+    # the suite's workers compute with 1 thread, off the reference (2): the report says so, naming the kernel set
+    numerics = info["environment"]["numerics"]
+    if not numerics["reference"]:
+        assert stale_reason(one, "cur", _spec(), info) == (f"computed off the reference numerics "
+                                                           f"({numerics['kernel_set']}, fp32)")
+    info["environment"]["numerics"] = {**numerics, "reference": True}
     assert stale_reason(one, "cur", _spec(), info) is None
+    off = {**info, "environment": {**info["environment"], "numerics": {**numerics, "reference": False}}}
+    assert stale_reason(one, "cur", _spec(), off).startswith("computed off the reference numerics")
     other = copy.deepcopy(one)
     other["cluster_contrast"]["loop"]["eps"] = 0.7
     assert stale_reason(other, "cur", _spec(), info) == "built with other settings"

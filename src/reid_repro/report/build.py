@@ -244,6 +244,13 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
         folder = Path(runs_dir) / name
         files = [folder / f for f in ("metrics.json", "run.json")]
         missing = [f for f in files if not f.is_file()]
+        marker = not_run_reason(params, load_run(params, name)) if missing and not files[0].is_file() else None
+        if marker is not None:
+            # a larger-profile run's not-run marker (training/run.py: write_not_run) is a function of params.yaml; a
+            # checkout without it (a fresh clone: its folder lives in the DVC cache) reads the same from there
+            runs.append(Run(name, load_run(params, name), {"not_run": marker}, pd.DataFrame({"epoch": []}),
+                            {"name": name, "stage": f"train_larger@{name}", "not_run": marker}, {}))
+            continue
         if missing and allow_missing and not files[0].is_file():
             runs.append(not_built(name))
             continue
