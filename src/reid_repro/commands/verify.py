@@ -94,6 +94,17 @@ def check(name: str, committed: dict, fresh: dict, metric: str = "mAP", committe
             "committed_reference": committed_reference, "fresh_reference": fresh_reference}
 
 
+def recorded_reference(folder) -> bool | None:
+    """Whether the run in ``folder`` says (run.json) it computed under reference numerics; None without a record."""
+    import json
+    from pathlib import Path
+
+    from reid_repro import numerics
+
+    info = Path(folder) / "run.json"
+    return numerics.run_is_reference(json.loads(info.read_text())) if info.is_file() else None
+
+
 def numerics_note(r: dict) -> str:
     """What a result line says about the numerics of both sides."""
     if r["committed_reference"] and r["fresh_reference"]:
@@ -130,12 +141,8 @@ def run(args) -> str:
             raise ReidReproError(f"{committed_file}: no per-seed values; expected a run written with seeds")
         fresh = execute_seeds(params, name, load_run(params, name), Path(args.out) / name, stage="verify",
                               models_dir=args.models, track=False, reuse=False)
-        def recorded(folder):
-            info = Path(folder) / "run.json"
-            return numerics.run_is_reference(json.loads(info.read_text())) if info.is_file() else None
-
-        r = check(name, committed, fresh, committed_reference=recorded(Path(args.committed) / name),
-                  fresh_reference=recorded(Path(args.out) / name))
+        r = check(name, committed, fresh, committed_reference=recorded_reference(Path(args.committed) / name),
+                  fresh_reference=recorded_reference(Path(args.out) / name))
         results.append(r)
         print(f"{name}: committed {r['metric']} " + ", ".join(f"{v:.1f}" for v in r["committed"])
               + f" -> interval [{r['interval'][0]:.1f}, {r['interval'][1]:.1f}]; here "
