@@ -90,6 +90,104 @@ def test_lsgan_terms_and_r1_on_a_toy_discriminator():
     assert r1.item() == pytest.approx(float((w ** 2).sum()))
 
 
+# ---- issue 37: the released adversarial terms (chenhao2345/GCL-extended gcl/models/gan.py, MsImageDis) -----------
+# Worked by hand: a two-scale D whose scales are linear, D_1(x) = <w1, x> and D_2(x) = <w2, x>, so the input
+# gradient of each scale's summed output is w1 or w2 for every image. Released R1 (calc_dis_loss: per scale,
+# compute_grad2(out1, x).mean(), summed): |w1|^2 + |w2|^2 = 14.25 + 6 = 20.25; the paper reading (R1 of D's
+# summed outputs): |w1 + w2|^2 = |(3, -2, -0.5, 4)|^2 = 29.25; one scale: both 14.25. Released G term
+# (calc_gen_loss: mean((out0 - 1)^2) * 2 per scale) on outputs (0.2, -0.4) and (0.5,): 2 x 1.3 + 2 x 0.25 = 3.1;
+# each term once: 1.55.
+W1, W2 = torch.tensor([[1.0, -2.0], [0.5, 3.0]]), torch.tensor([[2.0, 0.0], [-1.0, 1.0]])
+
+
+@pytest.mark.parametrize("scales, per_scale, expected", [
+    (1, True, 14.25), (1, False, 14.25), (2, True, 20.25), (2, False, 29.25)])
+def test_r1_per_scale_is_the_released_form_on_a_linear_discriminator(scales, per_scale, expected):
+    x = torch.randn(3, 2, 2, requires_grad=True)
+    outs = [(x * w).sum((1, 2)) for w in (W1, W2)[:scales]]
+    assert G.r1_penalty(outs, x, per_scale).item() == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("factor, expected", [(2.0, 3.1), (1.0, 1.55)])
+def test_the_generator_lsgan_term_is_doubled_as_released(factor, expected):
+    fake = [torch.tensor([0.2, -0.4]), torch.tensor([0.5])]
+    assert G.lsgan_g(fake, factor).item() == pytest.approx(expected, rel=1e-6)
+
+
+def _released_dis_and_gen(dis, x, fakes, lam, gan_w):
+    """MsImageDis.calc_dis_loss / calc_gen_loss and DGNet_Trainer.dis_update's sum over the fake types, transcribed
+    for the CPU (lsgan; each call recomputes D(real) and its R1)."""
+    def compute_grad2(d_out, x_in):
+        grad = torch.autograd.grad(outputs=d_out.sum(), inputs=x_in, create_graph=True, retain_graph=True,
+                                   only_inputs=True)[0]
+        return grad.pow(2).view(x_in.size(0), -1).sum(1)
+
+    def calc_dis_loss(input_fake, input_real):
+        input_real.requires_grad_()
+        loss, reg = 0, 0
+        for out0, out1 in zip(dis(input_fake), dis(input_real)):
+            loss += torch.mean((out0 - 0) ** 2) + torch.mean((out1 - 1) ** 2)
+            reg += lam * compute_grad2(out1, input_real).mean()
+        return loss + reg
+
+    def calc_gen_loss(input_fake):
+        return sum(torch.mean((out0 - 1) ** 2) * 2 for out0 in dis(input_fake))
+
+    d_total = sum(gan_w * calc_dis_loss(f.detach(), x) for f in fakes)
+    return d_total, [gan_w * calc_gen_loss(f) for f in fakes]
+
+
+def test_the_adversarial_terms_match_the_released_discriminator_and_generator(tmp_path):
+    """Our two-scale D (code reading) on one batch of real and four fake types: D's loss and its gradient on every
+    D parameter, and G's adversarial terms, against the transcription above."""
+    method, _ = _method(tmp_path)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 3, 64, 32, generator=g)
+    out = {"x": x, **{k: torch.randn(4, 3, 64, 32, generator=g, requires_grad=True)
+                      for k in ("x_ori", "x_new", "x_cycle", "x_mix")}}
+    fakes = [out[k] for k in ("x_ori", "x_new", "x_cycle", "x_mix")]
+    import dataclasses
+
+    method.cfg = cfg = dataclasses.replace(method.cfg, r1_gamma=1e9)    # so that R1 weighs (initial D: ~1e-9)
+    assert cfg.follows("r1") == "code" and cfg.follows("gen_adv") == "code" and len(method.dis(x)) >= 2
+    d_ours = method.discriminator_loss(out)
+    d_released, g_released = _released_dis_and_gen(method.dis, x.clone(), fakes, cfg.r1_gamma, cfg.gan_weight)
+    assert d_ours.item() == pytest.approx(d_released.item(), rel=1e-6)
+    params = list(method.dis.parameters())
+    for a, b in zip(torch.autograd.grad(d_ours, params), torch.autograd.grad(d_released, params)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    with G.frozen(method.dis):
+        adv = {k: G.lsgan_g(method.dis(out[k]), 2.0) for k in ("x_ori", "x_new", "x_cycle", "x_mix")}
+    assert (cfg.gan_weight * sum(v for k, v in adv.items() if k != "x_mix")).item() == pytest.approx(
+        sum(g_released[:3]).item(), rel=1e-6)
+    assert (cfg.gan_weight * adv["x_mix"]).item() == pytest.approx(g_released[3].item(), rel=1e-6)
+
+
+def test_gen_adv_and_r1_switches_change_the_terms_as_worked_above(tmp_path):
+    """One generated batch through the method under each switch: G's adversarial terms halve with gen_adv: paper,
+    and D's loss with r1: paper moves by gan_weight x r1_gamma x 4 fake types x (R1 of the summed outputs - the
+    per-scale R1)."""
+    import dataclasses
+
+    method, batch = _method(tmp_path)
+    out = method.generate(batch)
+    code = dataclasses.replace(method.cfg, r1_gamma=1e9)     # an initial D's input gradients are ~1e-5: lift R1
+    losses = {}
+    for switch in ("code", "paper"):
+        method.cfg = dataclasses.replace(code, gen_adv=switch, r1=switch)
+        losses[switch] = ({k: v.item() for k, v in method.gan_losses(out).items()},
+                          method.discriminator_loss(out).item())
+    for term in ("adv", "adv_mix"):
+        assert losses["code"][0][term] == pytest.approx(2 * losses["paper"][0][term], rel=1e-6)
+    assert losses["code"][0]["img"] == losses["paper"][0]["img"]
+    real = out["x"].detach().requires_grad_(True)
+    d_real = method.dis(real)
+    gap = (G.r1_penalty(d_real, real, per_scale=False) - G.r1_penalty(d_real, real, per_scale=True)).item()
+    expected = code.gan_weight * 4 * code.r1_gamma * gap
+    assert abs(expected) > 1e-3 * losses["code"][1]
+    assert losses["paper"][1] - losses["code"][1] == pytest.approx(expected, rel=1e-3)
+
+
 def test_d_mixup_lambda_is_the_larger_of_a_beta_draw():
     rng = np.random.default_rng(0)
     lam = np.array([G.mixup_lambda(0.6, rng) for _ in range(4000)])

@@ -199,3 +199,111 @@ def test_fidelity_sets_every_switch_and_a_switch_overrides_it():
 
     with pytest.raises(ReidReproError, match="kl='both'"):
         _method("ice", {"kl": "both"})
+
+
+# ---- issue 37: the released cross-camera term (chenhao2345/ICE ice/trainers.py, ImageTrainer.train) -----------
+# Worked on paper: camera proxies p1 = (1, 0) and p2 = (0, 1) of cluster 0 (cameras 0 and 1), p3 = (0.6, 0.8) of
+# cluster 1 (camera 0); one sample of cluster 0 under camera 0 with f = (1, 0); tau = 0.5.
+# proxy_norm code: F.normalize(P.t()) scales dimension 0 by 1/sqrt(1 + 0 + 0.36) and dimension 1 by
+# 1/sqrt(0 + 1 + 0.64), so f . p = (1/sqrt(1.36), 0, 0.6/sqrt(1.36)) = (0.857493, 0, 0.514496); unit proxies give
+# (1, 0, 0.6). cross_negatives code with n_neg = 50 > P = 3: the sort keeps all three proxies, the two own ones
+# included, so the softmax runs over [s1, s2 | s1, s2, s3] with targets 1/2 on the first two; paper: [s1, s2 | s3].
+HAND_P = [[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]
+HAND_CLUSTER, HAND_CAM = torch.tensor([0, 0, 1]), torch.tensor([0, 1, 0])
+
+
+def _hand_loss(sims, negatives, tau=0.5):
+    """-(1/2) sum over the two own proxies of log softmax, the softmax over [s1, s2] + negatives, by hand."""
+    lse = math.log(sum(math.exp(v / tau) for v in [sims[0], sims[1], *negatives]))
+    return -0.5 * ((sims[0] / tau - lse) + (sims[1] / tau - lse))
+
+
+@pytest.mark.parametrize("proxy_norm, negatives, expected", [
+    ("code", "code", 1.9095452), ("code", "paper", 1.3784009), ("paper", "code", 2.0006317),
+    ("paper", "paper", 1.4603726)])
+def test_the_code_cross_camera_term_on_a_three_proxy_example_worked_by_hand(proxy_norm, negatives, expected):
+    from reid_repro.methods.ice import code_proxies, cross_camera_proxy_loss_code
+
+    a = 1 / math.sqrt(1.36)
+    sims = (a, 0.0, 0.6 * a) if proxy_norm == "code" else (1.0, 0.0, 0.6)
+    assert _hand_loss(sims, sims if negatives == "code" else sims[2:]) == pytest.approx(expected, abs=1e-7)
+    proxies = torch.tensor(HAND_P)
+    if proxy_norm == "code":
+        proxies = code_proxies(proxies)
+        torch.testing.assert_close(proxies, torch.tensor([[a, 0.0], [0.0, 1 / math.sqrt(1.64)],
+                                                          [0.6 * a, 0.8 / math.sqrt(1.64)]]))
+    got = cross_camera_proxy_loss_code(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), torch.tensor([0]), proxies,
+                                       HAND_CLUSTER, 0.5, 50, negatives)
+    assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_with_fewer_others_than_n_neg_the_code_brings_back_the_last_own_proxies():
+    """n_neg = 2, one other proxy: the ascending sort is [p1, p2 (pushed down, in index order), p3]; its last two
+    are p2 and p3, so p2 is both a positive and a negative: softmax over [s1, s2 | s2, s3]."""
+    from reid_repro.methods.ice import cross_camera_proxy_loss_code, nearest_negatives
+
+    f, proxies = torch.tensor([[1.0, 0.0]]), torch.tensor(HAND_P)
+    got = cross_camera_proxy_loss_code(f, torch.tensor([0]), torch.tensor([0]), proxies, HAND_CLUSTER, 0.5, 2, "code")
+    assert got.item() == pytest.approx(_hand_loss((1.0, 0.0, 0.6), (0.0, 0.6)), rel=1e-6)
+    # paper: each sample its own min(n_neg, others): a cluster-1 sample has two others, a cluster-0 sample one
+    sims = torch.tensor([[0.9, 0.1, 0.5], [0.3, 0.7, 0.2]])
+    own = torch.tensor([[True, True, False], [False, False, True]])
+    negs = nearest_negatives(sims, own, 2, "paper")
+    assert negs[0].tolist() == pytest.approx([0.5]) and sorted(negs[1].tolist()) == pytest.approx([0.3, 0.7])
+
+
+def _released_cross_term(f, targets, cids, tempV, concate_intra_class, beta=0.07, bg_knn=50):
+    """The released loop itself (ImageTrainer.train, loss_cam), transcribed line by line for the CPU."""
+    loss_cam = torch.tensor([0.0])
+    for cc in torch.unique(cids):
+        inds = torch.nonzero(cids == cc).squeeze(-1)
+        percam_targets, percam_feat = targets[inds], f[inds]
+        associate_loss = 0
+        target_inputs = torch.matmul(F.normalize(percam_feat), F.normalize(tempV.t().clone()))
+        temp_sims = target_inputs.detach().clone()
+        target_inputs /= beta
+        for k in range(len(percam_feat)):
+            ori_asso_ind = torch.nonzero(concate_intra_class == percam_targets[k]).squeeze(-1)
+            temp_sims[k, ori_asso_ind] = -10000.0
+            sel_ind = torch.sort(temp_sims[k], stable=True)[1][-bg_knn:]
+            concated_input = torch.cat((target_inputs[k, ori_asso_ind], target_inputs[k, sel_ind]), dim=0)
+            concated_target = torch.zeros(len(concated_input), dtype=concated_input.dtype)
+            concated_target[0:len(ori_asso_ind)] = 1.0 / len(ori_asso_ind)
+            associate_loss += -1 * (F.log_softmax(concated_input.unsqueeze(0), dim=1)
+                                    * concated_target.unsqueeze(0)).sum()
+        loss_cam += 0.5 * associate_loss / len(percam_feat)
+    return loss_cam
+
+
+@pytest.mark.parametrize("n_clusters, bg_knn", [(30, 50), (6, 50), (6, 11), (6, 4)])
+def test_the_code_cross_term_matches_the_released_loop_and_its_gradient(n_clusters, bg_knn):
+    """Random features and camera proxies (60 proxies: more than 50 others; 12 with 50 or 11 negatives: fewer
+    others, so all or one of the own proxies come back; 12 with 4: enough others):
+    ours (proxy_norm, cross_negatives, cross: code; x 0.5 as the method applies it) against the transcription."""
+    from reid_repro.methods.ice import code_proxies, cross_camera_proxy_loss_code
+
+    g = torch.Generator().manual_seed(n_clusters + bg_knn)
+    cluster = torch.arange(n_clusters).repeat_interleave(2)                  # every cluster in cameras 0 and 1
+    cam = torch.tensor([0, 1]).repeat(n_clusters)
+    tempV = _unit(torch.randn(len(cluster), 8, generator=g))
+    f = torch.randn(10, 8, generator=g, requires_grad=True)
+    y, c = torch.randint(0, n_clusters, (10,), generator=g), torch.randint(0, 3, (10,), generator=g)
+    order = torch.argsort(cam * n_clusters + cluster)                        # the released camera-major order
+    expected = _released_cross_term(f, y, c, tempV[order], cluster[order], bg_knn=bg_knn)
+    ours = 0.5 * cross_camera_proxy_loss_code(F.normalize(f, dim=1), y, c, code_proxies(tempV), cluster, 0.07,
+                                              bg_knn, "code")
+    assert ours.item() == pytest.approx(expected.item(), rel=2e-6)
+    g_ours, = torch.autograd.grad(ours, f)
+    g_expected, = torch.autograd.grad(expected.sum(), f)
+    torch.testing.assert_close(g_ours, g_expected, rtol=1e-5, atol=1e-6)
+
+
+def test_proxy_norm_and_cross_negatives_follow_fidelity():
+    from test_ise import _method
+
+    code, _ = _method("ice")
+    torch.testing.assert_close(code.cam_proxies.norm(dim=0), torch.ones(code.cam_proxies.shape[1]))
+    paper, _ = _method("ice", {"proxy_norm": "paper"})
+    torch.testing.assert_close(paper.cam_proxies.norm(dim=1), torch.ones(len(paper.cam_proxies)))
+    assert code.cfg.follows("cross_negatives") == "code"
+    assert _method("ice", {"fidelity": "paper"})[0].cfg.follows("cross_negatives") == "paper"

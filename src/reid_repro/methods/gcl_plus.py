@@ -19,7 +19,12 @@ Losses, per batch (three stages, §4.2; stage 1 is a baseline run, e.g. Cluster-
 - Eq. 3/5 adversarial: the paper writes the log loss; the code is LSGAN with an R1 penalty on real images
   (gamma ``r1_gamma``): D minimises sum over scales of mean(D(fake)^2) + mean((D(real) - 1)^2) per fake type
   (the code recomputes the real term and R1 for every fake type, so both weigh the number of fake types),
-  G minimises sum over scales of mean((D(fake) - 1)^2) per fake type.
+  G minimises sum over scales of 2 x mean((D(fake) - 1)^2) per fake type (``gen_adv: code``, the
+  ``* 2  # LSGAN`` of ``gan.py`` ``MsImageDis.calc_gen_loss``; ``paper``: each term of Eq. 3/5 once). R1
+  (``r1: code``, ``calc_dis_loss``/``compute_grad2``): per scale s, the squared gradient of sum D_s(real) with
+  respect to the real images, summed over pixels, averaged over the batch, summed over the scales; ``paper`` (the
+  paper names no R1; Mescheder et al.'s R1 on D as one function): the squared gradient of D's outputs summed
+  over every scale.
 - Eq. 4 D-Mixup: lambda ~ Beta(alpha, alpha), lambda* = max(lambda, 1 - lambda), one per batch; partner j = a
   random permutation of the batch; x'_mix = G(lambda* f_id_i + (1 - lambda*) f_id_j, E_str(s_ori_i)).
 - Eq. 6 L_gan = lambda_recon (L_img + L_feat) + L_adv + L_adv_mix.
@@ -68,7 +73,7 @@ from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, Step, frozen
 from reid_repro.training.data import normalize_batch
 
-SWITCHES = ("feat_loss", "vi_positive", "mix_loss", "angles")
+SWITCHES = ("feat_loss", "vi_positive", "mix_loss", "angles", "gen_adv", "r1")
 STAGES = ("joint", "warmup")
 STRUCTURES = ("rotation", "mesh_switch", "gray_switch")
 POSITIVE_VIEWS = ("generated", "augmented")
@@ -115,6 +120,8 @@ class GclPlusConfig(Fidelity, LoopConfig):
     vi_positive: typing.Optional[str]
     mix_loss: typing.Optional[str]
     angles: typing.Optional[str]
+    gen_adv: typing.Optional[str]
+    r1: typing.Optional[str]
 
     def __post_init__(self):
         super().__post_init__()
@@ -303,16 +310,19 @@ def lsgan_d(d_real: list, d_fake: list) -> torch.Tensor:
     return sum((f ** 2).mean() + ((r - 1) ** 2).mean() for r, f in zip(d_real, d_fake))
 
 
-def lsgan_g(d_fake: list) -> torch.Tensor:
-    """G's LSGAN loss for one fake type: sum over scales of mean((D(fake) - 1)^2)."""
-    return sum(((f - 1) ** 2).mean() for f in d_fake)
+def lsgan_g(d_fake: list, factor: float = 1.0) -> torch.Tensor:
+    """G's LSGAN loss for one fake type: sum over scales of factor x mean((D(fake) - 1)^2) (the released
+    ``calc_gen_loss``: factor 2)."""
+    return sum(factor * ((f - 1) ** 2).mean() for f in d_fake)
 
 
-def r1_penalty(d_real: list, x_real: torch.Tensor) -> torch.Tensor:
-    """R1: the squared gradient of D's summed real outputs with respect to the real images, summed over pixels,
-    averaged over the batch (``x_real`` must require grad)."""
-    grad, = torch.autograd.grad(sum(r.sum() for r in d_real), x_real, create_graph=True)
-    return grad.pow(2).flatten(1).sum(1).mean()
+def r1_penalty(d_real: list, x_real: torch.Tensor, per_scale: bool = True) -> torch.Tensor:
+    """R1 on the real images (``x_real`` must require grad): the squared gradient with respect to them, summed
+    over pixels, averaged over the batch. per_scale (the released ``calc_dis_loss``): of each scale's summed
+    outputs, summed over the scales; otherwise of D's outputs summed over every scale."""
+    outputs = [r.sum() for r in d_real] if per_scale else [sum(r.sum() for r in d_real)]
+    return sum(torch.autograd.grad(out, x_real, create_graph=True)[0].pow(2).flatten(1).sum(1).mean()
+               for out in outputs)
 
 
 def mixup_lambda(alpha: float, rng: np.random.Generator) -> float:
@@ -552,14 +562,16 @@ class GclPlus(Method):
         d_real = self.dis(real)
         loss = sum(lsgan_d(d_real, self.dis(f.detach())) for f in fakes)
         if self.cfg.r1_gamma > 0:
-            loss = loss + len(fakes) * self.cfg.r1_gamma * r1_penalty(d_real, real)
+            per_scale = self.cfg.follows("r1") == "code"
+            loss = loss + len(fakes) * self.cfg.r1_gamma * r1_penalty(d_real, real, per_scale)
         return self.cfg.gan_weight * loss
 
     def gan_losses(self, out: dict) -> dict[str, torch.Tensor]:
         """Eq. 6 for G (and E_id in stage 3), D frozen."""
         cfg = self.cfg
         with frozen(self.dis):
-            adv = {k: lsgan_g(self.dis(out[k])) for k in ("x_ori", "x_new", "x_cycle", "x_mix") if k in out}
+            factor = 2.0 if cfg.follows("gen_adv") == "code" else 1.0            # calc_gen_loss's "* 2"
+            adv = {k: lsgan_g(self.dis(out[k]), factor) for k in ("x_ori", "x_new", "x_cycle", "x_mix") if k in out}
         losses = {"img": cfg.lambda_recon * image_reconstruction(out["x"], out["x_ori"], out["x_cycle"]),
                   "feat": cfg.lambda_recon * feature_reconstruction(out["f_id"], *out["feat_pair"]),
                   "adv": cfg.gan_weight * sum(v for k, v in adv.items() if k != "x_mix")}

@@ -18,6 +18,16 @@ disagreement is also a switch of its own (``null`` = follow ``fidelity``):
 - ``cross``: code = per camera in the batch, the mean over its samples of one softmax over *all* of the
   cluster's camera proxies (uniform 1/|P| targets) and the 50 nearest negatives, *summed* over the cameras;
   paper = Eq. 7, one term per other-camera positive, averaged.
+- ``proxy_norm``: code = the camera proxies enter the cross-camera term as ``F.normalize(percam_tempV.t())``:
+  ``F.normalize``'s default ``dim=1`` on the d x P transpose scales each *feature dimension* to unit length across
+  the P proxies (each proxy is a unit mean of its camera's features before that); paper = unit-length proxies,
+  so that f . p is the cosine of Eq. 7.
+- ``cross_negatives``: code = the negatives are the last 50 of an ascending sort over all P proxies in which the
+  sample's own cluster's proxies are pushed to the bottom (``temp_sims[k, ori_asso_ind] = -10000``;
+  ``torch.sort(temp_sims[k])[1][-50:]``): with fewer than 50 other proxies, own proxies come back in as
+  negatives with their true similarity (which ones: a stable sort's last, i.e. the highest cameras; the CUDA sort
+  leaves ties unordered), and with fewer than 50 proxies in all every proxy is a negative; paper = each sample's
+  min(50, number of other-cluster proxies) nearest proxies of other clusters (Eq. 7 names no rule for fewer).
 - ``kl``: code = KL(Q || P) (``nn.KLDivLoss(log P, Q)``); paper = KL(P || Q) (Eq. 12).
 - ``target``: code = the momentum features of the hard-instance loss and of P come from a second, independent
   strong augmentation; paper = the same strong view as the online input (Table 1 says only "strong").
@@ -47,7 +57,7 @@ from reid_repro.methods.base import Fidelity, Method
 from reid_repro.training import distributed
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
-SWITCHES = ("agnostic", "cross", "kl", "target", "ema_bn")
+SWITCHES = ("agnostic", "cross", "proxy_norm", "cross_negatives", "kl", "target", "ema_bn")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +81,8 @@ class IceConfig(Fidelity, LoopConfig):
     fidelity: str           # code (the official code's computation) | paper (the equations)
     agnostic: typing.Optional[str]   # each switch: code | paper | null (= fidelity); see the module docstring
     cross: typing.Optional[str]
+    proxy_norm: typing.Optional[str]
+    cross_negatives: typing.Optional[str]
     kl: typing.Optional[str]
     target: typing.Optional[str]
     ema_bn: typing.Optional[str]
@@ -95,16 +107,36 @@ def agnostic_proxy_loss(f: torch.Tensor, labels: torch.Tensor, proxies: torch.Te
     return F.cross_entropy(f @ proxies.t() / tau, labels, label_smoothing=label_smoothing)
 
 
-def cross_camera_proxy_loss(f, labels, cams, proxies, proxy_cluster, proxy_cam, tau: float, n_neg: int):
+def code_proxies(proxies: torch.Tensor) -> torch.Tensor:
+    """The camera proxies as the official cross-camera term reads them (``proxy_norm: code``):
+    ``F.normalize(percam_tempV.t())`` normalises the rows of the d x P transpose, i.e. each feature dimension
+    across the P proxies; returned P x d, so that ``f @ result.t()`` is the code's ``target_inputs``."""
+    return F.normalize(proxies.t(), dim=1).t()
+
+
+def nearest_negatives(sims: torch.Tensor, own: torch.Tensor, n_neg: int, rule: str) -> list[torch.Tensor]:
+    """Per sample, the logits of its negatives in the cross-camera term (B x P ``sims``, ``own`` its cluster's
+    proxies). paper: the min(n_neg, #other-cluster proxies) most similar proxies of other clusters. code: the last
+    n_neg of an ascending (stable) sort over all P proxies with the own cluster's pushed to the bottom, so that own
+    proxies come back in (with their true similarity) when fewer than n_neg others exist (module docstring)."""
+    if rule == "code":
+        pushed = sims.detach().masked_fill(own, float("-inf"))
+        last = torch.sort(pushed, dim=1, stable=True).indices[:, -n_neg:]
+        return list(sims.gather(1, last))
+    others = sims.masked_fill(own, float("-inf"))
+    top = others.topk(min(n_neg, sims.shape[1]), dim=1).values
+    return [row[torch.isfinite(row)] for row in top]
+
+
+def cross_camera_proxy_loss(f, labels, cams, proxies, proxy_cluster, proxy_cam, tau: float, n_neg: int,
+                            negatives: str = "paper"):
     """Eq. 7: for f of cluster a seen by camera b, each proxy p_ai of cluster a in another camera i is a positive
-    against the n_neg proxies of other clusters most similar to f; averaged over the positives (1/|P|), then
-    over the samples that have at least one such positive."""
+    against the n_neg proxies of other clusters most similar to f (``negatives``: :func:`nearest_negatives`);
+    averaged over the positives (1/|P|), then over the samples that have at least one such positive."""
     sims = f @ proxies.t() / tau                                              # B x P
     own = labels[:, None] == proxy_cluster[None, :]
     positive = own & (cams[:, None] != proxy_cam[None, :])
-    negatives = sims.masked_fill(own, float("-inf"))
-    k = min(n_neg, int((~own).sum(1).min()))
-    hard_neg = negatives.topk(k, dim=1).values if k > 0 else sims[:, :0]       # B x k
+    hard_neg = nearest_negatives(sims, own, n_neg, negatives)
     losses = []
     for i in torch.nonzero(positive.any(1)).flatten().tolist():
         pos = sims[i, positive[i]]                                            # |P|
@@ -113,15 +145,14 @@ def cross_camera_proxy_loss(f, labels, cams, proxies, proxy_cluster, proxy_cam, 
     return torch.stack(losses).mean() if losses else f.sum() * 0.0
 
 
-def cross_camera_proxy_loss_code(f, labels, cams, proxies, proxy_cluster, tau: float, n_neg: int):
+def cross_camera_proxy_loss_code(f, labels, cams, proxies, proxy_cluster, tau: float, n_neg: int,
+                                 negatives: str = "code"):
     """The official cross-camera loss: for each camera in the batch, the mean over its samples of
-    -sum_j (1/|P|) log softmax over [every proxy of the sample's cluster (its own camera's included), the n_neg
-    most similar proxies of other clusters], *summed* over the cameras (the caller applies the 0.5)."""
+    -sum_j (1/|P|) log softmax over [every proxy of the sample's cluster (its own camera's included), its
+    negatives (:func:`nearest_negatives`)], *summed* over the cameras (the caller applies the 0.5)."""
     sims = f @ proxies.t() / tau                                              # B x P
     own = labels[:, None] == proxy_cluster[None, :]
-    negatives = sims.masked_fill(own, float("-inf"))
-    k = min(n_neg, int((~own).sum(1).min()))
-    hard_neg = negatives.topk(k, dim=1).values if k > 0 else sims[:, :0]
+    hard_neg = nearest_negatives(sims, own, n_neg, negatives)
     total = f.sum() * 0.0
     for cam in torch.unique(cams).tolist():
         terms = []
@@ -198,6 +229,8 @@ class Ice(Method):
         self.proxies = torch.as_tensor(centroids(features, labels, normalize=not raw), device=dev)  # Eq. 4
         cam_proxies, cluster, cam = camera_centroids(features, labels, cams)                     # Eq. 6
         self.cam_proxies = torch.as_tensor(cam_proxies, device=dev)
+        if self.cfg.follows("proxy_norm") == "code":     # each feature dimension across the proxies (docstring)
+            self.cam_proxies = code_proxies(self.cam_proxies)
         self.proxy_cluster = torch.as_tensor(cluster, device=dev)
         self.proxy_cam = torch.as_tensor(cam, device=dev)
         self._kl = []
@@ -219,10 +252,10 @@ class Ice(Method):
         if cfg.camera_aware:
             if cfg.follows("cross") == "code":
                 cross = cross_camera_proxy_loss_code(f, y, cams, self.cam_proxies, self.proxy_cluster, cfg.tau_c,
-                                                     cfg.n_neg)
+                                                     cfg.n_neg, cfg.follows("cross_negatives"))
             else:
                 cross = cross_camera_proxy_loss(f, y, cams, self.cam_proxies, self.proxy_cluster, self.proxy_cam,
-                                                cfg.tau_c, cfg.n_neg)
+                                                cfg.tau_c, cfg.n_neg, cfg.follows("cross_negatives"))
             losses["cross"] = cfg.cross_weight * cross                                            # Eq. 8
         if cfg.hard_instance:
             losses["h_ins"] = cfg.lambda_h * hard_instance_loss(f, m, y, cfg.tau_h, cfg.negatives)

@@ -27,6 +27,22 @@ DISAGREEMENTS = [
                   "proxies (own camera included, 1/|P| targets) and 50 negatives, summed over the cameras",
      "cite": "chenhao2345/ICE ice/trainers.py ImageTrainer.train (loss_cam, associate_loss)",
      "default": "code", "runs": (ICE_CODE_RUN, "ice_fid_cross_market")},
+    {"paper": "ice", "id": "proxy_norm", "setting": "ice.proxy_norm",
+     "paper_says": "Eq. 7: f · p / τ_c with unit camera-aware proxies (a cosine)",
+     "code_does": "F.normalize(percam_tempV.t()): F.normalize's default dim=1 on the d × P transpose scales each "
+                  "feature dimension to unit length across the P proxies, not each proxy",
+     "cite": "chenhao2345/ICE ice/trainers.py ImageTrainer.train (target_inputs); examples/unsupervised_train.py "
+             "(intra_id_features)",
+     "default": "code (not measured alone: the all-paper twins include it; with 180 proxies and d 512 the logits "
+                "scale by about √(d/P))", "runs": None},
+    {"paper": "ice", "id": "cross_negatives", "setting": "ice.cross_negatives",
+     "paper_says": "Eq. 7: the 50 nearest proxies of other clusters (no rule when there are fewer: ours, each "
+                   "sample's min(50, others))",
+     "code_does": "the last 50 of a sort over all proxies with the own cluster's pushed to the bottom: with fewer "
+                  "than 50 others, own proxies come back in as negatives",
+     "cite": "chenhao2345/ICE ice/trainers.py ImageTrainer.train (temp_sims, sel_ind, bg_knn)",
+     "default": "code (not measured: it acts only below 50 + |own| proxies, which no default run has)",
+     "runs": None},
     {"paper": "ice", "id": "kl", "setting": "ice.kl",
      "paper_says": "Eq. 12: D_KL(P ‖ Q)",
      "code_does": "nn.KLDivLoss(log P, Q) = D_KL(Q ‖ P)",
@@ -120,7 +136,19 @@ DISAGREEMENTS = [
      "code_does": "LSGAN with an R1 penalty (γ 0.01) on real images, the real term and R1 recomputed per fake type",
      "cite": "chenhao2345/GCL-extended gcl/trainer.py DGNet_Trainer.dis_update / gen_update (calc_dis_loss, "
              "calc_gen_loss); gcl/models/gan.py MsImageDis",
-     "default": "code (not a switch: the paper gives no weights for its form)", "runs": None},
+     "default": "code (not a switch: the paper gives no weights for its form; the two switches below are the "
+                "LSGAN's own disagreements)", "runs": None},
+    {"paper": "gcl_plus", "id": "gen_adv", "setting": "gcl_plus.gen_adv",
+     "paper_says": "Eq. 3 and 5: each adversarial term once",
+     "code_does": "G's LSGAN term doubled: mean((D(x') - 1)²) × 2 per scale",
+     "cite": "chenhao2345/GCL-extended gcl/models/gan.py MsImageDis.calc_gen_loss",
+     "default": "code (not measured alone: the all-paper twin includes it)", "runs": None},
+    {"paper": "gcl_plus", "id": "r1", "setting": "gcl_plus.r1",
+     "paper_says": "no R1 (our reading: Mescheder et al.'s R1 on D as one function, the squared input gradient "
+                   "of its outputs summed over the scales)",
+     "code_does": "per scale, the squared input gradient of that scale's summed outputs, summed over the scales",
+     "cite": "chenhao2345/GCL-extended gcl/models/gan.py MsImageDis.calc_dis_loss, compute_grad2",
+     "default": "code (not measured alone: the all-paper twin includes it)", "runs": None},
     {"paper": "gcl_plus", "id": "eps", "setting": "gcl_plus.loop.eps",
      "paper_says": "§4.2: DBSCAN eps 0.5",
      "code_does": "eps 0.55, hard-coded",
