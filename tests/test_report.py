@@ -1,5 +1,6 @@
 """The report: paper numbers typed correctly, tables with paper beside ours, figures, a page a browser renders."""
 
+import html
 import json
 import os
 import re
@@ -395,7 +396,9 @@ def test_the_orderings_are_judged_again_with_the_papers_reading(tmp_path):
     assert summary["verdicts_by_paper"]["ice"]["holds"] == 2      # full and + L_h.ins, both over the baseline
 
 
-def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
+def test_page_opens_with_the_caveat_and_summary_and_every_contents_link_resolves(report):
+    """The scale caveat first (before any verdict), then the summary; results.md has the same sections, titles
+    and order as the page (both come from one list of sections through two templates)."""
     import re
 
     _, tmp, _ = report
@@ -403,7 +406,12 @@ def test_page_opens_with_the_summary_and_every_contents_link_resolves(report):
     nav = page[page.index("<nav>"):page.index("</nav>")]
     toc = re.findall(r"href='#([^']+)'", nav)
     ids = re.findall(r"<section id='([^']+)'>", page)
-    assert toc == ids and ids[:2] == ["summary", "coverage"] and "ise-table-6" in ids and "provenance" in ids
+    assert toc == ids and ids[:3] == ["how-ours-differ", "summary", "coverage"] and "ise-table-6" in ids
+    assert "provenance" in ids
+    titles = [html.unescape(t) for _, t in re.findall(r"<section id='[^']+'><h([23])>(.+?)</h\1>", page)]
+    md = (tmp / "reports" / "results.md").read_text()
+    assert re.findall(r"^#{2,3} (.+)$", md, flags=re.M) == titles and len(titles) == len(ids)
+    assert md.index("How our numbers differ") < md.index(" headline — ") < md.index("## Coverage")
     assert set(re.findall(r"href='#([^']+)'", page)) <= set(ids)      # the coverage table's links resolve too
     first = page.index("<section id='summary'>")
     assert first < page.index("<section id='ise-table-6'>")
@@ -482,7 +490,7 @@ def test_page_template_escapes_text_and_keeps_the_tables_markup():
     from reid_repro.report.build import Section, _html, render_page
 
     cells = pd.DataFrame([["<i>x</i> & y", "82.5 / **50.0 ± 2.0**"]], columns=["Method", "mAP <ours>"])
-    page = render_page([Section("s", "A <title>", text="a & b", table=_html(cells), figure="figures/f.png")],
+    page = render_page([Section("s", "A <title>", text="a & b", cells=cells, figure="figures/f.png")],
                        cards=[], line="", heads=[], inconclusive="", coverage=[])
     assert "A &lt;title&gt;" in page and "<p>a &amp; b</p>" in page
     assert "&lt;i&gt;x&lt;/i&gt; &amp; y" in page and "<b>50.0 ± 2.0</b>" in page and "mAP &lt;ours&gt;" in page

@@ -547,12 +547,13 @@ def _html(cells: pd.DataFrame) -> Markup:
 
 @dataclass
 class Section:
-    """One section of index.html: templates/index.html.j2 draws each field that is set, in this order."""
+    """One section of the report: templates/index.html.j2 and templates/results.md.j2 draw each field that is set,
+    in this order, so the page and results.md say the same things in the same order."""
     id: str                       # the anchor the table of contents links to
     title: str
     csv: str = ""                 # a paper table's CSV of per-seed values, named in its legend
     text: str = ""                # a paragraph
-    table: Markup | None = None   # :func:`_html`
+    cells: pd.DataFrame | None = None   # the displayed table, one string per cell (**bold** = ours)
     sentences: list[str] = field(default_factory=list)
     note: str = ""                # under the table: which of its runs hold results of earlier code (STALE_NOTE)
     rebuild: str = ""             # the section's `dvc repro` targets
@@ -562,16 +563,26 @@ class Section:
     alt: str = ""
     width: int = 900
     pre: str = ""                 # preformatted text
+    level: int = 2                # heading level (3: a subsection of the section before it)
 
 
-def render_page(sections: list[Section], **values) -> str:
-    """index.html from templates/index.html.j2; the template escapes every value (autoescape), and a value it
-    names but is not given is an error."""
+PAGES = {"index.html": "index.html.j2", "results.md": "results.md.j2"}
+
+
+def render_page(sections: list[Section], template: str = "index.html.j2", **values) -> str:
+    """One page of the report from its template: index.html (every value escaped, autoescape) or results.md (text
+    as it is); tables through :func:`_html` or :func:`_markdown`. A value the template names but is not given is
+    an error."""
+    import re
+
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("reid_repro.report", "templates"), autoescape=True,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.get_template("index.html.j2").render(sections=sections, **values)
+    env = Environment(loader=PackageLoader("reid_repro.report", "templates"),
+                      autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters.update(html_table=_html, md_table=_markdown)
+    text = env.get_template(template).render(sections=sections, **values)
+    return re.sub(r"\n{3,}", "\n\n", text) if template.endswith(".md.j2") else text
 
 
 def curves_figure(runs: list[Run], out: Path, title: str) -> Path:
@@ -1205,7 +1216,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     tables_dir, figures_dir = staging_dir(out_dir / "tables"), staging_dir(out_dir / "figures")
     plots_dir = staging_dir(out_dir / "plots")
     write_plot_data(runs, plots_dir)
-    md = ["# reid-repro results", "", "## How our numbers differ from the papers'", "", WHY_DIFFERENT, ""]
     # the page's sections in order; the template draws them and the table of contents at the end
     sections = [Section("how-ours-differ", "How our numbers differ from the papers'", text=WHY_DIFFERENT)]
     summary = {"tables": [], "figures": []}
@@ -1240,7 +1250,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         trained = [m for m in members if not m.not_run]
         fig = curves_figure(trained, figures_dir / f"{slug}_curves.png", pt["title"]) if trained else None
         cells = _table_cells(frame, pt, labels)
-        table_md = _markdown(cells)
         values = seed_values(entries, verdict_metric(pt))
         found = verdicts(name_p, table, pt, frame, values)
         all_verdicts += found
@@ -1253,19 +1262,16 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         stale_here = [m.name for m in trained if m.stale]
         note = " ".join(x for x in (f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else "",
                                     *table_findings(pt, found)) if x)
-        md += [f"## {pt['title']}", "", "Cells: paper / **ours** (%), ours as mean ± standard deviation over seeds "
-               f"(per-seed values in `tables/{slug}.csv`).", "", table_md, "", *([note, ""] if note else []),
-               *[f"- {x}" for x in sentences], ""]
         if fig is not None:
-            md += [f"![NMI and cluster count per epoch](figures/{fig.name})", ""]
             summary["figures"].append(f"figures/{fig.name}")
         sections.append(Section(f"{name_p}-table-{_anchor(table)}", pt["title"], csv=f"tables/{slug}.csv",
-                                table=_html(cells), sentences=sentences, note=note,
+                                cells=cells, sentences=sentences, note=note,
                                 rebuild=" ".join(("train_larger@" if m.spec.larger else "train@") + m.name
                                                  for m in members),
                                 example=EXAMPLES.get(f"{name_p}-table-{_anchor(table)}", ""),
                                 runs=links(m.name for m in members),
-                                figure=f"figures/{fig.name}" if fig is not None else "", alt="curves"))
+                                figure=f"figures/{fig.name}" if fig is not None else "",
+                                alt="NMI and cluster count per epoch"))
         summary["tables"].append(slug)
         partial[f"{name_p}-table-{_anchor(table)}"] = int(frame[[c for c in frame.columns
                                                                  if c.endswith(".not_run")]].to_numpy().sum())
@@ -1275,11 +1281,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
 
     def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
         """A section of one table: its data as tables/<slug>.csv, its cells in results.md and on the page."""
-        nonlocal md
         with atomic_path(tables_dir / f"{slug}.csv") as tmp:
             frame.to_csv(tmp, index=False)
-        md += [f"## {title}", "", intro, "", _markdown(cells), ""]
-        sections.append(Section(anchor, title, text=intro, table=_html(cells)))
+        sections.append(Section(anchor, title, text=intro, cells=cells))
         summary["tables"].append(slug)
 
     if start is not None:
@@ -1298,7 +1302,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         counts, lines = reading_counts(both_readings)
         summary["orderings_by_reading"] = counts
         sections[-1].sentences = lines
-        md += [f"- {x}" for x in lines] + [""]
         with atomic_path(tables_dir / "fidelity_orderings.csv") as tmp:
             pd.DataFrame([{k: v[k] for k in ("paper", "table", "row", "versus", "dataset", "paper_gain",
                                               "our_gain", "ci", "verdict")} | {"reading": v.get("reading", "code")}
@@ -1312,16 +1315,14 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             found = study_sentences(tuned)
             sections[-1].sentences = found
             sections[-1].rebuild = " ".join(f"tune@{n} tuned@{n}" for n in tuned["study"])
-            md += [f"- {s}" for s in found] + [""]
             for name in tuned["study"]:      # each study's parameter importances (its other plots: studies/<name>)
                 plot = Path(studies) / name / "importances.png"
                 if plot.is_file():
                     shutil.copyfile(plot, figures_dir / f"study_{name}_importances.png")
                     title = f"Study {name}: parameter importances (fANOVA over its finished trials)"
-                    md += [f"### {title}", "", f"![study {name}](figures/study_{name}_importances.png)", ""]
                     sections.append(Section(f"studies-{name}-importances", title, alt=f"study {name}",
                                             figure=f"figures/study_{name}_importances.png", width=600,
-                                            rebuild=f"tune@{name}"))
+                                            rebuild=f"tune@{name}", level=3))
                     summary["figures"].append(f"figures/study_{name}_importances.png")
     probe = camera_probe_frame([r for r in runs if r.spec.paper == "canu"])
     if len(probe):
@@ -1330,7 +1331,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     for title, (fn, names) in EXTRA_FIGURES.items():
         if all(n in by_name for n in names):
             fig = fn([by_name[n] for n in names], figures_dir / f"{title}.png")
-            md += [f"## {fn.__doc__.splitlines()[0]}", "", f"![{title}](figures/{fig.name})", ""]
             anchor = _anchor(title.replace("_", " "))
             sections.append(Section(anchor, fn.__doc__.splitlines()[0], figure=f"figures/{fig.name}", alt=title,
                                     rebuild=" ".join(("train_larger@" if by_name[n].spec.larger else "train@") + n
@@ -1340,7 +1340,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             if title == "gcl_plus_fig8_nmi":
                 found = gcl_fig8_verdicts([by_name[n] for n in names])
                 sections[-1].sentences = [v["sentence"] for v in found]
-                md += [f"- {v['sentence']}" for v in found] + [""]
                 all_verdicts += found
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
         if paper is not None and not name.startswith(f"{paper}_"):
@@ -1348,7 +1347,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         png = Path(model_figures if model_figures is not None else out_dir / "model_figures") / f"{name}.png"
         if png.is_file():
             src = Path(os.path.relpath(png.resolve(), out_dir.resolve())).as_posix()
-            md += [f"## {caption}", "", f"![{name}]({src})", ""]
             anchor = _anchor(name.replace("_", " "))
             sections.append(Section(anchor, caption, figure=src, alt=name,
                                     rebuild="figures", example=EXAMPLES.get(anchor, ""),
@@ -1359,7 +1357,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         frame, cells, found = gcl_fid_table(json.loads(fid_file.read_text()), numbers["gcl"]["1"])
         add_table("gcl_table1", "gcl-table-1", numbers["gcl"]["1"]["title"], GCL_FID_INTRO, frame, cells)
         sections[-1].sentences = [v["sentence"] for v in found]
-        md += [f"- {v['sentence']}" for v in found] + [""]
         all_verdicts += found
     # each paper's items in the paper's own table and figure order; the sections no item owns (how ours
     # differ first; the baselines' gains and paper vs code) keep their place around them
@@ -1398,8 +1395,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             where = labels.get(h["dataset"], h["dataset"])
             heads.append(f"{short_name(p_name)} headline — {h['row']} vs {h['versus']} ({where} "
                          f"{METRIC_NAMES[h['metric']]}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
-    md[6:6] = [line, "", stale_line, "", *[f"- {x}" for x in heads], "", INCONCLUSIVE_MEANS, "",
-               f"![reproduction plot](figures/{repro_fig.name})", ""]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
     cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt)
@@ -1410,18 +1405,16 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary["coverage"] = {p_name: {"items": int(len(g)), "reproduced": int((g["state"] == REPRODUCED).sum())}
                            for p_name, g in cov.groupby("paper", sort=False)}
     cards = [{"name": PAPERS[k], **v, "claims": per_paper.get(k)} for k, v in summary["coverage"].items()]
-    sections.insert(0, Section("coverage", "Coverage: every table and figure of the five papers"))
-    md[6:6] = ["Coverage: " + "; ".join(f"{PAPERS[k]} {v['reproduced']} of {v['items']}"
-                                        for k, v in summary["coverage"].items())
-               + " tables and figures reproduced (`tables/coverage.csv`).", ""]
-    sections.insert(0, Section("summary", "Summary", figure=f"figures/{repro_fig.name}", alt="reproduction plot",
-                               width=1000))
+    # the scale caveat (how ours differ) stands first, before the first verdict; then the summary and coverage
+    sections[1:1] = [Section("summary", "Summary", figure=f"figures/{repro_fig.name}", alt="reproduction plot",
+                             width=1000),
+                     Section("coverage", "Coverage: every table and figure of the five papers")]
     summary["verdicts_by_paper"] = per_paper
     prov = _provenance(runs, params_hash({k: params[k] for k in sorted(params)}))
-    md += ["## Provenance", "", "```json", json.dumps(prov, indent=2), "```", ""]
     sections.append(Section("provenance", "Provenance", pre=json.dumps(prov, indent=2)))
-    page = render_page(sections, cards=cards, line=line, stale=stale_line, heads=heads,
-                       inconclusive=INCONCLUSIVE_MEANS, coverage=cov_list)
+    values = dict(cards=cards, line=line, stale=stale_line, heads=heads, inconclusive=INCONCLUSIVE_MEANS,
+                  coverage=cov_list)
+    pages = {name: render_page(sections, template, **values) for name, template in PAGES.items()}
     rows = [{"claim": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})", "paper_gain": v["paper_gain"],
              "our_gain": v["our_gain"], "verdict": v["verdict"]} for v in all_verdicts if not v.get("sign_only")]
     with atomic_path(plots_dir / "reproduction.csv") as tmp:
@@ -1430,10 +1423,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     publish_dir(tables_dir, out_dir / "tables")
     publish_dir(figures_dir, out_dir / "figures")
     write_json(out_dir / "verdicts.json", all_verdicts)
-    with atomic_path(out_dir / "index.html") as tmp:
-        tmp.write_text(page)
-    with atomic_path(out_dir / "results.md") as tmp:
-        tmp.write_text("\n".join(md))
+    for name, text in pages.items():
+        with atomic_path(out_dir / name) as tmp:
+            tmp.write_text(text)
     write_json(out_dir / "report.json", summary)
     return summary
 
