@@ -118,8 +118,8 @@ STAGE_ROOTS = {
 
 # Files other than Python modules that a stage's code reads (package data).
 # report/equivalent_code.yaml: the code digests proven to compute what earlier ones did (report/build.py reads it)
-STAGE_DATA = {"report": ["report/equivalent_code.yaml", "report/paper_numbers.yaml",
-                         "report/templates/index.html.j2"],
+STAGE_DATA = {"report": ["report/equivalent_code.yaml", "report/paper_numbers.yaml", "report/prose.yaml",
+                         "report/templates/index.html.j2", "report/templates/results.md.j2"],
               "figures": ["report/equivalent_code.yaml"]}
 
 

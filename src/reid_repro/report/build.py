@@ -26,6 +26,8 @@ from reid_repro.config import load_run
 from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path, publish_dir, staging_dir, write_json
 
+# the report's paragraphs are data (prose.yaml), read once
+PROSE: dict[str, str] = yaml.safe_load(Path(__file__).with_name("prose.yaml").read_text(encoding="utf-8"))
 DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in",
                  "market2duke": "Market→Duke stand-ins", "duke2market": "Duke→Market stand-ins",
                  "market2msmt": "Market→MSMT stand-ins", "duke2msmt": "Duke→MSMT stand-ins"}
@@ -69,16 +71,7 @@ def verdict_metric(paper_table: dict) -> str:
     return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
 METRIC_NAMES = {"mAP": "mAP", "rank1": "top-1", "rank5": "top-5", "rank10": "top-10", "fid": "FID"}
 
-WHY_DIFFERENT = (
-    "Our numbers come from the synthetic person world (about 600-900 training images and 2,400-3,700 test images "
-    "per domain, 6-15 cameras), "
-    "a ResNet-18 at 64x32 pretrained on the world's own labelled set, and a few epochs on 2 CPU cores; the papers "
-    "train a ResNet-50 at 256x128 from ImageNet weights for 50-70 epochs on the real datasets. Absolute values are "
-    "therefore not comparable: what the report checks is whether the paper's orderings and gaps hold on our world. "
-    "Every cell is the mean over seeds; training on another CPU is not bit-identical, which the seeds and intervals "
-    "account for (`reid-repro verify` re-trains a few runs and checks them against the committed intervals). "
-    "`scale: paper` in params.yaml runs the published settings on real data."
-)
+WHY_DIFFERENT = PROSE["why_different"]
 
 
 def _pyplot():
@@ -216,9 +209,7 @@ def equivalent_code(path: str | Path = EQUIVALENT_CODE) -> dict[str, set[str]]:
 
 
 STALE_MARK = "†"
-STALE_NOTE = (f"{STALE_MARK} results of earlier code or settings than this checkout's (the run's run.json records "
-              "the digest of the code it imported and the hash of its settings; they differ from today's): "
-              "`dvc status` names the stage, and `dvc repro train@<run>` rebuilds it.")
+STALE_NOTE = PROSE["stale_note"]
 
 
 NOT_BUILT = "not built yet"     # a declared run with no results, in a report built with allow_missing
@@ -488,14 +479,7 @@ def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.
     return found
 
 
-INCONCLUSIVE_MEANS = (
-    "A verdict compares seed s of a row with seed s of the row it is measured against (same pretrained start, "
-    "world and data order) and reads the 95% Student-t interval of the mean paired difference: it holds when the "
-    "interval lies on the paper's side of zero, does not hold when it lies on the other side, and is inconclusive "
-    "otherwise. Inconclusive does not mean the claim is false: it means this world, at this scale and with these "
-    "seeds, cannot tell a difference of that size from seed-to-seed noise. Each verdict names the smallest "
-    "difference it could have detected (the interval's half-width); with a single seed there is no interval and "
-    "every verdict is inconclusive.")
+INCONCLUSIVE_MEANS = PROSE["inconclusive_means"]
 
 
 def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_NAMES) -> pd.DataFrame:
@@ -954,12 +938,7 @@ def _provenance(runs: list[Run], params_hash_value: str) -> dict:
             "report_machine": {"python": platform.python_version(), "platform": platform.platform()}}
 
 
-GCL_FID_INTRO = (
-    "FID of the generated views at each angle against the real training images. The paper's values are Inception-v3 "
-    "FIDs of its generator on the real datasets; ours is the Fréchet distance on the first principal components of "
-    "the pretrained start's features (no Inception weights can be downloaded here), of the Full run's first seed on "
-    "the Market stand-in: compare which angles are easier, not the values. The claim checked: 45°, 180° and 315° "
-    "are easier (lower FID) than 90° and 270° (GCL supp. §D).")
+GCL_FID_INTRO = PROSE["gcl_fid_intro"]
 GCL_EASY, GCL_HARD = ("45", "180", "315"), ("90", "270")
 
 
@@ -1002,14 +981,7 @@ def gcl_fid_table(ours: dict, paper_table: dict) -> tuple[pd.DataFrame, pd.DataF
 BASELINES = ("cc_market", "cc_duke", "cc_msmt", "ice_agnostic_base_market", "ice_agnostic_base_duke",
              "ice_agnostic_base_msmt", "ice_aware_base_market", "ice_aware_base_duke", "ice_aware_base_msmt")
 
-START_INTRO = (
-    "Every run starts from the same pretrained model (models/pretrain, evaluated once per stand-in by the `start` "
-    "stage). A baseline that ends below that start would turn every comparison against it into a comparison of "
-    "how methods recover from a bad baseline, so each unsupervised baseline's gain over the start is checked: the "
-    "mean over seeds with its 95% Student-t interval; it learns when the interval lies above zero. The baselines "
-    "train three more seeds than the other runs (10-12, the runs `<baseline>_more_seeds` of params.yaml, folded "
-    "into the baseline's row): their gains here are 1-2 points, and a 95% interval spans ±2.48 seed standard "
-    "deviations with 3 seeds but ±1.05 with 6. Verdicts pair a row's seeds with the baseline's same seeds.")
+START_INTRO = PROSE["start_intro"]
 
 
 def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
@@ -1044,11 +1016,7 @@ def _gains_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFr
                                        "Gain (95% CI)", "Learns"])
 
 
-PROBE_INTRO = (
-    "How much camera the final features still carry, which CANU-ReID's adversaries claim to remove and no paper "
-    "table measures: a linear probe (logistic regression) predicts the camera from each run's L2-normalised "
-    "gallery features, scored on identities it never saw (3 folds grouped by identity). Chance is the most "
-    "frequent camera's share. Mean ± standard deviation over seeds.")
+PROBE_INTRO = PROSE["probe_intro"]
 
 
 def camera_probe_frame(runs: list[Run]) -> pd.DataFrame:
@@ -1077,15 +1045,7 @@ def _probe_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFr
                                        "mAP (%)"])
 
 
-STUDIES_INTRO = (
-    "Each Optuna study (`params.yaml: studies`, `tune@<name>`) tunes one run's settings on held-out training "
-    "identities, never the test split; trial 0 is the paper's setting. Tuning on labelled identities is a "
-    "deviation from the fully unsupervised protocol, and validation mAP on a few identities is noisy: the table "
-    "answers \"is the paper's choice near-optimal on our world\", not which setting to report. What confirms a "
-    "better setting is the test split: the `tuned@<name>` stage retrains the study's run at the best setting with "
-    "every seed, and the last columns put its test mAP beside the run at the paper's setting (mean ± sd over "
-    "seeds, and the paired gain with its 95% interval, as everywhere in this report). Each study's trials, "
-    "history, slice and importance plots are in `studies/<name>/`.")
+STUDIES_INTRO = PROSE["studies_intro"]
 
 
 def _seed_maps(folder: Path) -> dict[int, float]:
@@ -1430,15 +1390,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     return summary
 
 
-FIDELITY_INTRO = (
-    "The papers' numbers came from their released code, which does not always compute what the equations say. "
-    "Each disagreement below is a setting (`fidelity: code | paper` per method, and one switch each); the default "
-    "follows the code. The effect is the mAP of the default (code) run against the same run with that one "
-    "disagreement read as the paper writes it, on the stand-in named (ICE: Market; ISE: MSMT, where its "
-    "disagreements are), paired by seed. The tables above use the code default; the rows marked \"all paper "
-    "(fidelity)\" are the same runs with every disagreement read as the paper writes it, and the orderings are "
-    "judged again with them below (`tables/fidelity_orderings.csv`): how many of the paper's orderings hold with "
-    "each reading. Citations name the official file and function; no code is copied.")
+FIDELITY_INTRO = PROSE["fidelity_intro"]
 
 
 def reading_counts(both_readings: list[tuple]) -> tuple[dict, list[str]]:
