@@ -66,7 +66,7 @@ def test_run_stages_read_their_base_method_and_config():
     assert f"{SRC}/methods/cluster_contrast.py" in by_name["train@ise_market"]
     assert f"{SRC}/methods/ice.py" not in by_name["train@ise_market"]
     assert f"{SRC}/methods/cluster_contrast.py" not in by_name["train@ice_aware_full_market"]
-    for module in ("report/build.py", "clustering/jaccard.py", "methods/ise.py", "models.py", "training/data.py"):
+    for module in ("report/plots.py", "clustering/jaccard.py", "methods/ise.py", "models.py", "training/data.py"):
         assert f"{SRC}/{module}" in by_name["figures"]
 
 

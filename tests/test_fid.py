@@ -35,7 +35,7 @@ def test_kid_is_unbiased_near_zero_for_one_distribution_and_grows_with_a_shift()
 
 
 def test_the_fid_table_puts_ours_beside_the_papers_and_checks_the_ordering_claim():
-    from reid_repro.report.build import gcl_fid_table, paper_numbers
+    from reid_repro.report.tables import gcl_fid_table, paper_numbers
 
     table = paper_numbers()["gcl"]["1"]
     ours = {"run": "gclp_fu_m_full", "fid": {"45": 1.0, "90": 3.0, "135": 2.0, "180": 1.0, "225": 2.0, "270": 2.0,
@@ -57,7 +57,7 @@ def test_the_fid_table_puts_ours_beside_the_papers_and_checks_the_ordering_claim
 def test_fig8_claim_is_a_paired_comparison_of_final_nmi_with_the_papers_sign_only():
     from types import SimpleNamespace
 
-    from reid_repro.report.build import gcl_fig8_verdicts
+    from reid_repro.report.plots import gcl_fig8_verdicts
 
     def run(values):
         return SimpleNamespace(values=lambda metric: dict(enumerate(values)))

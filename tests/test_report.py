@@ -14,7 +14,8 @@ import scipy.stats
 import yaml
 
 from reid_repro.errors import ReidReproError
-from reid_repro.report.build import build_report, paper_numbers
+from reid_repro.report.build import build_report
+from reid_repro.report.tables import paper_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
 # the papers' text: ../shared/papers beside the checkout (developer and CI machines; CI clones beside a copy of
@@ -293,7 +294,8 @@ def test_stages_command_lists_one_papers_train_stages(capsys):
 
 
 def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
-    from reid_repro.report.build import Run, fidelity_frame
+    from reid_repro.report.runs import Run
+    from reid_repro.report.tables import fidelity_frame
     from reid_repro.report.fidelity import DISAGREEMENTS
 
     def run(name, mAP):
@@ -310,7 +312,7 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
     cross = frame[frame["disagreement"] == "cross"].iloc[0]
     assert cross["dataset"] == "not run"                            # its variant run is missing
     # the cells name both runs (the ICE "all" row has three pairs, one per stand-in) and mark stale results
-    from reid_repro.report.build import _fidelity_cells
+    from reid_repro.report.tables import _fidelity_cells
 
     cells = _fidelity_cells(frame).set_index("Disagreement (setting)")["Effect on our world"]
     assert cells["kl (ice.kl)"].startswith("Market stand-in, `ice_aware_full_market` vs `ice_fid_kl_market`: ")
@@ -322,7 +324,7 @@ def test_paper_vs_code_section_measures_each_disagreement(tmp_path):
     assert _fidelity_cells(stale).set_index("Disagreement (setting)")["Effect on our world"]["kl (ice.kl)"] \
         .endswith(" †")
     # a variant that is a larger-profile row says so (and how to run it); one with no results is "not run yet"
-    from reid_repro.report.build import NOT_BUILT
+    from reid_repro.report.runs import NOT_BUILT
 
     def marker(name, why):
         return Run(name, type("S", (), {"test": "market"})(), {"not_run": why}, pd.DataFrame(), {}, {})
@@ -437,7 +439,7 @@ def test_sections_follow_each_papers_order_and_every_example_names_a_real_settin
     the figures), and every `dvc exp run -S` example names a key of params.yaml."""
     import yaml
 
-    from reid_repro.report.build import paper_numbers
+    from reid_repro.report.tables import paper_numbers
     from reid_repro.report.items import EXAMPLES, section_order
 
     order = section_order()
@@ -487,7 +489,7 @@ def test_coverage_lists_every_item_of_the_five_papers_with_its_state(report):
 
 
 def test_page_template_escapes_text_and_keeps_the_tables_markup():
-    from reid_repro.report.build import Section, _html, render_page
+    from reid_repro.report.page import Section, _html, render_page
 
     cells = pd.DataFrame([["<i>x</i> & y", "82.5 / **50.0 ± 2.0**"]], columns=["Method", "mAP <ours>"])
     page = render_page([Section("s", "A <title>", text="a & b", cells=cells, figure="figures/f.png")],
@@ -541,7 +543,7 @@ def test_uda_runs_fill_the_papers_setting_columns_and_are_judged_on_map(tmp_path
 def test_our_columns_name_the_real_dataset_when_a_run_used_one(tmp_path):
     """A column says where our numbers come from: the stand-in for the world's folders, the real dataset (with
     its root) when `data.<name>.root` points elsewhere; a UDA setting names both sides."""
-    from reid_repro.report.build import dataset_labels
+    from reid_repro.report.tables import dataset_labels
 
     data = {"market": {"root": "/datasets/Market-1501"}, "duke": {"root": "data/world/duke"},
             "msmt": {"root": "data/world/msmt"}}
@@ -622,7 +624,7 @@ def test_the_studies_section_puts_the_papers_setting_beside_the_best_trial(repor
 def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
     """paper_numbers.yaml's `findings` explain a verdict under its table; a rebuild that changes the verdict drops
     the explanation (no stale 'why' beside a result it no longer describes)."""
-    from reid_repro.report.build import table_findings
+    from reid_repro.report.tables import table_findings
 
     pt = {"findings": [{"row": "Full", "verdict": "does not hold", "text": "the generator draws blobs."}]}
     holds = [{"row": "Full", "verdict": "holds"}, {"row": "Multi", "verdict": "does not hold"}]
@@ -642,7 +644,7 @@ def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
 def test_every_paper_has_a_headline_claim_that_names_a_row_of_its_table():
     """The summary states each paper's headline claim (issue 17): all five papers have one, and each names a row
     of the table it reads, so `headline` finds its verdict when that row is built."""
-    from reid_repro.report.build import HEADLINES, headline
+    from reid_repro.report.tables import HEADLINES, headline
 
     numbers = paper_numbers()
     assert set(HEADLINES) == set(numbers)

@@ -235,7 +235,7 @@ def test_the_report_names_a_run_of_earlier_code_or_settings(smoke, pretrained):
     code digest, or from a run.json written before inputs were recorded is named stale, and why."""
     import copy
 
-    from reid_repro.report.build import stale_reason
+    from reid_repro.report.runs import stale_reason
     from reid_repro.training.run import execute_seeds
 
     params, tmp = smoke

@@ -116,13 +116,18 @@ STAGE_ROOTS = {
 }
 
 
-# Files other than Python modules that a stage's code reads (package data).
-# report/equivalent_code.yaml: the code digests proven to compute what earlier ones did (report/build.py reads it)
-STAGE_DATA = {"report": ["report/equivalent_code.yaml", "report/paper_numbers.yaml", "report/prose.yaml",
-                         "report/templates/index.html.j2", "report/templates/results.md.j2"],
-              "figures": ["report/equivalent_code.yaml"]}
+# Files other than Python modules that a stage's code reads (package data), per stage kind, are data
+# (stage_data.yaml): this module is in every stage's code (a run records its digest), so a list kept here would make
+# a change to the report's data files stale every stage.
+STAGE_DATA_FILE = Path(__file__).with_name("stage_data.yaml")
+
+
+def stage_data() -> dict[str, list[str]]:
+    import yaml
+
+    return yaml.safe_load(STAGE_DATA_FILE.read_text(encoding="utf-8")) or {}
 
 
 def stage_files(kind: str, method: str | None = None, src: Path = SRC) -> list[Path]:
     roots = list(STAGE_ROOTS[kind]) + ([f"reid_repro.methods.{method}"] if method else [])
-    return sorted(closure(roots, src) + [Path(src).resolve() / f for f in STAGE_DATA.get(kind, [])])
+    return sorted(closure(roots, src) + [Path(src).resolve() / f for f in stage_data().get(kind, [])])

@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> str:
     from reid_repro.config import larger_section, load_params
-    from reid_repro.report.build import check_rows
+    from reid_repro.report.tables import check_rows
 
     params = load_params(args.params)      # validated by the dispatcher already
     n = check_rows(params)

@@ -16,7 +16,7 @@ from reid_repro.config import load_model, load_run
 from reid_repro.device import params_device
 from reid_repro.io import atomic_path
 from reid_repro.models import ReidNet
-from reid_repro.report.build import _save
+from reid_repro.report.plots import _save
 from reid_repro.training.data import ImageCache, extract_features, load_split
 
 MARKERS = "os^vD<>pP*"
