@@ -72,7 +72,8 @@ def report(tmp_path):
     params = {"data": {"market": {}, "msmt": {}, "duke": {}},
               "runs": {"cc_market": {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market", "test": "market",
                                      "init": "pretrain", "paper": "ise", "table": "6",
-                                     "row": "Cluster-Contrast (Our Baseline)", "overrides": {}},
+                                     "row": "Cluster-Contrast (Our Baseline)", "overrides": {},
+                                     "also": ["1/No.1 Baseline"]},
                        "ise_market": {"method": "ise", "base": "cluster_contrast", "dataset": "market", "test": "market", "init": "pretrain",
                                       "paper": "ise", "table": "6", "row": "Our ISE", "overrides": {},
                                       "also": ["1/No.5 PLI (progressive λ) + LP = ISE"]},
@@ -108,7 +109,7 @@ def test_tables_put_paper_beside_ours(report):
     assert list(nmi.columns) == ["epoch", "nmi"] and list(nmi["nmi"]) == [0.6, 0.8, 0.9]
     assert list(pd.read_csv(tmp / "reports" / "plots" / "clusters" / "cc_market.csv")["num_clusters"]) == [30, 40, 50]
     repro = pd.read_csv(tmp / "reports" / "plots" / "reproduction.csv")
-    assert list(repro.columns) == ["claim", "paper_gain", "our_gain", "verdict"] and len(repro) == 1
+    assert list(repro.columns) == ["claim", "where", "paper_gain", "our_gain", "verdict"] and len(repro) == 1
     # the full report lists every paper's disagreements (a loop variable once narrowed it to the last paper)
     assert set(pd.read_csv(tmp / "reports" / "tables" / "fidelity.csv")["paper"]) == {"ice", "ise", "gcl_plus", "canu"}
     assert summary["figures"] == ["figures/reproduction.png", "figures/ise_table1_curves.png",
@@ -118,7 +119,7 @@ def test_tables_put_paper_beside_ours(report):
 def test_verdicts_compare_gains_against_the_baseline_row(report):
     _, tmp, summary = report
     found = json.loads((tmp / "reports" / "verdicts.json").read_text())
-    ise = [v for v in found if v["row"] == "Our ISE"]
+    ise = [v for v in found if v["claim"] == "ise-t1-ise-vs-baseline"]
     assert len(ise) == 1 and ise[0]["paper_gain"] == pytest.approx(84.7 - 82.5, abs=0.05)
     v = ise[0]
     # the per-seed values of the runs' metrics.json in points, paired by seed: differences 3, 3, 4 points,
@@ -130,11 +131,13 @@ def test_verdicts_compare_gains_against_the_baseline_row(report):
     for key in ("paper", "table", "row", "versus", "dataset", "metric", "detectable"):
         assert key in v
     assert "paper +2.2, ours +3.3 (95% CI [+1.9, +4.8] over 3 seeds), holds" in v["sentence"]
-    # Table 1's No.5 row has no baseline run of ours in this report: no verdict for it
-    assert not [v for v in found if v["table"] == "1"]
-    assert summary["verdicts"] == {"holds": 1, "does not hold": 0, "inconclusive": 0}
+    # the claim it judges, quoted (claims.yaml); Table 6 prints the same comparison (Our ISE vs its baseline):
+    # it is judged once, where the claim is listed, not twice
+    assert v["source"] == "Table 1" and v["kind"] == "claim" and "[ise-t1-ise-vs-baseline; Table 1: “" in v["sentence"]
+    assert not [v for v in found if v["table"] == "6"]
+    assert summary["verdicts"] == {"holds": 1, "does not hold": 0, "inconclusive": 0, "not testable here": 0}
     md = (tmp / "reports" / "results.md").read_text()
-    assert "ISE: 1 hold, 0 do not, 0 inconclusive" in md and "Inconclusive does not mean" in md
+    assert "ISE: 1 hold, 0 do not, 0 inconclusive, 0 not testable here" in md and "Inconclusive does not mean" in md
 
 
 def test_the_baselines_gain_over_the_pretrained_start(report):
@@ -153,18 +156,18 @@ def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_o
     """cc_market trains seeds 0-2 (50, 52, 48) and cc_market_more_seeds seeds 10-12 (51, 49, 54): one row whose
     cell and gain over the start use all six; ISE's verdict pairs its seeds 0-2 with the baseline's 0-2."""
     cc = {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market", "test": "market",
-          "init": "pretrain", "paper": "ise", "table": "6", "row": "Cluster-Contrast (Our Baseline)", "overrides": {}}
+          "init": "pretrain", "paper": "ise", "table": "1", "row": "No.1 Baseline", "overrides": {}}
     params = {"data": {"market": {}},
               "runs": {"cc_market": cc, "cc_market_more_seeds": {**cc, "overrides": {"seed": 10}},
-                       "ise_market": {**cc, "method": "ise", "row": "Our ISE"}}}
+                       "ise_market": {**cc, "method": "ise", "row": "No.5 PLI (progressive λ) + LP = ISE"}}}
     _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
     _fake_run(tmp_path / "runs", "cc_market_more_seeds", [0.51, 0.49, 0.54], [0.6, 0.7, 0.9], first_seed=10)
     _fake_run(tmp_path / "runs", "ise_market", [0.53, 0.55, 0.52], [0.6, 0.8, 0.9])
     (tmp_path / "start.json").write_text(json.dumps({"market": {"mAP": 0.45}}))
     summary = build_report(params, tmp_path / "runs", tmp_path / "reports", start=tmp_path / "start.json")
     six = np.array([50.0, 52.0, 48.0, 51.0, 49.0, 54.0])
-    frame = pd.read_csv(tmp_path / "reports" / "tables" / "ise_table6.csv").set_index("row")
-    base = frame.loc["Cluster-Contrast (Our Baseline)"]
+    frame = pd.read_csv(tmp_path / "reports" / "tables" / "ise_table1.csv").set_index("row")
+    base = frame.loc["No.1 Baseline"]
     assert base["market.mAP.ours"] == pytest.approx(six.mean()) and base["market.mAP.ours_std"] == pytest.approx(six.std(ddof=1))
     assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00;10:51.00;11:49.00;12:54.00"
     md = (tmp_path / "reports" / "results.md").read_text()
@@ -173,7 +176,7 @@ def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_o
     half = scipy.stats.t.ppf(0.975, 5) * six.std(ddof=1) / np.sqrt(6)
     assert gains.loc["cc_market", "gain"] == pytest.approx(six.mean() - 45.0, abs=5e-3)   # 2 decimals
     assert json.loads(gains.loc["cc_market", "ci"]) == pytest.approx([six.mean() - 45 - half, six.mean() - 45 + half], abs=1e-2)
-    v = next(v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text()) if v["row"] == "Our ISE")
+    v = next(v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text()) if v["claim"] == "ise-t1-ise-vs-baseline")
     assert v["seeds"] == [0, 1, 2] and v["versus_values"] == [50.0, 52.0, 48.0]
     assert summary["baselines_learn"] == {"cc_market": True}
     # a more-seeds run must be its base with only the loop seed moved
@@ -269,9 +272,10 @@ def test_page_renders_in_headless_chromium(report):
 def test_a_paper_report_holds_only_that_papers_runs(report):
     params, tmp, _ = report
     only = {**params, "runs": {**params["runs"], "ice_x": {**params["runs"]["cc_market"], "paper": "ice",
-                                                          "table": "2", "row": "nonexistent", "ours_only": True}}}
+                                                          "table": "2", "row": "nonexistent", "ours_only": True,
+                                                          "also": []}}}
     # a shared baseline also fills a row of another paper's table: that table stays out of ISE's report
-    only["runs"]["cc_market"] = {**params["runs"]["cc_market"], "also": ["gcl_plus:8/JVTC [60]"]}
+    only["runs"]["cc_market"] = {**params["runs"]["cc_market"], "also": ["1/No.1 Baseline", "gcl_plus:8/JVTC [60]"]}
     summary = build_report(only, tmp / "runs", tmp / "ise_only", paper="ise")   # no runs/ice_x needed
     # no start given: no gains table; coverage lists only ISE's items
     assert summary["tables"] == ["ise_table1", "ise_table6", "fidelity", "coverage"]
@@ -395,7 +399,8 @@ def test_the_orderings_are_judged_again_with_the_papers_reading(tmp_path):
     assert ("ICE: of the 1 paper ordering run with both readings, with the code's reading 1 hold, 0 do not, 0 "
             "inconclusive; with the paper's reading 0 hold, 1 do not, 0 inconclusive.") in md
     # the summary's counts stay those of the default (code) runs
-    assert summary["verdicts_by_paper"]["ice"]["holds"] == 2      # full and + L_h.ins, both over the baseline
+    # (claims.yaml: full and + L_h.ins over the baseline, and full over + L_h.ins)
+    assert summary["verdicts_by_paper"]["ice"]["holds"] == 3
 
 
 def test_page_opens_with_the_caveat_and_summary_and_every_contents_link_resolves(report):
@@ -419,7 +424,8 @@ def test_page_opens_with_the_caveat_and_summary_and_every_contents_link_resolves
     assert first < page.index("<section id='ise-table-6'>")
     assert "reproduction.png" in page[first:page.index("</section>", first)]
     assert (tmp / "reports" / "figures" / "reproduction.png").stat().st_size > 5000
-    assert "ISE headline — Our ISE vs Cluster-Contrast (Our Baseline) (Market stand-in mAP): paper +2.2" in page
+    assert ("ISE headline — No.5 PLI (progressive λ) + LP = ISE vs No.1 Baseline, Market-1501 mAP: paper +2.2"
+            in html.unescape(page))
     assert "baseline-gains" in ids
     # the columns say which number comes from which dataset
     assert "mAP: Market-1501 (paper) / Market stand-in (ours)" in page
@@ -580,12 +586,29 @@ def test_a_gcl_plus_report_has_its_tables_fig8_with_its_verdict_and_the_fid_tabl
     summary = build_report(params, tmp_path / "runs", tmp_path / "reports", paper="gcl_plus", model_figures=figs)
     assert {"gcl_plus_table6a", "gcl_table1"} <= set(summary["tables"])
     verdicts = json.loads((tmp_path / "reports" / "verdicts.json").read_text())
-    fig8 = next(v for v in verdicts if v["table"] == "Fig. 8")
-    assert fig8["sign_only"] and fig8["seeds"] == [0, 1, 2]            # the fake runs' final NMI is equal per seed
+    fig8 = {v["claim"]: v for v in verdicts if v["table"] == "Fig. 8"}
+    full = fig8["gclp-fig8-full-vs-trad-final"]
+    assert full["sign_only"] and full["seeds"] == [0, 1, 2]            # the fake runs' final NMI is equal per seed
+    # the generator gate was not measured (no true views): every generative claim is "not testable here"
+    assert {v["verdict"] for v in fig8.values()} == {"not testable here"} and "not measured" in full["gate"]
+    # the easy views' FID (45°, 180°, 315°: 1.0) against the others' (2, 1.5, 1.5, 2: 1.75)
     fid = next(v for v in verdicts if v["table"] == "1")
-    assert fid["paper"] == "gcl" and fid["our_gain"] == pytest.approx(1.0)
-    claims = pd.read_csv(tmp_path / "reports" / "plots" / "reproduction.csv")["claim"]
-    assert not claims.str.contains("Fig. 8").any() and claims.str.contains("gcl 1").any()
+    assert fid["paper"] == "gcl" and fid["our_gain"] == pytest.approx(-0.75) and fid["claim"].startswith("gcl-t1-")
+    assert summary["verdicts"]["not testable here"] >= 1 and summary["gates"]["gcl_generator"]["passed"] is None
+    where = pd.read_csv(tmp_path / "reports" / "plots" / "reproduction.csv")["where"]
+    assert not where.str.contains("Fig. 8").any() and where.str.contains("gcl 1").any()
+    # with true views where the generated view beats a copy of the input at 5 of 7 angles the gate passes: the
+    # claims are judged (Fig. 8's early NMI from each seed's second history row: 0.72 vs 0.70, Trad above Rot)
+    truth = {a: {"generated": 0.6 if i < 5 else 0.4, "input": 0.5} for i, a in enumerate(
+        ["45", "90", "135", "180", "225", "270", "315"])}
+    (figs / "gcl_fid.json").write_text(json.dumps({"run": "gclp_fu_m_full", "true_view": {"people": 4, **truth},
+                                                   "fid": json.loads((figs / "gcl_fid.json").read_text())["fid"]}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", paper="gcl_plus", model_figures=figs)
+    assert summary["gates"]["gcl_generator"]["passed"] and summary["gates"]["gcl_generator"]["closer"] == 5
+    verdicts = {v["claim"]: v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text())}
+    early = verdicts["gclp-fig8-trad-vs-rot-early"]
+    assert early["metric"] == "early_nmi" and early["our_gain"] == pytest.approx(2.0) and early["verdict"] != \
+        "not testable here"
     page = (tmp_path / "reports" / "index.html").read_text()
     assert "id='gcl-plus-fig8-nmi'" in page or 'id="gcl-plus-fig8-nmi"' in page
     assert "GCL supp. Table 1" in page and "Market stand-in (ours: gclp_fu_m_full" in page
@@ -641,22 +664,61 @@ def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
                 assert f["text"].strip(), f
 
 
-def test_every_paper_has_a_headline_claim_that_names_a_row_of_its_table():
-    """The summary states each paper's headline claim (issue 17): all five papers have one, and each names a row
-    of the table it reads, so `headline` finds its verdict when that row is built."""
-    from reid_repro.report.tables import HEADLINES, headline
+def test_every_paper_has_one_headline_claim_and_the_summary_finds_its_verdict():
+    """The summary states each paper's headline (issue 17): claims.yaml marks one claim per paper `headline:
+    <dataset>`, a dataset its table prints, and `headline` picks that claim's verdict there, not another's."""
+    from reid_repro.report.claims import claims
+    from reid_repro.report.tables import headline
 
     numbers = paper_numbers()
-    assert set(HEADLINES) == set(numbers)
-    for paper, (table, row, dataset) in HEADLINES.items():
-        spec = numbers[paper][table]
-        if paper != "gcl":          # GCL's claim compares angles of its FID table (gcl_fid_table), not two rows
-            assert row in [r["row"] for r in spec["rows"]], (paper, row)
-            assert dataset in spec["datasets"], (paper, dataset)
-        found = [{"paper": paper, "table": table, "row": row, "dataset": dataset, "verdict": "holds"},
-                 {"paper": paper, "table": table, "row": "other", "dataset": dataset, "verdict": "inconclusive"}]
+    for paper, items in claims().items():
+        marked = [c for c in items if c.get("headline")]
+        assert len(marked) == 1, (paper, [c["id"] for c in marked])
+        c = marked[0]
+        assert c.get("kind", "claim") == "claim" and c.get("trained") is not False and not c.get("larger_only")
+        spec = numbers[paper][str(c["table"])]
+        where = [r["row"].lower() for r in spec["rows"]] if c.get("columns") else spec["datasets"]  # GCL: rows
+        assert c["headline"] in where, (paper, c["headline"])
+        found = [{"paper": paper, "claim": "other", "dataset": c["headline"], "verdict": "inconclusive"},
+                 {"paper": paper, "claim": c["id"], "dataset": c["headline"], "verdict": "holds"}]
         assert headline(found, paper)["verdict"] == "holds"
 
+
+def test_every_claim_is_quoted_from_its_paper_and_names_rows_of_its_table():
+    """claims.yaml: each quote (and caption) is the paper's own text (whitespace collapsed), each claim names two rows
+    of its table in paper_numbers.yaml (or two declared runs, for a figure), a printed gain agrees with the stated
+    direction, and no pair of rows is judged twice in one table and dataset."""
+    from reid_repro.config import declared_runs, load_params
+    from reid_repro.report.claims import DIRECTIONS, LOWER_IS_BETTER, claims
+
+    numbers = paper_numbers()
+    params = load_params(ROOT / "params.yaml")
+    seen = set()
+    for paper, items in claims().items():
+        text = " ".join((PAPERS / FILES[paper]).read_text().split()) if PAPERS.is_dir() else None
+        for c in items:
+            if text is not None:
+                for key in ("quote", "caption"):
+                    if c.get(key):
+                        assert " ".join(c[key].split()) in text, (c["id"], key)
+            if c.get("table") is None:
+                assert set(c["runs"].values()) <= set(declared_runs(params)), c["id"]
+                continue
+            spec = numbers[paper][str(c["table"])]
+            rows = {r["row"]: r for r in spec["rows"]}
+            assert c["row"] in rows and c["versus"] in rows, c["id"]
+            metric = c.get("metric", "mAP")
+            if metric in spec.get("metrics", []) and not c.get("columns"):
+                i = spec["metrics"].index(metric)
+                for d in c.get("datasets") or spec["datasets"]:
+                    a, b = rows[c["row"]].get(d), rows[c["versus"]].get(d)
+                    if a and b and a[i] is not None and b[i] is not None and a[i] != b[i]:
+                        stated = DIRECTIONS[c.get("direction", "better")] * (-1 if metric in LOWER_IS_BETTER else 1)
+                        if c.get("direction") != "not_worse":
+                            assert (a[i] - b[i]) * stated > 0, (c["id"], d, a[i], b[i])
+                    key = (paper, str(c["table"]), c["row"], c["versus"], d, metric)
+                    assert key not in seen, c["id"]
+                    seen.add(key)
 
 def test_a_sweep_with_only_its_default_point_trained_says_so():
     from reid_repro.report.items import NOT_RUN, coverage

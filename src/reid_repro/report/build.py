@@ -22,14 +22,14 @@ from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path, publish_dir, staging_dir, write_json
 from reid_repro.report.page import PAGES, PROSE, Section, _anchor, render_page
 from reid_repro.report.plots import (EXTRA_FIGURES, MODEL_FIGURE_RUNS, MODEL_FIGURES, curves_figure,
-                                     gcl_fig8_verdicts, reproduction_figure)
+                                     reproduction_figure)
 from reid_repro.report.runs import NOT_BUILT, STALE_MARK, STALE_NOTE, Run, collect_runs, write_plot_data
-from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, METRIC_NAMES, PROBE_INTRO,
-                                      START_INTRO, STUDIES_INTRO, _fidelity_cells, _gains_cells, _probe_cells,
-                                      _studies_cells, _table_cells, baseline_gains, camera_probe_frame, check_rows,
-                                      dataset_labels, fidelity_frame, gcl_fid_table, headline, paper_numbers,
-                                      paper_reading_verdicts, reading_counts, seed_values, short_name,
-                                      studies_frame, study_sentences, table_findings, table_frame, verdict_metric,
+from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
+                                      STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows, dataset_labels,
+                                      _fidelity_cells, fidelity_frame, _gains_cells, gcl_fid_table, headline,
+                                      paper_numbers, paper_reading_verdicts, _probe_cells, reading_counts,
+                                      run_claim_verdicts, seed_values, short_name, _studies_cells, studies_frame,
+                                      study_sentences, _table_cells, table_findings, table_frame, verdict_metric,
                                       verdicts)
 
 WHY_DIFFERENT = PROSE["why_different"]
@@ -86,6 +86,14 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         rel = Path(os.path.relpath(Path(runs_dir).resolve(), out_dir.resolve()))
         return [(n, (rel / n / "metrics.json").as_posix()) for n in names]
 
+    # each claim's quality gate, from what the figures stage measured (claims.py: gate_status)
+    from reid_repro.report import claims as claim_file
+
+    figures_in = Path(model_figures if model_figures is not None else out_dir / "model_figures")
+    fid_file = figures_in / "gcl_fid.json"
+    gcl_measured = json.loads(fid_file.read_text()) if fid_file.is_file() else None
+    gates = {name: claim_file.gate_status(name, gcl_measured) for name in claim_file.gates()}
+    summary["gates"] = gates
     partial: dict[str, int] = {}     # table anchor -> how many of its cells are larger-profile rows not run
     unbuilt: dict[str, tuple] = {}   # table anchor -> (its cells of runs not built yet, its trained runs)
     both_readings: list[tuple] = []  # (paper, table, verdicts with the code's reading, with the paper's)
@@ -104,10 +112,11 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         trained = [m for m in members if not m.not_run]
         fig = curves_figure(trained, figures_dir / f"{slug}_curves.png", pt["title"]) if trained else None
         cells = _table_cells(frame, pt, labels)
-        values = seed_values(entries, verdict_metric(pt))
-        found = verdicts(name_p, table, pt, frame, values)
+        metrics = {verdict_metric(pt)} | {c.get("metric", "mAP") for c in claim_file.for_table(name_p, table)}
+        values = {m: seed_values(entries, m) for m in sorted(metrics)}
+        found = verdicts(name_p, table, pt, frame, values, gates)
         all_verdicts += found
-        read = paper_reading_verdicts(name_p, table, pt, frame, values)
+        read = paper_reading_verdicts(name_p, table, pt, frame, values, gates)
         if read:       # the same orderings under both readings, for the paper-vs-code section
             judged = {(v["row"], v["versus"], v["dataset"]) for v in read}
             both_readings.append((name_p, table, [v for v in found if (v["row"], v["versus"], v["dataset"])
@@ -192,7 +201,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                     runs=links(names)))
             summary["figures"].append(f"figures/{fig.name}")
             if title == "gcl_plus_fig8_nmi":
-                found = gcl_fig8_verdicts([by_name[n] for n in names])
+                found = run_claim_verdicts("gcl_plus", by_name, gates, labels)
                 sections[-1].sentences = [v["sentence"] for v in found]
                 all_verdicts += found
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran
@@ -206,9 +215,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                     rebuild="figures", example=EXAMPLES.get(anchor, ""),
                                     runs=links(MODEL_FIGURE_RUNS[name])))
             summary["figures"].append(src)
-    fid_file = Path(model_figures if model_figures is not None else out_dir / "model_figures") / "gcl_fid.json"
-    if fid_file.is_file() and (paper is None or paper in ("gcl", "gcl_plus")):
-        frame, cells, found = gcl_fid_table(json.loads(fid_file.read_text()), numbers["gcl"]["1"])
+    if gcl_measured is not None and (paper is None or paper in ("gcl", "gcl_plus")):
+        frame, cells, found = gcl_fid_table(gcl_measured, numbers["gcl"]["1"], gates)
         add_table("gcl_table1", "gcl-table-1", numbers["gcl"]["1"]["title"], GCL_FID_INTRO, frame, cells)
         sections[-1].sentences = [v["sentence"] for v in found]
         all_verdicts += found
@@ -217,15 +225,20 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     rank = {anchor: i for i, anchor in enumerate(section_order())}
     sections.sort(key=lambda sec: (0, 0) if sec.id == "how-ours-differ" else
                   (1, rank[sec.id]) if sec.id in rank else (2, 0))
-    summary["verdicts"] = {k: sum(v["verdict"] == k for v in all_verdicts)
-                           for k in ("holds", "does not hold", "inconclusive")}
+    # only listed claims count; context rows (supervised) are shown beside them, never counted
+    counted = [v for v in all_verdicts if v.get("kind", "claim") == "claim"]
+    kinds = claim_file.COUNTED
+    summary["verdicts"] = {k: sum(v["verdict"] == k for v in counted) for k in kinds}
     per_paper = {}
-    for v in all_verdicts:
-        per_paper.setdefault(v["paper"], {"holds": 0, "does not hold": 0, "inconclusive": 0})[v["verdict"]] += 1
+    for v in counted:
+        per_paper.setdefault(v["paper"], dict.fromkeys(kinds, 0))[v["verdict"]] += 1
     counts = "; ".join(f"{short_name(p)}: {c['holds']} hold, {c['does not hold']} do not, {c['inconclusive']} "
-                       "inconclusive" for p, c in sorted(per_paper.items()))
-    line = (f"Of {len(all_verdicts)} paper orderings checked ({counts}); each is listed under its table and in "
-            "`verdicts.json`.")
+                       f"inconclusive, {c[claim_file.NOT_TESTABLE]} not testable here"
+                       for p, c in sorted(per_paper.items()))
+    context = len(all_verdicts) - len(counted)
+    line = (f"Of {len(counted)} verdicts on the papers' stated claims (claims.yaml; {counts}); "
+            f"{context} comparisons with a supervised row are shown as context, not counted. Each verdict is listed "
+            "under its table with the claim it judges, and in `verdicts.json`.")
     summary["stale_runs"] = {r.name: r.stale for r in runs if r.stale}
     summary["not_built"] = [r.name for r in found_runs if r.not_run == NOT_BUILT]
     stale_verdicts = sum(bool(v.get("stale")) for v in all_verdicts)
@@ -238,17 +251,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     if summary["not_built"]:
         stale_line += (f" {len(summary['not_built'])} declared runs are not built yet (their cells say so; "
                        "`dvc status` names their stages).")
-    repro_fig = reproduction_figure(all_verdicts, figures_dir / "reproduction.png")
+    repro_fig = reproduction_figure(counted, figures_dir / "reproduction.png")
     summary["figures"].insert(0, f"figures/{repro_fig.name}")
-    heads = []
-    for p_name in sorted(per_paper):
-        h = headline(all_verdicts, p_name)
-        if h:
-            ci = (f"95% CI [{h['ci'][0]:+.1f}, {h['ci'][1]:+.1f}] over {len(h['seeds'])} seeds"
-                  if h["ci"][0] is not None else "one seed: no interval")
-            where = labels.get(h["dataset"], h["dataset"])
-            heads.append(f"{short_name(p_name)} headline — {h['row']} vs {h['versus']} ({where} "
-                         f"{METRIC_NAMES[h['metric']]}): paper {h['paper_gain']:+.1f}, ours {h['our_gain']:+.1f} ({ci}): {h['verdict']}.")
+    heads = [f"{short_name(p_name)} headline — {h['sentence']}" for p_name in sorted(per_paper)
+             if (h := headline(all_verdicts, p_name))]
     from reid_repro.report.items import PAPERS, REPRODUCED, coverage
 
     cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt)
@@ -269,10 +275,11 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     values = dict(cards=cards, line=line, stale=stale_line, heads=heads, inconclusive=INCONCLUSIVE_MEANS,
                   coverage=cov_list)
     pages = {name: render_page(sections, template, **values) for name, template in PAGES.items()}
-    rows = [{"claim": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})", "paper_gain": v["paper_gain"],
-             "our_gain": v["our_gain"], "verdict": v["verdict"]} for v in all_verdicts if not v.get("sign_only")]
+    rows = [{"claim": v["claim"], "where": f"{v['paper']} {v['table']}: {v['row']} ({v['dataset']})",
+             "paper_gain": v["paper_gain"], "our_gain": v["our_gain"], "verdict": v["verdict"]}
+            for v in counted if not v.get("sign_only")]
     with atomic_path(plots_dir / "reproduction.csv") as tmp:
-        pd.DataFrame(rows, columns=["claim", "paper_gain", "our_gain", "verdict"]).to_csv(tmp, index=False)
+        pd.DataFrame(rows, columns=["claim", "where", "paper_gain", "our_gain", "verdict"]).to_csv(tmp, index=False)
     publish_dir(plots_dir, out_dir / "plots")
     publish_dir(tables_dir, out_dir / "tables")
     publish_dir(figures_dir, out_dir / "figures")

@@ -166,6 +166,9 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
             if not h.is_file():
                 raise ReidReproError(f"{h}: missing; the report needs every seed's history (run `dvc repro`)")
             histories.append(pd.read_parquet(h))
+        for s, h in zip(sorted(per_seed), histories):   # the clustering after the first epoch (GCL+ Fig. 8's start)
+            if "nmi" in h and len(h) >= 2:
+                per_seed[s] = {**per_seed[s], "early_nmi": float(h.sort_values("epoch")["nmi"].iloc[1])}
         history = pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True)
         spec = load_run(params, name)
         runs.append(Run(name, spec, metrics, history, info, per_seed,

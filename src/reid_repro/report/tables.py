@@ -143,50 +143,88 @@ def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
     return out
 
 
-def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict) -> list[dict]:
-    """Does the paper's ordering hold on our world? Each row with our runs against the row it is measured against
-    (the table's ``baseline``, or the row's own in the table's ``versus``, where a table holds two baselines:
-    CANU's SSG and MMT rows; ``versus: {row: null}`` compares a row with nothing), on the first metric (mAP) of
-    each dataset: the paper's gain and the paired comparison over seeds (report/verdicts.py). ``values`` is
-    :func:`seed_values` of the table's runs."""
+def claim_verdict(claim: dict, paper_gain: float | None, seeds: list[int], row_v, versus_v,
+                  gate: dict | None = None) -> dict:
+    """One listed claim judged on paired seeds (report/verdicts.py): the paper's gain where it prints both numbers
+    (else the sign the claim states), ``not_worse`` judged as "does not hold" only when the interval lies on the
+    wrong side; a claim whose gate fails (or was not measured) reads "not testable here"."""
+    from reid_repro.report import claims as claim_file
     from reid_repro.report import verdicts as rule
 
-    metric = verdict_metric(paper_table)
+    printed = paper_gain is not None and not pd.isna(paper_gain)
+    sign = claim_file.expected_sign(claim, paper_gain if printed else None)
+    v = rule.verdict(paper_gain if printed and paper_gain != 0 else sign, seeds, row_v, versus_v)
+    if not printed:
+        v["paper_gain"], v["sign_only"] = None, True
+    if claim.get("direction") == "not_worse" and v["verdict"] == rule.HOLDS and v["ci"][0] is not None \
+            and (v["ci"][0] if sign > 0 else -v["ci"][1]) <= 0:
+        v["verdict"] = rule.INCONCLUSIVE
+    if claim.get("gate") and not (gate or {}).get("passed"):
+        v["verdict"], v["gate"] = claim_file.NOT_TESTABLE, (gate or {}).get("text", claim["gate"])
+    return {**v, "claim": claim["id"], "kind": claim.get("kind", "claim"), "source": claim["source"],
+            "quote": claim["quote"]}
+
+
+def verdict_sentence(v: dict, label: str, claim: dict) -> str:
+    """A verdict in one sentence: the rows, where, the paper's gain and ours with its interval, the answer, and
+    the claim it judges (its source and quote); context rows and gated claims say so."""
+    from reid_repro.report import claims as claim_file
+
+    metric, digits = METRIC_NAMES.get(v["metric"], v["metric"]), 3 if v["metric"] in ("nmi", "early_nmi", "fid") else 1
+    interval = (f"95% CI [{v['ci'][0]:+.{digits}f}, {v['ci'][1]:+.{digits}f}] over {len(v['seeds'])} seeds"
+                if v["ci"][0] is not None else f"{len(v['seeds'])} seed(s): no interval")
+    paper = (f"paper {v['paper_gain']:+.1f}" if v.get("paper_gain") is not None else
+             f"paper: {v['row']} {'above' if claim_file.expected_sign(claim, None) > 0 else 'below'} (no numbers)")
+    head = "Context (a supervised row, not a claim): " if v["kind"] == "context" else ""
+    answer = v["verdict"] + (f" ({v['gate']})" if v.get("gate") else "")
+    unit = " (NMI x 100)" if v["metric"] in ("nmi", "early_nmi") else ""
+    return (f"{head}{v['row']} vs {v['versus']}, {label} {metric}{unit}: {paper}, ours {v['our_gain']:+.{digits}f} "
+            f"({interval}), {answer}. [{v['claim']}; {claim_file.cite(claim)}]"
+            + (f" {STALE_MARK} From results of earlier code or settings: rebuild before reading it." if v.get("stale")
+               else ""))
+
+
+def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict,
+             gates: dict | None = None) -> list[dict]:
+    """The table's listed claims (claims.yaml) judged where our runs fill both rows: per claim and dataset, the
+    paper's gain and the paired comparison over seeds. ``values``: metric -> :func:`seed_values` of the table's
+    runs; ``gates``: gate name -> its status (claims.gate_status)."""
+    from reid_repro.report import claims as claim_file
+    from reid_repro.report import verdicts as rule
+
     rows = frame.set_index("row")
-    versus = paper_table.get("versus") or {}
     out = []
-    for _, r in frame.iterrows():
-        base_name = versus.get(r["row"], paper_table.get("baseline"))
-        if base_name is None or base_name == r["row"] or base_name not in rows.index:
+    for claim in claim_file.for_table(paper, table):
+        if claim["row"] not in rows.index or claim["versus"] not in rows.index or claim.get("columns"):
             continue
-        base = rows.loc[base_name]
-        for d in [c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")]:
+        metric = claim.get("metric", "mAP")
+        r, base = rows.loc[claim["row"]], rows.loc[claim["versus"]]
+        datasets = claim.get("datasets") or [c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")]
+        for d in datasets:
+            if f"{d}.{metric}.paper" not in frame.columns:
+                continue
+            ours = values.get(metric, {}).get((claim["row"], d))
+            ours_base = values.get(metric, {}).get((claim["versus"], d))
             paper_v, paper_base = r[f"{d}.{metric}.paper"], base[f"{d}.{metric}.paper"]
-            ours, ours_base = values.get((r["row"], d)), values.get((base_name, d))
-            if not ours or not ours_base or any(v is None or pd.isna(v) for v in (paper_v, paper_base)):
+            if not ours or not ours_base or any(x is None or pd.isna(x) for x in (paper_v, paper_base)):
                 continue
             seeds, row_v, base_v = rule.paired(sorted(set(ours) | set(ours_base)), ours, ours_base)
             if not seeds:
                 continue
-            v = rule.verdict(paper_v - paper_base, seeds, row_v, base_v)
-            v["stale"] = bool(r.get(f"{d}.stale") is True or base.get(f"{d}.stale") is True)
-            name = paper_table["datasets"].get(d, DATASET_NAMES.get(d, d))
-            interval = (f"95% CI [{v['ci'][0]:+.1f}, {v['ci'][1]:+.1f}] over {len(seeds)} seeds"
-                        if v["ci"][0] is not None else "one seed: no interval")
-            out.append({"paper": paper, "table": table, "row": r["row"], "versus": base_name, "dataset": d,
-                        "metric": metric, **v,
-                        "sentence": f"{r['row']} vs {base_name}, {name} {METRIC_NAMES[metric]}: paper "
-                                    f"{v['paper_gain']:+.1f}, ours {v['our_gain']:+.1f} ({interval}), "
-                                    f"{v['verdict']}." + (f" {STALE_MARK} From results of earlier code or "
-                                                          "settings: rebuild before reading it." if v["stale"]
-                                                          else "")})
+            v = claim_verdict(claim, paper_v - paper_base, seeds, row_v, base_v, (gates or {}).get(claim.get("gate")))
+            v.update(paper=paper, table=table, row=claim["row"], versus=claim["versus"], dataset=d, metric=metric,
+                     stale=any(x is not None and not pd.isna(x) and bool(x)
+                               for x in (r.get(f"{d}.stale"), base.get(f"{d}.stale"))))
+            v["sentence"] = verdict_sentence(v, paper_table["datasets"].get(d, DATASET_NAMES.get(d, d)), claim)
+            out.append(v)
     return out
 
 
 FIDELITY_TWIN = ", all paper (fidelity)"   # a row run with every disagreement read as the paper writes it
 
 
-def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict) -> list[dict]:
+def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict,
+                           gates: dict | None = None) -> list[dict]:
     """The table's orderings again with the paper's reading of every disagreement (issue 11): a row ``<row>, all
     paper (fidelity)`` stands in for ``<row>``, so an ordering is judged when both its row and the row it is measured
     against have such a twin; the paper's gain is the original rows'. Each verdict has ``reading: paper``."""
@@ -198,8 +236,9 @@ def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.
     for c in [c for c in frame.columns if ".ours" in c or c.endswith(".stale")]:   # ours from the twin
         read[c] = [by_row.loc[twins[r], c] for r in read["row"]]
     original = {twin: row for row, twin in twins.items()}
-    twin_values = {(original[name], d): v for (name, d), v in values.items() if name in original}
-    found = verdicts(paper, table, paper_table, read, twin_values)
+    twin_values = {m: {(original[name], d): v for (name, d), v in by.items() if name in original}
+                   for m, by in values.items()}
+    found = verdicts(paper, table, paper_table, read, twin_values, gates)
     for v in found:
         v["reading"] = "paper"
         v["sentence"] = "With the paper's reading: " + v["sentence"]
@@ -240,31 +279,53 @@ def _table_cells(frame: pd.DataFrame, paper_table: dict, labels: dict = DATASET_
 
 
 # each paper's headline claim: (table, row, dataset) of its verdict
-HEADLINES = {"ise": ("6", "Our ISE", "market"), "ice": ("4a", "+ L_h.ins + L_s.ins", "market"),
-             "canu": ("I", "CANU-MMT (ours)", "market2duke"),
-             "gcl_plus": ("6a", "Rotation+D-Mixup", "market"),          # GCL+ (Full) over its stage-1 baseline
-             "gcl": ("1", "90° and 270°", "market")}                     # the supplement's one claim: FID per angle
-
-
 def short_name(paper: str) -> str:
     """A paper's key as the report writes it (gcl_plus -> GCL+, canu -> CANU)."""
     return {"gcl_plus": "GCL+"}.get(paper, paper.upper())
 
 
 def headline(found: list[dict], paper: str) -> dict | None:
-    table, row, dataset = HEADLINES.get(paper, (None, None, None))
-    return next((v for v in found if v["paper"] == paper and v["table"] == table and v["row"] == row
-                 and v["dataset"] == dataset), None)
+    """A paper's headline verdict: the claim claims.yaml marks ``headline: <dataset>``."""
+    from reid_repro.report import claims as claim_file
+
+    marked = {(c["id"], c["headline"]) for c in claim_file.claims().get(paper, []) if c.get("headline")}
+    return next((v for v in found if v["paper"] == paper and (v.get("claim"), v["dataset"]) in marked), None)
+
+
+def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None, labels: dict = DATASET_NAMES) -> list[dict]:
+    """A paper's claims on figures with no table (claims.yaml ``runs: {row, versus}``), judged on their paired seeds:
+    GCL+ Fig. 8's final NMI (``nmi``) and the NMI of the clustering after the first epoch (``early_nmi``). The paper
+    draws them (no numbers): the sign only."""
+    from reid_repro.report import claims as claim_file
+    from reid_repro.report import verdicts as rule
+
+    out = []
+    for claim in claim_file.for_runs(paper):
+        a, b = (by_name.get(claim["runs"][k]) for k in ("row", "versus"))
+        if a is None or b is None:
+            continue
+        metric = claim.get("metric", "mAP")
+        va, vb = ({s: 100 * float(m[metric]) for s, m in r.per_seed.items() if metric in m} for r in (a, b))
+        seeds, row_v, base_v = rule.paired(sorted(va), va, vb)
+        if not seeds:
+            continue
+        dataset = (claim.get("datasets") or [a.spec.test])[0]
+        v = claim_verdict(claim, None, seeds, row_v, base_v, (gates or {}).get(claim.get("gate")))
+        v.update(paper=paper, table=claim["source"], row=claim["row"], versus=claim["versus"], dataset=dataset,
+                 metric=metric, stale=bool(a.stale or b.stale))
+        v["sentence"] = verdict_sentence(v, labels.get(dataset, dataset), claim)
+        out.append(v)
+    return out
 
 
 GCL_FID_INTRO = PROSE["gcl_fid_intro"]
-GCL_EASY, GCL_HARD = ("45", "180", "315"), ("90", "270")
 
 
-def gcl_fid_table(ours: dict, paper_table: dict) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
-    """GCL supp. Table 1 beside our FID per angle, and the verdict on its ordering claim (one generator: the rule
-    calls one seed inconclusive; the observed difference is given)."""
-    from reid_repro.report import verdicts as rule
+def gcl_fid_table(ours: dict, paper_table: dict, gates: dict | None = None
+                  ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """GCL supp. Table 1 beside our FID per angle, and the verdicts on its claims (claims.yaml, ``columns``: the
+    views said easier against the others) where we measured the row: one generator, so no interval."""
+    from reid_repro.report import claims as claim_file
 
     angles = list(paper_table["datasets"])
     rows = [{"row": f"{r['row']} (paper, Inception-v3)", **{a: r[a][0] for a in angles}}
@@ -280,23 +341,29 @@ def gcl_fid_table(ours: dict, paper_table: dict) -> tuple[pd.DataFrame, pd.DataF
     cells = frame.copy()
     cells.columns = ["View"] + [paper_table["datasets"][a] for a in angles]
     cells = cells.map(lambda v: f"{v:.2f}" if isinstance(v, float) else v)
-    market = next(r for r in paper_table["rows"] if r["row"] == "Market")
-    paper_gain = (np.mean([market[a][0] for a in GCL_HARD]) - np.mean([market[a][0] for a in GCL_EASY]))
-    hard, easy = np.mean([ours["fid"][a] for a in GCL_HARD]), np.mean([ours["fid"][a] for a in GCL_EASY])
-    v = rule.verdict(paper_gain, [0], [hard], [easy])
-    sentence = (f"FID at 90° and 270° vs 45°, 180° and 315°, Market: paper {paper_gain:+.1f} (harder views higher), "
-                f"ours {hard - easy:+.3f} in the start's feature space (one generator: no interval), "
-                f"{v['verdict']}.")
-    if truth:
-        closer = [a for a in angles if a in truth and truth[a]["generated"] > truth[a]["input"]]
-        sentence += (f" Against the world's own render of the turned person (ours only), the generated view is "
-                     f"closer than a copy of the input at {len(closer)} of {len(angles)} angles"
-                     + (f" ({', '.join(paper_table['datasets'][a] for a in closer)})." if closer else "."))
-    return frame, cells, [{"paper": "gcl", "table": "1", "row": "90° and 270°", "versus": "45°, 180° and 315°",
-                           "dataset": "market", "metric": "fid", **v, "sentence": sentence}]
+    found = []
+    for claim in claim_file.for_table("gcl", "1"):
+        if claim["row"] != "Market" or not claim.get("columns"):     # ours: the Market stand-in only
+            continue
+        easy, hard = claim["columns"]["row"], claim["columns"]["versus"]
+        printed = next(r for r in paper_table["rows"] if r["row"] == claim["row"])
+        paper_gain = np.mean([printed[a][0] for a in easy]) - np.mean([printed[a][0] for a in hard])
+        ours_easy, ours_hard = np.mean([ours["fid"][a] for a in easy]), np.mean([ours["fid"][a] for a in hard])
+        v = claim_verdict(claim, paper_gain, [0], [ours_easy], [ours_hard], (gates or {}).get(claim.get("gate")))
+        label = lambda keys: ", ".join(paper_table["datasets"][a] for a in keys)     # noqa: E731
+        v.update(paper="gcl", table="1", row=label(easy), versus=label(hard), dataset="market", metric="fid",
+                 stale=False)
+        v["sentence"] = verdict_sentence(v, "Market stand-in (one generator: no interval; FID in the start's "
+                                            "feature space)", claim)
+        if truth:
+            closer = [a for a in angles if a in truth and truth[a]["generated"] > truth[a]["input"]]
+            v["sentence"] += (f" Against the world's own render of the turned person (ours only), the generated view "
+                              f"is closer than a copy of the input at {len(closer)} of {len(angles)} angles"
+                              + (f" ({', '.join(paper_table['datasets'][a] for a in closer)})." if closer else "."))
+        found.append(v)
+    return frame, cells, found
 
 
-# the unsupervised baselines every comparison is measured against: each must end above the pretrained start
 BASELINES = ("cc_market", "cc_duke", "cc_msmt", "ice_agnostic_base_market", "ice_agnostic_base_duke",
              "ice_agnostic_base_msmt", "ice_aware_base_market", "ice_aware_base_duke", "ice_aware_base_msmt")
 
