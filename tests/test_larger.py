@@ -91,8 +91,8 @@ def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_p
     assert "not run at the default scale" in row and "cc_market, cc_msmt" in row
     cov = pd.read_csv(tmp_path / "reports" / "tables" / "coverage.csv")
     t6 = cov[(cov["paper"] == "ise") & (cov["item"] == "Table 6")].iloc[0]
-    assert t6["state"] == "reproduced" and "in part: 1 of its cells" in t6["why"]
-    assert summary["coverage"]["ise"]["reproduced"] == 1
+    assert t6["state"] == "in part" and t6["why"].startswith("1 of its 2 cells of ours are larger-profile rows")
+    assert summary["coverage"]["ise"]["reproduced"] == 0 and summary["coverage"]["ise"]["in_part"] == 1
     # the not-run run's empty history draws no curve and no verdict
     assert not (tmp_path / "reports" / "plots" / "nmi" / "cc_msmt.csv").exists()
     # with no marker at all (its train_larger@ stage not run yet), a report built with allow_missing reads the row
@@ -110,12 +110,13 @@ def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_p
 
 def test_an_item_whose_every_run_is_a_larger_row_is_not_run():
     """CANU's Table II: all 8 of its cells are larger-profile rows, so nothing of ours is shown: the coverage says
-    "not run" with the reason, not "reproduced in part"; Table III, with trained cells beside them, is in part."""
-    from reid_repro.report.items import NOT_RUN, REPRODUCED, coverage
+    "not run" with the reason, not "reproduced in part"; Table III, with trained cells beside them, is in part, and
+    says how many of its cells."""
+    from reid_repro.report.items import IN_PART, NOT_RUN, coverage
 
     rows = coverage({"canu-table-ii", "canu-table-iii"}, "canu",
                     partial={"canu-table-ii": 8, "canu-table-iii": 20},
-                    unbuilt={"canu-table-ii": (0, 0), "canu-table-iii": (0, 4)})
+                    unbuilt={"canu-table-ii": (0, 0), "canu-table-iii": (0, 4)}, cells={"canu-table-iii": 24})
     state = {r["item"]: (r["state"], r["why"]) for r in rows}
     assert state["Table II"][0] == NOT_RUN and "larger-profile rows" in state["Table II"][1]
-    assert state["Table III"][0] == REPRODUCED and state["Table III"][1].startswith("in part: 20")
+    assert state["Table III"][0] == IN_PART and state["Table III"][1].startswith("20 of its 24 cells of ours")

@@ -24,7 +24,7 @@ from reid_repro.report.page import PAGES, PROSE, Section, _anchor, render_page
 from reid_repro.report.plots import (EXTRA_FIGURES, MODEL_FIGURE_RUNS, MODEL_FIGURES, curves_figure,
                                      reproduction_figure)
 from reid_repro.report.runs import NOT_BUILT, STALE_MARK, STALE_NOTE, Run, collect_runs, write_plot_data
-from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
+from reid_repro.report.tables import (differs_from_paper, FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
                                       STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows, dataset_labels,
                                       _fidelity_cells, fidelity_frame, _gains_cells, gcl_fid_table, headline,
                                       paper_numbers, paper_reading_verdicts, _probe_cells, reading_counts,
@@ -96,6 +96,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary["gates"] = gates
     partial: dict[str, int] = {}     # table anchor -> how many of its cells are larger-profile rows not run
     unbuilt: dict[str, tuple] = {}   # table anchor -> (its cells of runs not built yet, its trained runs)
+    ours_cells: dict[str, int] = {}  # table anchor -> how many cells our runs fill (trained or not)
     both_readings: list[tuple] = []  # (paper, table, verdicts with the code's reading, with the paper's)
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
@@ -123,7 +124,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                                   in judged], read))
         sentences = [v["sentence"] for v in found]
         stale_here = [m.name for m in trained if m.stale]
-        note = " ".join(x for x in (f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else "",
+        note = " ".join(x for x in (differs_from_paper(members),
+                                    f"{STALE_NOTE} Here: {', '.join(stale_here)}." if stale_here else "",
                                     *table_findings(pt, found)) if x)
         if fig is not None:
             summary["figures"].append(f"figures/{fig.name}")
@@ -140,6 +142,11 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                                                  if c.endswith(".not_run")]].to_numpy().sum())
         unbuilt[f"{name_p}-table-{_anchor(table)}"] = (
             int(frame[[c for c in frame.columns if c.endswith(".not_built")]].to_numpy().sum()), len(trained))
+        metric = verdict_metric(pt)       # the cells our runs fill, trained or not: (row, dataset) pairs
+        ours_cells[f"{name_p}-table-{_anchor(table)}"] = int(sum(
+            (frame[f"{d}.{metric}.ours"].notna() | frame[f"{d}.not_run"].astype(bool)
+             | frame[f"{d}.not_built"].astype(bool)).sum()
+            for d in {c.split(".")[0] for c in frame.columns if c.endswith(f".{metric}.ours")}))
     by_name = {r.name: r for r in runs}
 
     def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
@@ -255,14 +262,15 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary["figures"].insert(0, f"figures/{repro_fig.name}")
     heads = [f"{short_name(p_name)} headline — {h['sentence']}" for p_name in sorted(per_paper)
              if (h := headline(all_verdicts, p_name))]
-    from reid_repro.report.items import PAPERS, REPRODUCED, coverage
+    from reid_repro.report.items import IN_PART, PAPERS, REPRODUCED, coverage
 
-    cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt)
+    cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt, ours_cells)
     cov = pd.DataFrame(cov_list)
     with atomic_path(tables_dir / "coverage.csv") as tmp:
         cov.to_csv(tmp, index=False)
     summary["tables"].append("coverage")
-    summary["coverage"] = {p_name: {"items": int(len(g)), "reproduced": int((g["state"] == REPRODUCED).sum())}
+    summary["coverage"] = {p_name: {"items": int(len(g)), "reproduced": int((g["state"] == REPRODUCED).sum()),
+                                    "in_part": int((g["state"] == IN_PART).sum())}
                            for p_name, g in cov.groupby("paper", sort=False)}
     cards = [{"name": PAPERS[k], **v, "claims": per_paper.get(k)} for k, v in summary["coverage"].items()]
     # the scale caveat (how ours differ) stands first, before the first verdict; then the summary and coverage

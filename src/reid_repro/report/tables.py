@@ -56,6 +56,21 @@ def table_findings(paper_table: dict, found: list[dict]) -> list[str]:
     return shown
 
 
+def differs_from_paper(members: list) -> str:
+    """The settings of a table's runs that are not the paper's at the CPU scale, from params.yaml: a run's
+    ``overrides`` against its ``paper_overrides`` (what scale: paper sets), grouped by setting."""
+    found: dict[tuple, list[str]] = {}
+    for m in members:
+        over, paper = getattr(m.spec, "overrides", {}) or {}, getattr(m.spec, "paper_overrides", {}) or {}
+        for key in sorted(paper):
+            if over.get(key) != paper[key]:
+                found.setdefault((key, over.get(key), paper[key]), []).append(m.name)
+    if not found:
+        return ""
+    parts = [f"{key} {ours} (paper {theirs}: {', '.join(names)})" for (key, ours, theirs), names in found.items()]
+    return "Settings here that differ from the paper's (params.yaml, `paper_overrides`): " + "; ".join(parts) + "."
+
+
 def verdict_metric(paper_table: dict) -> str:
     """The metric a table's verdicts compare: mAP where the table has it (CANU prints R1 first), else its first."""
     return "mAP" if "mAP" in paper_table["metrics"] else paper_table["metrics"][0]
@@ -171,8 +186,11 @@ def verdict_sentence(v: dict, label: str, claim: dict) -> str:
     from reid_repro.report import claims as claim_file
 
     metric, digits = METRIC_NAMES.get(v["metric"], v["metric"]), 3 if v["metric"] in ("nmi", "early_nmi", "fid") else 1
-    interval = (f"95% CI [{v['ci'][0]:+.{digits}f}, {v['ci'][1]:+.{digits}f}] over {len(v['seeds'])} seeds"
-                if v["ci"][0] is not None else f"{len(v['seeds'])} seed(s): no interval")
+    if v["metric"] == "fid":      # ours is not Inception FID: say so wherever it is named
+        metric = "FID (paper: Inception-v3; ours: a Fréchet distance on the start's features, not Inception FID)"
+    seeds = ", ".join(str(s) for s in v["seeds"])
+    interval = (f"95% CI [{v['ci'][0]:+.{digits}f}, {v['ci'][1]:+.{digits}f}] over {len(v['seeds'])} paired seeds "
+                f"({seeds})" if v["ci"][0] is not None else f"seed {seeds} only: no interval")
     paper = (f"paper {v['paper_gain']:+.1f}" if v.get("paper_gain") is not None else
              f"paper: {v['row']} {'above' if claim_file.expected_sign(claim, None) > 0 else 'below'} (no numbers)")
     head = "Context (a supervised row, not a claim): " if v["kind"] == "context" else ""
@@ -353,8 +371,7 @@ def gcl_fid_table(ours: dict, paper_table: dict, gates: dict | None = None
         label = lambda keys: ", ".join(paper_table["datasets"][a] for a in keys)     # noqa: E731
         v.update(paper="gcl", table="1", row=label(easy), versus=label(hard), dataset="market", metric="fid",
                  stale=False)
-        v["sentence"] = verdict_sentence(v, "Market stand-in (one generator: no interval; FID in the start's "
-                                            "feature space)", claim)
+        v["sentence"] = verdict_sentence(v, "Market stand-in (one generator)", claim)
         if truth:
             closer = [a for a in angles if a in truth and truth[a]["generated"] > truth[a]["input"]]
             v["sentence"] += (f" Against the world's own render of the turned person (ours only), the generated view "
