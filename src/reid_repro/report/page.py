@@ -12,6 +12,8 @@ from markupsafe import Markup
 
 # the report's paragraphs are data (prose.yaml), read once
 PROSE: dict[str, str] = yaml.safe_load(Path(__file__).with_name("prose.yaml").read_text(encoding="utf-8"))
+# the report's run lists (which runs each figure draws, labels, baselines, model figures) are data too
+LAYOUT: dict = yaml.safe_load(Path(__file__).with_name("figures.yaml").read_text(encoding="utf-8"))
 
 
 def _markdown(cells: pd.DataFrame) -> str:

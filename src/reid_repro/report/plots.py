@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path
+from reid_repro.report.page import LAYOUT
 from reid_repro.report.runs import Run
 from reid_repro.report.tables import short_name
 
@@ -84,7 +86,7 @@ def _per_epoch(runs: list[Run], out: Path, column: str, ylabel: str, labels: lis
     return _save(fig, out, dpi=100)
 
 
-ICE_FIG6_LABELS = ["baseline", "w/o hard", "w/o soft", "ICE full"]
+ICE_FIG6_LABELS = LAYOUT["labels"]["ice_fig6"]
 
 
 def ice_cluster_count_figure(runs: list[Run], out: Path) -> Path:
@@ -123,10 +125,7 @@ def _sd(r: Run, metric: str = "mAP") -> float:
     return 100 * float(r.metrics.get(f"{metric}_std", 0.0) or 0.0)
 
 
-ICE_FIG5 = {"lambda_h": (1.0, ["ice_lambda_h_0p5_market", "ice_lambda_h_2p0_market"]),
-            "tau_h": (0.1, ["ice_tau_h_0p05_market", "ice_tau_h_0p2_market"]),
-            "lambda_s": (10.0, ["ice_lambda_s_5p0_market", "ice_lambda_s_20p0_market"]),
-            "tau_s": (0.4, ["ice_tau_s_0p2_market", "ice_tau_s_0p6_market"])}
+ICE_FIG5 = {k: (v["default"], v["runs"]) for k, v in LAYOUT["ice_fig5"].items()}
 
 
 def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
@@ -149,11 +148,8 @@ def ice_sensitivity_figure(runs: list[Run], out: Path) -> Path:
 
 
 # figures beyond the per-table curves: name -> (function, the runs it draws, in order)
-CANU_LABELS = ["MMT (DBSCAN)", "MMT+Adv.", "CANU-MMT"]
+CANU_LABELS = LAYOUT["labels"]["canu"]
 
-
-CANU_FIG3 = [f"{m}_{setting}" for setting in ("duke2market", "market2duke")
-             for m in ("mmt", "adv_mmt", "canu_mmt")]
 
 
 def canu_mi_figure(runs: list[Run], out: Path) -> Path:
@@ -182,10 +178,7 @@ def canu_lost_ids_figure(runs: list[Run], out: Path) -> Path:
     return _per_epoch(runs, out, "lost_ids", "lost identities", CANU_LABELS, truth=False)
 
 
-GCL_FIG8 = ["gclp_fu_m_multi_mixup", "gclp_fu_m_rot", "gclp_fu_m_full"]
-
-
-GCL_FIG8_LABELS = ["Trad (Multi+Mixup)", "Rot", "Full (Rot+D-Mixup)"]
+GCL_FIG8_LABELS = LAYOUT["labels"]["gcl_fig8"]
 
 
 def gcl_nmi_figure(runs: list[Run], out: Path) -> Path:
@@ -206,9 +199,6 @@ def gcl_nmi_figure(runs: list[Run], out: Path) -> Path:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _save(fig, out, dpi=100)
-
-
-ICE_DUKE = ["ice_aware_base_duke", "ice_aware_soft_duke", "ice_aware_hard_duke", "ice_aware_full_duke"]
 
 
 def gcl_cluster_count_figure(runs: list[Run], out: Path) -> Path:
@@ -245,74 +235,29 @@ def _sweep(code: str, title: str, panels: dict[str, dict[str, list[tuple[str, fl
     return figure, runs
 
 
-def _alpha_line(tag: str) -> list[tuple[str, float]]:
-    return [(f"gclp_{tag}_alpha0p2", 0.2), (f"gclp_{tag}_full", 0.6), (f"gclp_{tag}_alpha1p0", 1.0),
-            (f"gclp_{tag}_alpha2p0", 2.0)]
+GCL_SWEEPS = {name: _sweep(name, spec["title"], {param: {line: [tuple(p) for p in points]
+                                                        for line, points in lines.items()}
+                                                for param, lines in spec["panels"].items()})
+              for name, spec in LAYOUT["sweeps"].items()}
 
 
-GCL_SWEEPS = {
-    "gcl_plus_fig5_alpha": _sweep("fig5", "GCL+ Fig. 5: mAP against the mixup α (Beta(α, α)); the paper's best is "
-                                  "near 0.6", {"α": {"Duke→Market": _alpha_line("d2m"),
-                                                     "Market→Duke": _alpha_line("m2d")}}),
-    "gcl_plus_fig6_beta_tau": _sweep("fig6", "GCL+ Fig. 6: mAP against the memory momentum β and the temperature τ "
-                                     "(Duke→Market); the paper finds τ the more sensitive",
-                                     {"β": {"Duke→Market": [("gclp_d2m_full", 0.2), ("gclp_d2m_beta0p5", 0.5),
-                                                            ("gclp_d2m_beta0p8", 0.8)]},
-                                      "τ": {"Duke→Market": [("gclp_d2m_tau0p02", 0.02), ("gclp_d2m_full", 0.04),
-                                                            ("gclp_d2m_tau0p07", 0.07)]}}),
-    "gcl_plus_fig7_weights": _sweep("fig7", "GCL+ Fig. 7: mAP against the loss weights λ_recon, λ_vi and λ_mix "
-                                    "(Duke→Market); the paper finds them of slight influence",
-                                    {"λ_recon": {"Duke→Market": [("gclp_d2m_lrecon1", 1.0), ("gclp_d2m_full", 5.0),
-                                                                 ("gclp_d2m_lrecon10", 10.0)]},
-                                     "λ_vi": {"Duke→Market": [("gclp_d2m_lvi0p5", 0.5), ("gclp_d2m_full", 1.0),
-                                                              ("gclp_d2m_lvi2", 2.0)]},
-                                     "λ_mix": {"Duke→Market": [("gclp_d2m_lmix0p5", 0.5), ("gclp_d2m_full", 1.0),
-                                                               ("gclp_d2m_lmix2", 2.0)]}}),
-}
+# figures beyond the per-table curves (figures.yaml): name -> (function, the runs it draws, in order)
+DRAW = {fn.__name__: fn for fn in (clustering_quality_figure, ice_cluster_count_figure, canu_mi_figure, gcl_nmi_figure,
+                                   canu_lost_ids_figure, ice_kl_figure, ice_sensitivity_figure, ise_mixup_figure,
+                                   gcl_cluster_count_figure)}
 
 
-EXTRA_FIGURES = {"ise_fig4_clustering_quality": (clustering_quality_figure,
-                                                 ["cc_market", "ise_market", "cc_msmt", "ise_msmt"]),
-                 "ice_fig6_cluster_count": (ice_cluster_count_figure, ICE_DUKE),
-                 "canu_fig3_mi": (canu_mi_figure, CANU_FIG3),
-                 "gcl_plus_fig8_nmi": (gcl_nmi_figure, GCL_FIG8),
-                 "canu_fig4_lost_ids": (canu_lost_ids_figure, CANU_FIG3[:3]),
-                 "ice_fig7_kl": (ice_kl_figure, ICE_DUKE),
-                 "ice_fig5_sensitivity": (ice_sensitivity_figure,
-                                          ["ice_aware_full_market"] + [r for _, rs in ICE_FIG5.values() for r in rs]),
-                 "ise_fig5_mixup": (ise_mixup_figure, ["cc_market", "ise_market", "mixup_a0p2_market",
-                                                       "mixup_a0p5_market", "mixup_a1p0_market", "mixup_a2p0_market"]),
-                 "gcl_fig2_clusters": (gcl_cluster_count_figure, ["gclp_fu_m_multi", "gclp_fu_m_rot"]),
-                 **GCL_SWEEPS}
+def _draw(name: str, spec: dict):
+    if spec["draw"] not in DRAW:
+        raise ReidReproError(f"report/figures.yaml: figures.{name}.draw={spec['draw']!r}; expected one of "
+                             f"{sorted(DRAW)}")
+    return DRAW[spec["draw"]], list(spec["runs"])
 
 
-MODEL_FIGURES = {
-    "ice_fig8_tsne": "ICE Fig. 8: t-SNE of 10 random test identities (Duke stand-in), camera-aware baseline vs ICE",
-    "ice_fig9_retrieval": "ICE Fig. 9: top-5 retrievals of ICE (Market stand-in); green correct, red wrong",
-    "ise_fig3_tsne": "ISE Fig. 3: t-SNE of 10 training identities, baseline vs ISE; support samples hollow",
-    "gcl_plus_table2_mixup": "GCL+ Table 2: two training identities P1, P2 and their 0.5/0.5 interpolation by image "
-                             "Mixup (the pixel blend) and by D-Mixup (the Full run's generator on the mixed identity "
-                             "features, P1's structure); F-Mixup needs a VAE-GAN decoder the harness does not have",
-    "gcl_plus_table3_generations": "GCL+ Table 3: mesh-guided novel views of the Full run (Market stand-in): per "
-                                   "identity, the image, then per angle 45°…315° the structure render (top), the "
-                                   "generated view (middle) and the world's own render of the person at that view "
-                                   "(bottom: what a perfect generator would draw, a row the paper could not have)",
-    "gcl_plus_fig9_contrast": "GCL+ Fig. 9: rotated views without L_contrast (the stage-2 warm-up's generator: "
-                              "generative losses only) and with it (the Full run), beside two other images of the "
-                              "same identity",
-    "gcl_plus_fig12_failures": "GCL+ Fig. 12: failure cases of rotation-based generation, chosen by a measure: the "
-                               "images whose 180° view keeps the least identity (cosine of the run's features)",
-    "gcl_figs3_5_views": "GCL supp. Figs. 3-5: generated novel views of more identities at 45°…315° (Full run, Market "
-                         "stand-in; the other stand-ins need their GCL+ runs, in the larger profile)",
-}
-
-
-# the runs each model figure reads (dvc.yaml: figures)
-MODEL_FIGURE_RUNS = {"ice_fig8_tsne": ["ice_aware_base_duke", "ice_aware_full_duke"],
-                     "ice_fig9_retrieval": ["ice_aware_full_market"], "ise_fig3_tsne": ["cc_market", "ise_market"],
-                     "gcl_plus_table3_generations": ["gclp_fu_m_full"], "gcl_plus_table2_mixup": ["gclp_fu_m_full"],
-                     "gcl_plus_fig9_contrast": ["gclp_fu_m_full"], "gcl_plus_fig12_failures": ["gclp_fu_m_full"],
-                     "gcl_figs3_5_views": ["gclp_fu_m_full"]}
+EXTRA_FIGURES = {**{name: _draw(name, spec) for name, spec in LAYOUT["figures"].items()}, **GCL_SWEEPS}
+# the figures stage's model figures: caption, and the runs each reads (dvc.yaml: figures)
+MODEL_FIGURES = {name: spec["caption"] for name, spec in LAYOUT["model_figures"].items()}
+MODEL_FIGURE_RUNS = {name: list(spec["runs"]) for name, spec in LAYOUT["model_figures"].items()}
 
 
 VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive": "#878787",

@@ -13,7 +13,7 @@ import yaml
 
 from reid_repro.config import load_run
 from reid_repro.errors import ReidReproError
-from reid_repro.report.page import PROSE
+from reid_repro.report.page import LAYOUT, PROSE
 from reid_repro.report.runs import NOT_BUILT, STALE_MARK, Run
 
 DATASET_NAMES = {"market": "Market stand-in", "duke": "Duke stand-in", "msmt": "MSMT stand-in",
@@ -310,7 +310,8 @@ def headline(found: list[dict], paper: str) -> dict | None:
     return next((v for v in found if v["paper"] == paper and (v.get("claim"), v["dataset"]) in marked), None)
 
 
-def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None, labels: dict = DATASET_NAMES) -> list[dict]:
+def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None,
+                       labels: dict = DATASET_NAMES) -> list[dict]:
     """A paper's claims on figures with no table (claims.yaml ``runs: {row, versus}``), judged on their paired seeds:
     GCL+ Fig. 8's final NMI (``nmi``) and the NMI of the clustering after the first epoch (``early_nmi``). The paper
     draws them (no numbers): the sign only."""
@@ -381,8 +382,7 @@ def gcl_fid_table(ours: dict, paper_table: dict, gates: dict | None = None
     return frame, cells, found
 
 
-BASELINES = ("cc_market", "cc_duke", "cc_msmt", "ice_agnostic_base_market", "ice_agnostic_base_duke",
-             "ice_agnostic_base_msmt", "ice_aware_base_market", "ice_aware_base_duke", "ice_aware_base_msmt")
+BASELINES = tuple(LAYOUT["baselines"])      # figures.yaml: whose gain over the start is tabled
 
 
 START_INTRO = PROSE["start_intro"]
