@@ -352,6 +352,7 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
 
     figs = tmp_path / "figs"
     made = [gen.mixup_grid(params, "whole", tmp_path, figs / "t2.png"),
+            gen.interpolation_grid(params, "whole", tmp_path, figs / "f3i.png"),
             gen.gcl_generation_grid(params, "whole", tmp_path / "generated", figs / "t3.png"),
             gen.contrast_grid(params, "whole", "warm", tmp_path, tmp_path / "models", figs / "f9.png"),
             gen.failure_grid(params, "whole", tmp_path, figs / "f12.png"),

@@ -167,9 +167,11 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
         info = generate_dataset(params, GCL_GENERATED, target, runs_dir)
         write_json(out_dir / "gcl_fid.json", json.loads((target / "fid.json").read_text()) | {"run": info["run"]})
         made.append(gcl_generation_grid(params, GCL_GENERATED, target, out_dir / "gcl_plus_table3_generations.png"))
-        from reid_repro.report.generation import contrast_grid, failure_grid, mixup_grid, views_grid
+        from reid_repro.report.generation import (contrast_grid, failure_grid, interpolation_grid, mixup_grid,
+                                                  views_grid)
 
         made.append(mixup_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_table2_mixup.png"))
+        made.append(interpolation_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig3_interpolation.png"))
         made.append(contrast_grid(params, GCL_GENERATED, params["runs"][GCL_GENERATED]["init"], runs_dir,
                                   Path(models_dir), out_dir / "gcl_plus_fig9_contrast.png"))
         made.append(failure_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig12_failures.png"))

@@ -265,6 +265,36 @@ def mixup_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs: int = 4
                   f"GCL+ Table 2 on the {dataset} stand-in ({run}); F-Mixup not implemented", out)
 
 
+INTERPOLATION = (1.0, 0.8, 0.6, 0.4, 0.2, 0.0)     # P1's weight in the mixed identity features, GCL+ Fig. 3
+
+
+def interpolation_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs: int = 3) -> Path:
+    """GCL+ Fig. 3: the identity features of two training persons interpolated, λ f_id(P1) + (1 - λ) f_id(P2) for
+    λ from 1 to 0, each decoded by the run's generator on P1's structure (Eq. 4's D-Mixup without the max(λ, 1 - λ)
+    rule, so that the whole path is drawn), between the two images."""
+    from reid_repro.config import load_run
+
+    dataset = load_run(params, run).dataset
+    people, _ = _people(params, dataset, 2 * pairs, skip=8)
+    if len(people) < 2:
+        people, _ = _people(params, dataset, 2 * pairs)
+    pairs = len(people) // 2
+    if pairs == 0:
+        raise ReidReproError(f"{dataset}: GCL+ Fig. 3 needs two training identities")
+    names = [Path(p).name for p in people["path"]]
+    views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+    rows = []
+    for k in range(pairs):
+        a, b = [2 * k], [2 * k + 1]
+        fa, fb = views.identity(a), views.identity(b)
+        rows.append([views.images[a[0]], *[views.draw(lam * fa + (1 - lam) * fb, a, 0)[0] for lam in INTERPOLATION],
+                     views.images[b[0]]])
+    labels = ["P1"] + [f"λ {lam:.1f}" for lam in INTERPOLATION] + ["P2"]
+    return _sheet(rows, *views.images.shape[2:], labels,
+                  f"GCL+ Fig. 3 on the {dataset} stand-in ({run}): λ f_id(P1) + (1 - λ) f_id(P2) on P1's structure",
+                  out)
+
+
 CONTRAST_ANGLES = (90, 180, 270)
 
 

@@ -43,9 +43,7 @@ ITEMS = {
         ("Fig. 2", "generations under 2D gray switch, mesh switch and mesh rotation", None,
          (NOT_YET, "the rotation generations are Table 3's grid; the gray-switch and mesh-switch ones need their "
                    "warm-ups (larger-profile rows) and a figures-stage grid (issue 39)")),
-        ("Fig. 3", "interpolation of identity features between two persons", None,
-         (NOT_YET, "the figures stage can draw it from the warm-up's generator (D-Mixup's λ from 0 to 1 between two "
-                   "training identities); not drawn yet (issue 39)")),
+        ("Fig. 3", "interpolation of identity features between two persons", "gcl-plus-fig3-interpolation", None),
         ("Fig. 10", "generations of GCL+ beside other GAN-based methods (ours: GCL+ only)", None,
          (NOT_HERE, "the other GAN-based re-ID methods (DG-Net, FD-GAN, ...) are not among the five papers; GCL+'s "
                     "own generations are Table 3/11/12's grid")),
@@ -95,6 +93,7 @@ ITEMS = {
 
 # items drawn from trained models by the figures stage, not by the report
 MODEL_FIGURES = {"ice-fig8-tsne", "ice-fig9-retrieval", "ise-fig3-tsne", "gcl-plus-table3-generations",
+                 "gcl-plus-fig3-interpolation",
                  "gcl-plus-table2-mixup", "gcl-plus-fig9-contrast", "gcl-plus-fig12-failures", "gcl-figs3-5-views",
                  "gcl-table-1"}
 
@@ -136,6 +135,7 @@ EXAMPLES = {
     "gcl-plus-table3-generations": "gcl_plus.lambda_recon=2.0",
     "gcl-table-1": "gcl_plus.lambda_recon=2.0",
     "gcl-plus-table2-mixup": "gcl_plus.alpha=1.0",
+    "gcl-plus-fig3-interpolation": "gcl_plus.alpha=1.0",
     "gcl-plus-fig9-contrast": "gcl_plus.lambda_vi=0.5",
     "gcl-plus-fig12-failures": "gcl_plus.lambda_recon=2.0",
     "gcl-figs3-5-views": "gcl_plus.lambda_recon=2.0",
