@@ -24,13 +24,13 @@ from reid_repro.report.page import PAGES, PROSE, Section, _anchor, render_page
 from reid_repro.report.plots import (EXTRA_FIGURES, MODEL_FIGURE_RUNS, MODEL_FIGURES, curves_figure,
                                      reproduction_figure)
 from reid_repro.report.runs import NOT_BUILT, STALE_MARK, STALE_NOTE, Run, collect_runs, write_plot_data
-from reid_repro.report.tables import (differs_from_paper, FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
+from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
                                       STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows, dataset_labels,
-                                      _fidelity_cells, fidelity_frame, _gains_cells, gcl_fid_table, headline,
-                                      paper_numbers, paper_reading_verdicts, _probe_cells, reading_counts,
-                                      run_claim_verdicts, seed_values, short_name, _studies_cells, studies_frame,
-                                      study_sentences, _table_cells, table_findings, table_frame, verdict_metric,
-                                      verdicts)
+                                      differs_from_paper, _fidelity_cells, fidelity_frame, _gains_cells,
+                                      gcl_fid_table, headline, paper_numbers, paper_reading_verdicts, _probe_cells,
+                                      reading_counts, run_claim_verdicts, seed_values, short_name, _studies_cells,
+                                      studies_frame, study_sentences, _table_cells, table_findings, table_frame,
+                                      verdict_metric, verdicts)
 
 WHY_DIFFERENT = PROSE["why_different"]
 
@@ -249,11 +249,18 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary["stale_runs"] = {r.name: r.stale for r in runs if r.stale}
     summary["not_built"] = [r.name for r in found_runs if r.not_run == NOT_BUILT]
     stale_verdicts = sum(bool(v.get("stale")) for v in all_verdicts)
-    stale_line = (f"{len(summary['stale_runs'])} of {len(runs)} trained runs hold results of earlier code or "
-                  f"settings than this checkout's (marked {STALE_MARK}; {stale_verdicts} of the "
-                  f"{len(all_verdicts)} orderings read one of them): "
-                  + ", ".join(f"{n} ({why})" for n, why in summary["stale_runs"].items()) + "."
-                  if summary["stale_runs"] else
+    stale = summary["stale_runs"]
+    by_reason: dict[str, list[str]] = {}
+    for name, why in stale.items():
+        by_reason.setdefault(why, []).append(name)
+    # a few stale runs are named here; many are counted by reason (every name: report.json `stale_runs`, and the
+    # note under each table)
+    named = (", ".join(f"{n} ({why})" for n, why in stale.items()) if len(stale) <= 12 else
+             "; ".join(f"{len(names)} {why}" for why, names in by_reason.items())
+             + " (each table's note names its runs; every name: `report.json`, `stale_runs`)")
+    stale_line = (f"{len(stale)} of {len(runs)} trained runs hold results of earlier code or settings than this "
+                  f"checkout's (marked {STALE_MARK}; {stale_verdicts} of the {len(all_verdicts)} orderings read one of "
+                  f"them): {named}." if stale else
                   f"All {len(runs)} trained runs were built with this checkout's code and settings.")
     if summary["not_built"]:
         stale_line += (f" {len(summary['not_built'])} declared runs are not built yet (their cells say so; "
