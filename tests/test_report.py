@@ -751,3 +751,34 @@ def test_a_tables_note_states_each_setting_that_differs_from_the_paper():
     note = differs_from_paper(members)
     assert "tau_a 0.1 (paper 0.5: ice_agnostic_base_market, ice_agnostic_base_duke)" in note
     assert "ice_aware_full_market" not in note and differs_from_paper(members[2:]) == ""
+
+
+def test_every_claims_trained_flags_match_the_runs_params_declares():
+    """claims.yaml says which claims our runs can judge: a claim not marked `trained: false` has both rows filled by
+    declared runs (by default runs unless `larger_only`, then only with the larger profile), and a claim marked
+    `trained: false` has not, so that every listed claim whose rows we train is judged."""
+    from reid_repro.config import declared_runs, load_params, load_run
+    from reid_repro.report.claims import claims
+
+    params = load_params(ROOT / "params.yaml")
+    filled = {"default": set(), "larger": set()}
+    for name in declared_runs(params):
+        spec = load_run(params, name)
+        for paper, table, row in spec.targets():
+            filled["larger" if spec.larger else "default"].add((paper, str(table), row))
+    wrong = []
+    for paper, items in claims().items():
+        for c in items:
+            if c.get("table") is None:
+                rows = {c["runs"]["row"], c["runs"]["versus"]}
+                have = "default" if rows <= set(params["runs"]) else None
+            elif c.get("columns"):       # GCL supp. Table 1: the figures stage measures the Full run on Market
+                have = "default" if c["row"] == "Market" and "gclp_fu_m_full" in params["runs"] else None
+            else:
+                both = lambda kind: {(paper, str(c["table"]), c["row"]), (paper, str(c["table"]), c["versus"])} \
+                    <= filled[kind] | (filled["default"] if kind == "larger" else set())      # noqa: E731
+                have = "default" if both("default") else "larger" if both("larger") else None
+            expected = None if c.get("trained") is False else "larger" if c.get("larger_only") else "default"
+            if have != expected:
+                wrong.append((c["id"], expected, have))
+    assert not wrong, wrong
