@@ -242,19 +242,28 @@ def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out
     return out
 
 
+def _pair_views(params: dict, run: str, runs_dir: Path, pairs: int, item: str, skip: int = 0):
+    """(dataset, pairs, views) for a grid of training-identity pairs P1, P2 (images 2k and 2k + 1 of ``views``): the
+    first ``2 pairs`` identities after ``skip`` (or from the first, when fewer than two are left there) and the run's
+    generator ready to draw them."""
+    from reid_repro.config import load_run
+
+    dataset = load_run(params, run).dataset
+    people, _ = _people(params, dataset, 2 * pairs, skip=skip)
+    if skip and len(people) < 2:
+        people, _ = _people(params, dataset, 2 * pairs)
+    if len(people) < 2:
+        raise ReidReproError(f"{dataset}: {item} needs two training identities")
+    names = [Path(p).name for p in people["path"]]
+    return dataset, len(people) // 2, _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run,
+                                             names)
+
+
 def mixup_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs: int = 4) -> Path:
     """GCL+ Table 2: interpolations of two training identities P1 and P2 at λ = 0.5: image-level Mixup (the pixel
     blend) and D-Mixup (the generator decoding 0.5 f_id(P1) + 0.5 f_id(P2) on P1's structure, Eq. 4); F-Mixup needs
     a VAE-GAN decoder the harness does not have, so its column is left out."""
-    from reid_repro.config import load_run
-
-    dataset = load_run(params, run).dataset
-    people, _ = _people(params, dataset, 2 * pairs)
-    pairs = len(people) // 2
-    if pairs == 0:
-        raise ReidReproError(f"{dataset}: GCL+ Table 2 needs two training identities")
-    names = [Path(p).name for p in people["path"]]
-    views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+    dataset, pairs, views = _pair_views(params, run, runs_dir, pairs, "GCL+ Table 2")
     rows = []
     for k in range(pairs):
         a, b = [2 * k], [2 * k + 1]
@@ -272,17 +281,7 @@ def interpolation_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs:
     """GCL+ Fig. 3: the identity features of two training persons interpolated, λ f_id(P1) + (1 - λ) f_id(P2) for
     λ from 1 to 0, each decoded by the run's generator on P1's structure (Eq. 4's D-Mixup without the max(λ, 1 - λ)
     rule, so that the whole path is drawn), between the two images."""
-    from reid_repro.config import load_run
-
-    dataset = load_run(params, run).dataset
-    people, _ = _people(params, dataset, 2 * pairs, skip=8)
-    if len(people) < 2:
-        people, _ = _people(params, dataset, 2 * pairs)
-    pairs = len(people) // 2
-    if pairs == 0:
-        raise ReidReproError(f"{dataset}: GCL+ Fig. 3 needs two training identities")
-    names = [Path(p).name for p in people["path"]]
-    views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+    dataset, pairs, views = _pair_views(params, run, runs_dir, pairs, "GCL+ Fig. 3", skip=8)
     rows = []
     for k in range(pairs):
         a, b = [2 * k], [2 * k + 1]
