@@ -1,9 +1,9 @@
 """Dataset formats and the prepare stage, on generated file trees."""
 
+import contextlib
 import io
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -117,7 +117,14 @@ def test_msmt_train_val_default_and_train_only(tmp_path, jpeg_bytes, version):
 # ---- bad input: clear error, non-zero exit, no partial output ------------------------------------------------
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "reid_repro.cli", *map(str, args)], capture_output=True, text=True)
+    """The command's own entry point, in this process (its imports are already paid for here): the exit code and
+    what it printed, as a subprocess would have them."""
+    from reid_repro.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([*map(str, args)])
+    return subprocess.CompletedProcess(["reid-repro", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 def assert_fails(tmp_path, dataset, root, match):
