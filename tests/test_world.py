@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from reid_repro.config import Domain, Profile, load_world
 from reid_repro.data.manifest import prepare
@@ -113,6 +114,15 @@ def test_bad_world_params(tmp_path):
     bad.write_text(text.replace("cameras: 6,", "cameras: 'six',"))
     with pytest.raises(ReidReproError, match="world.domains.market.cameras='six'"):
         load_world(bad)
+    bad.write_text(text.replace("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter"))
+    with pytest.raises(ReidReproError, match=r"world.domains.market.look='winter'; expected one of \['neutral'\]"):
+        load_world(bad)
+    bad.write_text(text.replace("occlusion: 0.12}", "occlusion: 1.5}"))
+    with pytest.raises(ReidReproError, match="world.looks.neutral.occlusion=1.5: out of range"):
+        load_world(bad)
+    bad.write_text(text.replace("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]"))
+    with pytest.raises(ReidReproError, match=r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"):
+        load_world(bad)
 
 
 def test_missing_smpl_files_name_the_file(tmp_path):
@@ -122,12 +132,13 @@ def test_missing_smpl_files_name_the_file(tmp_path):
         make_body("smplx", CACHE, str(tmp_path))
 
 
-# sha256 of each tiny-world domain's ground-truth table as CSV (exact float repr). duke re-recorded when its style_strength
-# went to 0.45 (2026-12-02). Recorded when every identity got
-# its own random stream (2026-12-02); the same on
-# every machine of any CPU (NumPy's AVX-512 exp/pow gave other last bits before camera styles used math.exp).
-GROUND_TRUTH_SHA256 = {"market": "1ab282d31903e76c31e768e236cb3caf795577969c92bcde6d1a824f33e8f53d",
-                       "duke": "5b9c574839b750311b01d27dae30a2a1a3fcbdb739da3e4bf2fb1709b2339ccf"}
+# sha256 of each tiny-world domain's ground-truth table as CSV (exact float repr), the same on every machine of any
+# CPU (NumPy's AVX-512 exp/pow gave other last bits before camera styles used math.exp). Recorded when every
+# identity got its own random stream (2026-12-02), duke again when its style_strength went to 0.45 (2026-12-02),
+# both again when the table gained the look's per-camera light columns (2026-12-06; the draws did not change:
+# test_the_neutral_look_draws_the_committed_world).
+GROUND_TRUTH_SHA256 = {"market": "38078641f0559684568632c897576896a0d18d3c601c264e9c629868e0a49af8",
+                       "duke": "9d7245ef099c414913fb5e268055cd14844af7db9dd2fe53a4fffce81b1caa0a"}
 
 
 def test_query_positions_keep_a_cross_camera_match():
@@ -175,5 +186,96 @@ def test_verify_compares_the_world_with_the_recorded_ground_truth(world, tmp_pat
     monkeypatch.setattr(verify, "WORLD_SHA256", recorded)
     lines = verify.check_world(out)
     assert lines[0] == "world market: ground truth identical to the recorded one"
-    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 5b9c574839b7 != 000000000000")
+    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 9d7245ef099c != 000000000000")
     assert lines[2].startswith("world msmt: ") and "missing" in lines[2]
+
+
+def test_the_neutral_look_draws_the_committed_world(body, renderer, tmp_path):
+    """data/world was drawn before domains had looks (issue 38); the neutral look draws it again. The first two
+    training identities of the Market stand-in, rendered now, match the committed ground truth in every column it
+    has, and their images the committed JPEGs up to the OpenGL driver (a few pixels may differ between drivers)."""
+    from reid_repro.world.generate import WorldWriter
+
+    cfg = load_world(ROOT / "params.yaml")
+    assert cfg.domains["market"].look == "neutral"
+    sizes = replace(cfg.sizes, train_ids=2, test_ids=2, distractor_ids=0, junk_images=0)
+    small = replace(cfg, profiles={cfg.profile: sizes}, domains={"market": cfg.domains["market"]})
+    ours = WorldWriter(small, body, renderer).write_domain("market", small.domains["market"], tmp_path, 0)
+    committed = pd.read_parquet(ROOT / "data" / "world" / "market" / "ground_truth.parquet")
+    pick = lambda t: t[(t["split"] == "train") & t["pid"].isin([1, 2])].reset_index(drop=True)  # noqa: E731
+    ours, committed = pick(ours), pick(committed)
+    assert len(ours) == len(committed) > 10
+    pd.testing.assert_frame_equal(ours[committed.columns], committed)
+    for rel in committed["path"]:
+        a = np.asarray(Image.open(tmp_path / "market" / rel), dtype=np.float64)
+        b = np.asarray(Image.open(ROOT / "data" / "world" / "market" / rel), dtype=np.float64)
+        assert np.abs(a - b).mean() < 1.0, rel
+
+
+def _hsv_of(hex_colour: str) -> tuple[float, float, float]:
+    import colorsys
+
+    return colorsys.rgb_to_hsv(*(int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+
+
+def test_each_lever_of_a_look_draws_what_it_names(body, renderer, tmp_path):
+    """A look that moves every lever (issue 38): the ground truth shows each one, checked against the setting
+    itself, not against the code that draws it."""
+    from reid_repro.config import Look
+
+    base = tiny_config()
+    look = replace(base.looks["neutral"], clothing_hue=[0.5, 0.7], upper_saturation=[0.05, 0.3],
+                   upper_value=[0.1, 0.4], lower_saturation=[0.6, 0.9], lower_value=[0.6, 0.9], long_sleeves=1.0,
+                   long_trousers=0.0, textures={"checks": 1.0, "vstripes": 0.0}, light=[1.5, 2.0],
+                   ambient=[0.2, 0.3], light_azimuth=60.0, warmth=[0.4, 0.6], panels=12, clutter=0.5,
+                   resolution=[0.3, 0.4], low_res_cameras=1, low_res_factor=0.2, yaw_arc=40.0, occlusion=1.0)
+    assert isinstance(look, Look)
+    cfg = replace(base, looks={**base.looks, "winter": look},
+                  domains={"duke": replace(base.domains["duke"], look="winter")})
+    from reid_repro.world.generate import generate_world
+
+    generate_world(cfg, tmp_path, body, renderer)
+    t = pd.read_parquet(tmp_path / "duke" / "ground_truth.parquet")
+    people = t[t["pid"] > 0]
+    assert people["occluded"].all() and people["long_sleeves"].all() and not people["long_trousers"].any()
+    assert set(people["texture"]) == {"checks"}
+    for column, (h, s, v) in (("upper", ([0.5, 0.7], [0.05, 0.3], [0.1, 0.4])),
+                              ("lower", ([0.5, 0.7], [0.6, 0.9], [0.6, 0.9]))):
+        got = np.array([_hsv_of(c) for c in people[column]])
+        tol = 2 / 255                                   # the colours are stored as 8-bit RGB
+        assert ((got[:, 1] >= s[0] - tol) & (got[:, 1] <= s[1] + tol)).all(), column
+        assert ((got[:, 2] >= v[0] - tol) & (got[:, 2] <= v[1] + tol)).all(), column
+        dark = got[:, 2] > 0.15                         # the hue of a near-black colour is not measurable
+        assert ((got[dark, 0] >= h[0] - 0.02) & (got[dark, 0] <= h[1] + 0.02)).all(), column
+    cams = t.groupby("camid").first()
+    assert (cams.loc[0, "cam_resolution"] == 0.2) and cams["cam_resolution"].drop(0).between(0.3, 0.4).all()
+    assert cams["cam_light"].between(1.5, 2.0).all() and cams["cam_ambient"].between(0.2, 0.3).all()
+    assert cams["cam_light_azimuth"].abs().le(60).all() and cams["cam_light_azimuth"].nunique() > 1
+    assert cams["cam_warmth"].between(0.4, 0.6).all()
+    # each camera sees walking directions in an arc of 40 degrees, walking towards it or away: folded onto half
+    # a turn, a camera's yaws lie within 40 degrees of each other (on the circle of 180)
+    for cam, yaws in people.groupby("camid")["yaw"]:
+        folded = np.sort(np.asarray(yaws) % 180.0)
+        gaps = np.diff(np.concatenate([folded, folded[:1] + 180.0]))
+        assert 180.0 - gaps.max() <= 40.0 + 1e-9, (cam, folded)
+
+
+def test_the_renderer_turns_and_colours_the_light(body, renderer):
+    """A warm light makes a grey body redder than bluer; a light turned 90 degrees moves the bright side."""
+    from reid_repro.world.render import Placement
+
+    mesh = body.meshes({k: 0.5 for k in ("gender", "age", "muscle", "weight", "height", "proportions")}, [0.0],
+                       [0.0])[0]
+    white, mask = renderer.render(mesh.vertices, mesh.faces, (128, 128, 128), Placement())
+    warm, _ = renderer.render(mesh.vertices, mesh.faces, (128, 128, 128), Placement(), light_color=(1.3, 1.0, 0.7))
+    px = lambda img: img[mask].astype(np.float64).mean(0)     # noqa: E731
+    assert abs(px(white)[0] - px(white)[2]) < 1 and px(warm)[0] > px(warm)[2] + 10
+    left, _ = renderer.render(mesh.vertices, mesh.faces, (128, 128, 128), Placement(), light_azimuth=90.0)
+    right, _ = renderer.render(mesh.vertices, mesh.faces, (128, 128, 128), Placement(), light_azimuth=-90.0)
+    cols = np.flatnonzero(mask.any(0))
+    mid = (cols.min() + cols.max()) // 2
+
+    def tilt(img):        # the left half's brightness over the body minus the right half's
+        return img[:, :mid][mask[:, :mid]].mean() - img[:, mid:][mask[:, mid:]].mean()
+
+    assert tilt(left) * tilt(right) < 0          # the light turned one way or the other lights opposite sides

@@ -5,6 +5,12 @@ trouser length, hair colour, body shape, a bag on the back or the front, shoes.
 Id-unrelated factors: walk-cycle phase, yaw (360 degrees), per-camera illumination, colour cast, blur, noise and
 resolution, per-camera backgrounds, crop jitter and partial occlusion.
 
+A domain's look (``world.looks``, config.Look) sets the distributions apart from the camera styles: the clothes'
+hue, saturation and value ranges, sleeve and trouser lengths and textures (identity), and per camera the light's
+intensity, direction and colour, the scene's clutter, the resolution and the arc of walking directions seen
+(not identity). The neutral look draws what the first worlds drew, number for number; what a look adds per
+camera comes from a stream of its own (``[seed, domain, 7]``), so the camera styles' draws do not move.
+
 Each domain writes ``<out>/<domain>/{bounding_box_train,query,bounding_box_test}/`` with Market file names and
 ``<out>/<domain>/ground_truth.parquet`` with one row per image (labels, body shape, yaw, phase, camera style).
 The same seed gives byte-identical images.
@@ -15,6 +21,7 @@ from __future__ import annotations
 import colorsys
 import math
 import shutil
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,7 +30,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from reid_repro.config import Domain, WorldConfig
+from reid_repro.config import TEXTURES, Domain, Look, WorldConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.io import write_json, write_parquet
 from reid_repro.world.body import PARTS, SHAPE_KEYS, Mesh, yaw_matrix
@@ -46,6 +53,13 @@ class CameraStyle:
     bg_top: tuple
     bg_bottom: tuple
     bg_seed: int
+    light: float = 3.0           # the directional light's intensity (the look's; 3.0 in the neutral look)
+    ambient: float = 0.45
+    light_azimuth: float = 0.0   # degrees the light is turned about the vertical from the camera's direction
+    warmth: float = 0.0          # the light's colour: < 0 blue, > 0 warm
+    yaw_centre: float = 0.0      # the walking direction the camera faces (with the look's yaw_arc < 360)
+    panels: int = 6
+    clutter: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -76,37 +90,78 @@ def _q(x: float) -> float:
     return round(float(x), 6)
 
 
-def camera_styles(domain: Domain, rng: np.random.Generator) -> list[CameraStyle]:
-    """Camera styles strong enough that generic features cluster partly by camera.
+def camera_styles(domain: Domain, rng: np.random.Generator, look: Look | None = None,
+                  look_rng: np.random.Generator | None = None) -> list[CameraStyle]:
+    """Camera styles strong enough that generic features cluster partly by camera; with ``look``, each camera's
+    light, scene and resolution from it (its own draws from ``look_rng``; without a look, the neutral one's).
 
     ``math.exp``, not ``np.exp``: NumPy's AVX-512 exp differs from the C library's in the last bit for a few
     percent of inputs, which made the ground truth of two machines of the same kind differ."""
     k = domain.style_strength
     styles = []
-    for _ in range(domain.cameras):
+    for c in range(domain.cameras):
         cast = np.clip(1 + k * rng.normal(0, 0.18, 3), 0.55, 1.5)
         bright = math.exp(k * float(rng.normal(0, 0.3)))
         hue = domain.hue + rng.uniform(-domain.hue_spread, domain.hue_spread)
-        styles.append(CameraStyle(
-            gain=tuple(_q(g * bright) for g in cast), gamma=_q(math.exp(k * float(rng.normal(0, 0.15)))),
-            blur=_q(k * rng.uniform(0, 0.9)), noise=_q(k * rng.uniform(1, 8)),
-            resolution=_q(np.clip(1 - k * rng.uniform(0, 0.45), 0.35, 1)),
-            bg_top=_hsv(hue, rng.uniform(0.1, 0.6), rng.uniform(0.4, 0.95)),
-            bg_bottom=_hsv(hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.7)),
-            bg_seed=int(rng.integers(2**31))))
+        gamma = _q(math.exp(k * float(rng.normal(0, 0.15))))      # the draws in the first worlds' order
+        blur, noise = _q(k * rng.uniform(0, 0.9)), _q(k * rng.uniform(1, 8))
+        shrink = rng.uniform(0, 0.45)
+        bg_top = _hsv(hue, rng.uniform(0.1, 0.6), rng.uniform(0.4, 0.95))
+        bg_bottom = _hsv(hue + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.5), rng.uniform(0.2, 0.7))
+        style = CameraStyle(gain=tuple(_q(g * bright) for g in cast), gamma=gamma, blur=blur, noise=noise,
+                            resolution=_q(np.clip(1 - k * shrink, 0.35, 1)), bg_top=bg_top, bg_bottom=bg_bottom,
+                            bg_seed=int(rng.integers(2**31)))
+        if look is not None:
+            extra = look_rng if look_rng is not None else np.random.default_rng(0)
+            resolution = style.resolution
+            if c < look.low_res_cameras:
+                resolution = _q(look.low_res_factor)
+            elif look.resolution is not None:     # the same draw, mapped onto the look's range
+                lo, hi = look.resolution
+                resolution = _q(lo + (hi - lo) * shrink / 0.45)
+            style = dataclasses.replace(
+                style, resolution=resolution, light=_q(extra.uniform(*look.light)),
+                ambient=_q(extra.uniform(*look.ambient)),
+                light_azimuth=_q(extra.uniform(-look.light_azimuth, look.light_azimuth)) + 0.0,   # no -0.0
+                warmth=_q(extra.uniform(*look.warmth)), yaw_centre=_q(extra.uniform(0, 360)), panels=look.panels,
+                clutter=look.clutter)
+        styles.append(style)
     return styles
 
 
-def sample_identity(pid: int, domain: Domain, rng: np.random.Generator) -> Identity:
+def _in(unit: float, lo_hi: list) -> float:
+    """A uniform draw on [0, 1) mapped onto [lo, hi); [0, 1] returns the draw itself, bit for bit."""
+    lo, hi = lo_hi
+    return unit if (lo, hi) == (0.0, 1.0) else lo + (hi - lo) * unit
+
+
+def _texture(rng: np.random.Generator, weights: dict | None) -> str:
+    if weights is None:            # the first worlds' draw: one of three, alike
+        return str(rng.choice(["none", "stripes", "logo"]))
+    names = [t for t in TEXTURES if t in weights]
+    p = np.array([weights[t] for t in names], dtype=np.float64)
+    return str(rng.choice(names, p=p / p.sum()))
+
+
+def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Look | None = None) -> Identity:
+    """One identity's factors; the clothes from ``look``'s distributions (without a look, the neutral ones)."""
     n_cams = int(rng.integers(2, min(domain.cameras, 5) + 1))
+    if look is None:
+        return _identity(pid, domain, rng, n_cams, [0.0, 1.0], [0.2, 1.0], [0.2, 1.0], [0.1, 0.9], [0.15, 0.9],
+                         0.5, 0.7, None)
+    return _identity(pid, domain, rng, n_cams, look.clothing_hue, look.upper_saturation, look.upper_value,
+                     look.lower_saturation, look.lower_value, look.long_sleeves, look.long_trousers, look.textures)
+
+
+def _identity(pid, domain, rng, n_cams, hue, upper_s, upper_v, lower_s, lower_v, sleeves, trousers, textures):
     return Identity(
         pid=pid,
         shape={k: float(rng.uniform(0.15, 0.85)) for k in SHAPE_KEYS},
-        upper=_hsv(rng.random(), rng.uniform(0.2, 1), rng.uniform(0.2, 1)),
-        lower=_hsv(rng.random(), rng.uniform(0.1, 0.9), rng.uniform(0.15, 0.9)),
-        texture=str(rng.choice(["none", "stripes", "logo"])),
+        upper=_hsv(_in(rng.random(), hue), rng.uniform(*upper_s), rng.uniform(*upper_v)),
+        lower=_hsv(_in(rng.random(), hue), rng.uniform(*lower_s), rng.uniform(*lower_v)),
+        texture=_texture(rng, textures),
         texture_color=_hsv(rng.random(), rng.uniform(0.3, 1), rng.uniform(0.5, 1)),
-        long_sleeves=bool(rng.random() < 0.5), long_trousers=bool(rng.random() < 0.7),
+        long_sleeves=bool(rng.random() < sleeves), long_trousers=bool(rng.random() < trousers),
         hair=HAIR[int(rng.integers(len(HAIR)))], long_hair=bool(rng.random() < 0.4),
         skin=SKIN[int(rng.integers(len(SKIN)))],
         shoes=_hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.1, 0.9)),
@@ -144,8 +199,17 @@ def vertex_colors(person: Identity, mesh: Mesh) -> np.ndarray:
     colors[upper & ~lower] = person.upper
     colors[lower] = person.lower
     torso = (part == P["torso"]) & (v[:, 2] >= waist)
+    around = np.arctan2(v[:, 0], -v[:, 1])            # angle about the body's axis, 0 at the front
     if person.texture == "stripes":
         colors[torso & (np.floor(v[:, 2] / 0.06) % 2 == 0)] = person.texture_color
+    elif person.texture == "checks":                  # plaid: bands crossed with sectors
+        colors[torso & ((np.floor(v[:, 2] / 0.06) + np.floor(around / (np.pi / 6))) % 2 == 0)] = \
+            person.texture_color
+    elif person.texture == "vstripes":
+        colors[torso & (np.floor(around / (np.pi / 8)) % 2 == 0)] = person.texture_color
+    elif person.texture == "colorblock":              # two-tone top: the chest and shoulders another colour
+        top_z = v[part == P["torso"], 2].max()
+        colors[torso & (v[:, 2] > (waist + top_z) / 2)] = person.texture_color
     elif person.texture == "logo":
         chest = v[torso, 2].max() - 0.2
         front = v[torso, 1].min() + 0.06
@@ -187,12 +251,16 @@ def background(style: CameraStyle, height: int, width: int, shift: int, tint=(1.
     t = np.linspace(0, 1, height)[:, None, None]
     img = (1 - t) * np.array(style.bg_top) + t * np.array(style.bg_bottom)
     img = np.repeat(img, width * 2, axis=1)
-    for _ in range(6):   # wall panels, poles, doors: fixed per camera
+    for _ in range(style.panels):   # wall panels, poles, doors: fixed per camera
         x0, w = rng.integers(0, width * 2), rng.integers(3, width // 2)
         y0 = rng.integers(0, height // 2)
         img[y0:, x0:x0 + w] = img[y0:, x0:x0 + w] * rng.uniform(0.6, 1.3) + rng.uniform(-20, 20, 3)
     floor = int(height * rng.uniform(0.78, 0.9))
     img[floor:] *= 0.8
+    for _ in range(int(round(style.clutter * width))):   # clutter: thin poles, railings, signs
+        x0, w = rng.integers(0, width * 2), rng.integers(1, 3)
+        y0 = rng.integers(0, height - 4)
+        img[y0:y0 + rng.integers(4, height), x0:x0 + w] = rng.uniform(0, 255, 3)
     return img[:, shift:shift + width] * np.asarray(tint)
 
 
@@ -209,6 +277,26 @@ def apply_camera(rgb: np.ndarray, style: CameraStyle, rng: np.random.Generator) 
         img = img.filter(ImageFilter.GaussianBlur(style.blur))
     arr = np.asarray(img, dtype=np.float32) + rng.normal(0, style.noise, (h, w, 3))
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+LOOK_STREAM = 7      # the look's per-camera draws: [seed, domain index, 7], apart from the camera styles'
+
+
+def _yaw(rng: np.random.Generator, arc: float, centre: float) -> float:
+    """The walking direction of one image: any (the first worlds' draw) when the camera sees the full circle,
+    else within ``arc`` degrees about the camera's ``centre``, walking towards it or away (one draw either way)."""
+    if arc >= 360:
+        return float(rng.uniform(0, 360))
+    u = float(rng.uniform(0, 1))
+    away = 180.0 if u >= 0.5 else 0.0
+    return (centre + away + (2 * (u % 0.5) - 0.5) * arc) % 360.0
+
+
+def _light_color(style: CameraStyle):
+    """The light's RGB from the camera's warmth (None: white, pyrender's default, for the neutral look)."""
+    if style.warmth == 0:
+        return None
+    return (1 + 0.35 * style.warmth, 1.0, 1 - 0.35 * style.warmth)
 
 
 def _placement(rng: np.random.Generator) -> Placement:
@@ -239,7 +327,10 @@ class WorldWriter:
             v = mesh.vertices @ yaw_matrix(yaw).T
             yawed = Mesh(v, mesh.faces, mesh.parts)
             bag = bag_mesh(person, yawed, yaw)
-            rgb, mask = self.renderer.render(v, mesh.faces, colors, place, extras=[bag] if bag else [])
+            style = styles[cam]
+            rgb, mask = self.renderer.render(v, mesh.faces, colors, place, extras=[bag] if bag else [],
+                                             light=style.light, ambient=style.ambient,
+                                             light_azimuth=style.light_azimuth, light_color=_light_color(style))
             bg = background(styles[cam], h, w, int(rng.integers(0, w)), rng.uniform(0.75, 1.25, 3))
             img = np.where(mask[..., None], rgb.astype(np.float64), bg)
             if occluded:
@@ -250,7 +341,9 @@ class WorldWriter:
         """Every identity draws from its own stream ``[seed, domain, role, k]``, so growing the test set
         (cheap: test images are only rendered and embedded) leaves the training images as they were."""
         cfg, sizes = self.cfg, self.cfg.sizes
-        styles = camera_styles(domain, np.random.default_rng([cfg.seed, index]))
+        look = cfg.looks[domain.look]
+        styles = camera_styles(domain, np.random.default_rng([cfg.seed, index]), look,
+                               np.random.default_rng([cfg.seed, index, LOOK_STREAM]))
         n_train = max(2, int(round(sizes.train_ids * domain.id_scale)))
         n_test = max(2, int(round(sizes.test_ids * domain.id_scale * domain.test_id_scale)))
         n_distr = int(round(sizes.distractor_ids * domain.id_scale))
@@ -266,15 +359,15 @@ class WorldWriter:
         frames = iter(range(1, 10**6))
         for role, pid, k in tqdm(people, desc=f"world {name}", unit="id", mininterval=2.0, disable=None):
             rng = np.random.default_rng([cfg.seed, index, ROLES[role], k])
-            person = sample_identity(pid, domain, rng)
+            person = sample_identity(pid, domain, rng, look)
             mean = sizes.images_per_id if role == "train" else sizes.test_images_per_id
             n = max(len(person.cameras), int(rng.poisson(mean)))
             if role == "distractor":   # a few gallery images each, all labelled pid 0
                 cams = [int(c) for c in rng.choice(person.cameras, max(1, n // 3))]
             else:                      # every camera of the identity's subset at least once
                 cams = list(person.cameras) + [int(c) for c in rng.choice(person.cameras, n - len(person.cameras))]
-            shots = [(c, float(rng.uniform(0, 360)), float(rng.uniform(0, 2 * np.pi)), _placement(rng),
-                      bool(rng.random() < 0.12)) for c in cams]
+            shots = [(c, _yaw(rng, look.yaw_arc, styles[c].yaw_centre), float(rng.uniform(0, 2 * np.pi)),
+                      _placement(rng), bool(rng.random() < look.occlusion)) for c in cams]
             splits = ["train"] * n if role == "train" else ["gallery"] * n
             if role == "test":
                 for i in query_positions(cams, sizes.queries_per_id):
@@ -312,7 +405,9 @@ class WorldWriter:
                "texture": person.texture, "hair": "#%02x%02x%02x" % person.hair, "bag": person.bag,
                "shoes": "#%02x%02x%02x" % person.shoes, "long_sleeves": person.long_sleeves,
                "long_trousers": person.long_trousers, "cam_gain": list(style.gain), "cam_blur": style.blur,
-               "cam_noise": style.noise, "cam_resolution": style.resolution, "cam_gamma": style.gamma}
+               "cam_noise": style.noise, "cam_resolution": style.resolution, "cam_gamma": style.gamma,
+               "cam_light": style.light, "cam_ambient": style.ambient, "cam_light_azimuth": style.light_azimuth,
+               "cam_warmth": style.warmth}
         return row
 
 
@@ -327,7 +422,8 @@ def true_view(cfg: WorldConfig, domain: str, row, turn: float, body, renderer: R
     index = list(cfg.domains).index(domain)
     k = int(row.pid) - 1                                   # training identities are pid 1..n, stream k = pid - 1
     person = sample_identity(int(row.pid), cfg.domains[domain], np.random.default_rng([cfg.seed, index,
-                                                                                      ROLES["train"], k]))
+                                                                                      ROLES["train"], k]),
+                             cfg.look(domain))
     mesh = body.meshes(person.shape, [float(row.phase)], [0.0])[0]      # un-yawed, as person_images
     colors = vertex_colors(person, mesh)
     yaw = float(row.yaw) + turn

@@ -45,10 +45,13 @@ class Renderer:
         self.height, self.width, self.view_height = height, width, view_height
 
     def render(self, vertices, faces, colors, placement: Placement = Placement(), extras=(), background=(0, 0, 0),
-               light: float = 3.0, ambient: float = 0.45, smooth: bool = False):
+               light: float = 3.0, ambient: float = 0.45, smooth: bool = False, light_azimuth: float = 0.0,
+               light_color=None):
         """RGB (H x W x 3 uint8) and foreground mask (H x W bool) of a mesh with per-vertex colours.
 
-        ``extras`` are (vertices, faces, rgb) triples drawn too (a bag, for example).
+        ``extras`` are (vertices, faces, rgb) triples drawn too (a bag, for example). The directional light comes
+        from the camera's side, tilted down, turned ``light_azimuth`` degrees about the vertical; ``light_color``
+        an RGB triple (None: white).
         """
         pr, tm = self.pyrender, self.trimesh
         scene = pr.Scene(bg_color=[c / 255 for c in background] + [1.0], ambient_light=[ambient] * 3)
@@ -56,11 +59,12 @@ class Renderer:
             c = np.broadcast_to(np.asarray(c, dtype=np.uint8), (len(v), 3))
             rgba = np.concatenate([c, np.full((len(v), 1), 255, np.uint8)], 1)
             scene.add(pr.Mesh.from_trimesh(tm.Trimesh(v, f, vertex_colors=rgba, process=False), smooth=smooth))
-        self._add_camera_and_light(scene, placement, light)
+        self._add_camera_and_light(scene, placement, light, light_azimuth, light_color)
         color, depth = self.renderer.render(scene)
         return color.copy(), depth > 0
 
-    def _add_camera_and_light(self, scene, placement: Placement, light: float) -> None:
+    def _add_camera_and_light(self, scene, placement: Placement, light: float, azimuth: float = 0.0,
+                              color=None) -> None:
         pr = self.pyrender
         half_h = self.view_height / 2 / placement.scale
         camera = pr.OrthographicCamera(xmag=half_h * self.width / self.height, ymag=half_h, znear=0.1, zfar=20.0)
@@ -70,7 +74,12 @@ class Renderer:
         scene.add(camera, pose=pose)
         light_pose = pose.copy()
         light_pose[:3, :3] = pose[:3, :3] @ np.array([[1, 0, 0], [0, 0.9, -0.44], [0, 0.44, 0.9]])
-        scene.add(pr.DirectionalLight(intensity=light), pose=light_pose)
+        if azimuth:
+            light_pose[:3, :3] = yaw_matrix(azimuth) @ light_pose[:3, :3]
+        if color is None:
+            scene.add(pr.DirectionalLight(intensity=light), pose=light_pose)
+        else:
+            scene.add(pr.DirectionalLight(color=np.asarray(color, dtype=float), intensity=light), pose=light_pose)
 
     def turntable(self, vertices, faces, yaws, placement: Placement = Placement(), grey: int = 150,
                   light: float = 2.5, ambient: float = 0.3) -> list[np.ndarray]:
