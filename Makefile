@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # Reference numerics by default: the CPU libraries held to the AVX2 kernels and 2 threads the committed results
 # were computed with (scripts/cpu_avx2.env; the reid-repro command applies the same itself, reid_repro/numerics.py),
 # so every CPU computes the committed numbers. CPU=native opts out: this CPU's own kernels, recorded by every run
-# as off the reference (README "Precision and CPU kernels").
+# as off the reference (docs/numerics.md "Precision and CPU kernels").
 CPU    ?= reference
 ifeq ($(filter $(CPU),reference avx2 native),)
 $(error CPU=$(CPU): expected reference (the default; avx2 is its older name) or native)
@@ -59,7 +59,7 @@ paper: $(STAMP)
 	$(RUN) $(BIN)/reid-repro report --paper $(P) --out reports/papers/$(P) --model-figures reports/model_figures
 
 # A variant of one or more params.yaml keys that trains only the stages reading them, the absent upstream stages
-# they need and the report (`make variant SET="ise.lambda0=2.0"`; README "A variant on a fresh clone").
+# they need and the report (`make variant SET="ise.lambda0=2.0"`; docs/pipeline.md "A variant on a fresh clone").
 variant: $(STAMP)
 	@test -n "$(SET)" || { echo 'usage: make variant SET="ise.lambda0=2.0" (several: SET="a=1 b=2")' >&2; exit 2; }
 	$(RUN) $(BIN)/reid-repro variant $(foreach kv,$(SET),-S $(kv))

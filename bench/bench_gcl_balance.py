@@ -3,7 +3,7 @@
 GCL+'s Full run trains the identity encoder E_id on Eq. 16: the generative losses of Eq. 6 (image and feature
 reconstruction, adversarial) reach E_id through f_id, beside the contrastive terms (Eq. 8-10, 12, 14). Its Multi
 run has the contrastive term only. On the Market stand-in Full ends far below the start that Multi keeps
-(README, GCL+). This bench measures, on a few batches of real training images at the start of stage 3 (the
+(docs/gcl.md, GCL+). This bench measures, on a few batches of real training images at the start of stage 3 (the
 warm-up `models/gclw_fu_m`: the stage-1 encoder and its generator), the norm of each loss term's gradient with
 respect to E_id's weights (all of them, flattened), so the pull of the generator's losses can be read against the
 contrastive ones. Memory and clusters are set as the loop's first epoch sets them (the encoder's features,

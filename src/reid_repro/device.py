@@ -2,7 +2,7 @@
 
 ``auto`` takes CUDA when torch sees it and the CPU otherwise, except at ``scale: paper``: a ResNet-50 at 256x128
 on the CPU "trains" for days, so there a missing GPU is an error unless ``device: cpu`` is set on purpose. The
-usual reason torch sees no GPU on a GPU machine is a driver older than the pinned wheels need (README, "GPU").
+usual reason torch sees no GPU on a GPU machine is a driver older than the pinned wheels need (docs/gpu.md, "GPU").
 Under ``torchrun`` each process takes the GPU of its ``LOCAL_RANK``.
 
 Imports are local so that CPU-only numeric code (clustering, evaluation) does not pay for importing torch.
@@ -43,7 +43,7 @@ def torch_device(prefer: str = "auto", scale: str = "cpu"):
         return torch.device("cpu")
     why = (f"torch {torch.__version__} (built for CUDA {torch.version.cuda}) sees no GPU "
            "(torch.cuda.is_available() is False): no NVIDIA GPU, or a driver older than this CUDA build needs "
-           "(README, \"GPU\": the driver the pinned wheels need and the conda environment for older ones)")
+           "(docs/gpu.md, \"GPU\": the driver the pinned wheels need and the conda environment for older ones)")
     if prefer == "auto":
         raise ReidReproError(f"params.yaml: scale=paper needs a GPU, but {why}; set device: cpu in params.yaml "
                              "to run paper scale on the CPU anyway (days per run)")

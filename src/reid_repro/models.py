@@ -38,7 +38,7 @@ def native_bf16(device: torch.device | str) -> bool:
 
 def resolve_precision(precision: str, device: torch.device | str) -> str:
     """The precision a run computes in on ``device``. ``auto`` is float32 on the CPU, the reference every
-    committed result was computed in (README, "Precision"): a CPU's bf16 kernels would change what a committed
+    committed result was computed in (docs/numerics.md, "Precision"): a CPU's bf16 kernels would change what a committed
     number means, so bf16 on the CPU is something a user asks for (``precision: bf16``). On CUDA ``auto`` is bf16
     where the GPU has it natively (compute capability 8.0 or newer) and float32 elsewhere. An explicit ``bf16``
     without native support is kept (the user asked for it) but warned about."""
@@ -316,5 +316,5 @@ def check_bf16_kernels(model: nn.Module, device, height: int, width: int, batche
                     f"{(n, *shape)} is off by {err:.3g} from float32 on the same bf16-rounded operands, where bf16 "
                     f"rounding allows {BF16_TOLERANCE * scale:.3g} (kernel set: {kernels or 'this CPU'}). Set "
                     "model.precision: fp32 (the reference), or on a CPU with AMX keep bf16 without AMX with "
-                    "REID_CPU=native ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (README, \"Precision\")")
+                    "REID_CPU=native ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 (docs/numerics.md, \"Precision\")")
     return cases

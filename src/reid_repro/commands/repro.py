@@ -12,7 +12,7 @@ from __future__ import annotations
 
 HELP = "dvc repro with a plan (stages out of date, estimated time) and progress over the whole pipeline"
 
-# Seconds of a stage kind when nothing better is recorded: what the README's rebuild table measured on a 2-core
+# Seconds of a stage kind when nothing better is recorded: what the rebuild table of docs/pipeline.md measured on a 2-core
 # AVX512-BF16 EPYC held to AVX2 (each stage's own record, where it has one, comes first: see estimate()).
 DEFAULT_SECONDS = {"world": 985, "prepare": 30, "meshes": 135, "pretrain": 810, "source": 360, "start": 60,
                    "train": 270, "train_larger": 20, "warmup": 570, "warmup_larger": 20, "tune": 420,

@@ -2,8 +2,8 @@
 
 As a DVC stage (``tune@<name>``) it runs the study in sequence and exports it. On many hosts, the same command
 with ``--worker`` and a shared ``--storage postgresql+psycopg://...`` joins the study as a worker (``--n-workers
-N`` starts N of them on this host); the stage then finds the study complete and only exports it (README,
-"Studies on many machines")."""
+N`` starts N of them on this host); the stage then finds the study complete and only exports it
+(docs/studies.md, "Studies on many machines")."""
 
 from __future__ import annotations
 

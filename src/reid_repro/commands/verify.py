@@ -4,7 +4,7 @@ Each run is trained again with the same seeds (nothing reused from ``.cache/resu
 on both sides (the default; reid_repro/numerics.py) the AMD EPYCs that built the committed runs and the other
 AMD machines since agree bit for bit, so the strongest answer is "identical": every seed's value equals the
 committed one. Otherwise (``REID_CPU=native``, a committed run built off the reference, or a CPU whose kernels
-still differ under the reference settings, as an Intel Xeon's did: README "Precision and CPU kernels") the check is
+still differ under the reference settings, as an Intel Xeon's did: docs/numerics.md "Precision and CPU kernels") the check is
 statistical, and that is what verify promises everywhere: the new mean over seeds must land inside the committed
 95% interval for the mean of a repeat, ``mean ± t(n-1) · sd · sqrt(2/n)`` (committed mean and sd over n seeds;
 the repeat's own spread is assumed the same). Each line says which numerics both sides computed with.
@@ -19,7 +19,7 @@ DEFAULT_RUNS = ("cc_market", "ise_market")
 
 # sha256 of each default-world domain's ground_truth.parquet as CSV (world seed 0, profile default, the
 # committed params.yaml world section), recorded on 2026-12-02. The ground truth is what the seed draws, the
-# same on every machine; the JPEG bytes may differ with the OpenGL driver (README "The synthetic world").
+# same on every machine; the JPEG bytes may differ with the OpenGL driver (docs/world.md "The synthetic world").
 WORLD_SHA256 = {"market": "6f6489b270e97258f49b1148db38198f316add9ce7f5410c314f26d16da04e78",
                 "duke": "a5bc5d12fe2b01fb0f3108264e7dbbf7c51eda3692c2eb95ca715891bd29eba8",
                 "msmt": "bc34cbbc99bd0e7214e6b371c43e8354358eccf94e5e3aa8210c72908f8b6966",

@@ -1,7 +1,7 @@
 """The validation split the Optuna studies tune on (issue 14): held-out training identities with their own query
 and gallery, so that no trial ever reads the test split.
 
-The rule (the same for the synthetic world and real datasets, documented in the README): among the training
+The rule (the same for the synthetic world and real datasets, documented in docs/studies.md): among the training
 identities seen by at least two cameras, a seeded ``fraction`` (at least two identities) is held out. Each held-out
 identity gives up to ``queries_per_id`` queries, one image each from distinct random cameras but never all of them,
 and the rest of its images form the gallery, so every query has a same-identity gallery image from another camera
