@@ -63,6 +63,7 @@ def _build(work: Path):
                              for kind, keep in KEEP_LARGER.items()})
     params["larger"]["warmups"] = {k: {**v, **LARGER_WARMUP_SMOKE} for k, v in params["larger"]["warmups"].items()}
     params["meshes"] = {"market": params["meshes"]["market"]}         # the only stand-in a warm-up reads
+    params["sources"] = ["market"]                     # the only source a kept run starts from
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
@@ -121,7 +122,8 @@ def test_repro_builds_every_stage(project):
     runs = set(params["runs"])
     expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in params["meshes"]} | \
-        {"source@market", "source@duke"} | {f"warmup@{w}" for w in params["gcl_warmups"]} | \
+        {f"{kind}@{d}" for d in params["sources"] for kind in ("source", "transfer")} | \
+        {f"warmup@{w}" for w in params["gcl_warmups"]} | \
         {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]} | \
         {f"warmup_larger@{w}" for w in params["larger"]["warmups"]} | \
         {f"train_larger@{r}" for r in params["larger"]["runs"]}
@@ -138,12 +140,16 @@ def test_repro_builds_every_stage(project):
     best = yaml.safe_load((work / "studies" / "cluster_contrast" / "best.yaml").read_text())
     tuned = json.loads((work / "runs" / "tuned_cluster_contrast" / "run.json").read_text())
     assert all(tuned["method"][k] == v for k, v in best["best_params"].items()), (tuned["method"], best)
-    for source in ("market", "duke"):                   # MMT's two networks start from two source trainings
+    for source in params["sources"]:                   # MMT's two networks start from two source trainings
         folder = work / "models" / f"source_{source}"
         net_2 = torch.load(folder / "artifacts.pt", weights_only=True)["model_2"]
         net_1 = torch.load(folder / "model.pt", weights_only=True)
         assert not torch.equal(net_1["body.0.weight"], net_2["body.0.weight"])
     assert json.loads((work / "runs" / "canu_mmt_market2duke" / "run.json").read_text())["inputs"]["init"]
+    # direct transfer: the source model on every stand-in; on its own stand-in it scores what its stage measured
+    transfer = json.loads((work / "models" / "transfer_market.json").read_text())
+    own = json.loads((work / "models" / "source_market" / "metrics.json").read_text())["net1"]["mAP"]
+    assert set(transfer) == {"market", "duke", "msmt"} and transfer["market"]["mAP"] == pytest.approx(own)
     assert (work / "reports" / "index.html").is_file() and (work / "reports" / "results.md").is_file()
     for r in runs:
         assert sorted(json.loads((work / "runs" / r / "metrics.json").read_text())["seeds"]) == ["0"]
@@ -261,7 +267,8 @@ def _importers(params, module: str) -> set[str]:
 
     out = set()
     stages = {WORLD: ("world", None), "pretrain": ("pretrain", None), "start": ("start", None),
-              "source@market": ("source", None), "source@duke": ("source", None),
+              **{f"source@{d}": ("source", None) for d in params["sources"]},
+              **{f"transfer@{d}": ("transfer", None) for d in params["sources"]},
               "figures": ("figures", None),
               "report": ("report", None),
               **{f"prepare@{d}": ("prepare", None) for d in params["data"]},

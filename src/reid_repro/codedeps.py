@@ -111,6 +111,7 @@ STAGE_ROOTS = {
     "tune": ["reid_repro.cli", "reid_repro.commands.tune"],         # + reid_repro.methods.<method>
     "tuned": ["reid_repro.cli", "reid_repro.commands.train"],      # + reid_repro.methods.<method>
     "start": ["reid_repro.cli", "reid_repro.commands.evaluate"],
+    "transfer": ["reid_repro.cli", "reid_repro.commands.evaluate"],
     "figures": ["reid_repro.cli", "reid_repro.commands.figures"],
     "report": ["reid_repro.cli", "reid_repro.commands.report"],
 }

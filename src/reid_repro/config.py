@@ -653,8 +653,8 @@ def validate_params(params: dict) -> None:
 
     from reid_repro.device import check_device_setting
 
-    sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "runs",
-                 "gcl_warmups", "studies", "larger"}
+    sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "sources",
+                 "runs", "gcl_warmups", "studies", "larger"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -691,13 +691,19 @@ def validate_params(params: dict) -> None:
     if not isinstance(runs, dict):
         raise ReidReproError("params.yaml: runs: expected a mapping of run name -> run")
     larger = larger_section(params)
-    starts = ({"pretrain"} | {f"source_{d}" for d in data} | set(params["gcl_warmups"] or {})
+    sources = params["sources"]
+    if not isinstance(sources, list) or not sources or len(set(sources)) != len(sources) \
+            or any(d not in data for d in sources):
+        raise ReidReproError(f"params.yaml: sources={sources!r}; expected a list of distinct keys of data "
+                             f"{sorted(data)} (the stand-ins source@ trains on)")
+    starts = ({"pretrain"} | {f"source_{d}" for d in sources} | set(params["gcl_warmups"] or {})
               | set(larger["warmups"]))
     for key, raw in declared_runs(params).items():
         if isinstance(raw, dict) and raw.get("init") not in starts:
             where = "runs" if key in runs else "larger.runs"
             raise ReidReproError(f"params.yaml: {where}.{key}.init={raw.get('init')!r}; expected the model a run "
-                                 "starts from (models/<init>): pretrain, source_<dataset> or a GCL+ warm-up")
+                                 "starts from (models/<init>): pretrain, source_<dataset> of a dataset in "
+                                 "sources, or a GCL+ warm-up")
     for kind, default in (("runs", runs), ("warmups", params["gcl_warmups"] or {})):
         both = sorted(set(default) & set(larger[kind]))
         if both:

@@ -15,7 +15,7 @@ HELP = "dvc repro with a plan (stages out of date, estimated time) and progress 
 # Seconds of a stage kind when nothing better is recorded: what the rebuild table of docs/pipeline.md measured on a 2-core
 # AVX512-BF16 EPYC held to AVX2 (each stage's own record, where it has one, comes first: see estimate()).
 DEFAULT_SECONDS = {"world": 985, "prepare": 30, "meshes": 135, "pretrain": 810, "source": 360, "start": 60,
-                   "train": 270, "train_larger": 20, "warmup": 570, "warmup_larger": 20, "tune": 420,
+                   "transfer": 60, "train": 270, "train_larger": 20, "warmup": 570, "warmup_larger": 20, "tune": 420,
                    "tuned": 280, "figures": 75, "report": 40}
 # a run stage's cost beyond its recorded training: start-up and decoding once, evaluation per seed
 STAGE_OVERHEAD, SEED_OVERHEAD = 30.0, 12.0
