@@ -84,10 +84,23 @@ def test_closure_follows_imports_inside_functions_and_relative_ones(tmp_path):
 
 
 def test_digest_changes_with_any_imported_file_only(tmp_path, monkeypatch):
-    files = codedeps.stage_files("train", "ise")
+    """On a copy of the package: editing a module an ISE run imports (the Cluster-Contrast module it subclasses)
+    changes its digest; editing one it does not import (ICE's) leaves it."""
+    import shutil
+
+    src = tmp_path / "reid_repro"
+    shutil.copytree(codedeps.SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codedeps, "SRC", src.resolve())
+    files = codedeps.stage_files("train", "ise", src)
     before = codedeps.digest(files)
     assert before == codedeps.digest(list(reversed(files)))           # order does not matter
-    assert codedeps.digest(codedeps.stage_files("train", "ice")) != before
+    ice = src / "methods" / "ice.py"
+    assert ice.resolve() not in {f.resolve() for f in files}
+    ice.write_text(ice.read_text() + "\n# an edit\n")
+    assert codedeps.digest(codedeps.stage_files("train", "ise", src)) == before
+    base = src / "methods" / "cluster_contrast.py"
+    base.write_text(base.read_text() + "\n# an edit\n")
+    assert codedeps.digest(codedeps.stage_files("train", "ise", src)) != before
 
 
 @pytest.mark.parametrize("kind", sorted(codedeps.STAGE_ROOTS))
