@@ -2,6 +2,7 @@
 one draws, the paper's setting is trial 0, a killed trial is retried, the name changes with the definition but
 not the trial count, and the export holds every trial and the best one."""
 
+import dataclasses
 import copy
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def test_the_name_follows_the_definition_not_the_trial_count():
     assert tuning.study_name("ise", tuning.StudyConfig("ise_market", 40, 0, "median", SPACE),
                              {"lambda0": 1.0}, "code1") == name
     for other in (tuning.study_name("ise", cfg, {"lambda0": 2.0}, "code1"),
+                  tuning.study_name("ise", dataclasses.replace(cfg, multivariate=not cfg.multivariate),
+                                    {"lambda0": 1.0}, "code1"),
                   tuning.study_name("ise", cfg, {"lambda0": 1.0}, "code2"),
                   tuning.study_name("ise", tuning.StudyConfig("ise_market", 10, 1, "median", SPACE),
                                     {"lambda0": 1.0}, "code1")):
@@ -85,13 +88,32 @@ def test_the_export_holds_every_trial_the_best_and_the_paper_setting(tmp_path):
     assert best["best_value"] == max(t.value for t in kept)
     assert best["paper_params"] == {"x": 0.0, "k": 4, "mode": "a"}
     assert yaml.safe_load((tmp_path / "out" / "best.yaml").read_text()) == best
-    assert {"history.png", "slice.png", "importances.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    assert {"history.png", "slice.png", "importances.png", "contour.png"} <= {p.name for p in (tmp_path / "out").iterdir()}
+    paper = kept[0].value                       # trial 0, the paper's setting, completed
+    others = [t.value for t in kept[1:]]
+    assert best["paper_percentile"] == round(100 * (sum(v < paper for v in others)
+                                                    + 0.5 * sum(v == paper for v in others)) / len(others), 1)
+    assert set(best["importances"]) == {"x", "k", "mode"}
+
+
+def test_the_papers_rank_and_the_importances_spread_have_known_answers():
+    """The percentile counts the other complete trials the paper's beats, ties half: 3.0 among 1, 2, 3, 3, 5 beats
+    1 and 2 and ties one 3 of the four others, 62.5. fANOVA over trials whose value is x alone gives x (nearly)
+    all the importance, over every evaluator seed."""
+    assert tuning.paper_percentile(3.0, [1.0, 2.0, 3.0, 3.0, 5.0]) == 62.5
+    assert tuning.paper_percentile(None, [1.0, 2.0]) is None and tuning.paper_percentile(1.0, [1.0]) is None
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", 0, 1) + 0 * t.suggest_float("y", 0, 1), n_trials=30)
+    found = tuning.importances(study.trials, seeds=3)
+    assert list(found) == ["x", "y"] and found["x"]["mean"] > 0.9 and found["y"]["mean"] < 0.1
+    assert all(v["sd"] >= 0 for v in found.values())
+    assert tuning.importances(study.trials[:2]) is None                  # too few trials to say anything
 
 
 def test_study_settings_are_checked_with_the_key_named():
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     good = {"run": "ise_market", "dataset": "market", "init": "pretrain", "method": "ise", "base": "cluster_contrast",
-            "n_trials": 4, "seed": 0, "pruner": "median", "validation": 0.2,
+            "n_trials": 4, "seed": 0, "pruner": "median", "validation": 0.2, "multivariate": True,
             "space": {"lambda0": {"kind": "float", "low": 0.2, "high": 2.0}}}
     params["studies"] = {"ise": good}
     assert tuning.load_study(params, "ise").space["lambda0"].high == 2.0
@@ -162,7 +184,7 @@ def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(wo
                                               workers=0)
     params["studies"] = {"tiny": {"run": "cc_market", "dataset": "market", "init": "pretrain",
                                   "method": "cluster_contrast", "base": "cluster_contrast", "n_trials": 2, "seed": 0,
-                                  "pruner": "median", "validation": 0.3,
+                                  "pruner": "median", "validation": 0.3, "multivariate": False,
                                   "space": {"temperature": {"kind": "float", "low": 0.05, "high": 0.3}}}}
     (tmp_path / "models" / "pretrain").mkdir(parents=True)
     torch.save(ReidNet.from_config(load_model(params)).state_dict(), tmp_path / "models" / "pretrain" / "model.pt")

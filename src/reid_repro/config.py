@@ -569,6 +569,7 @@ class StudyConfig:
     seed: int
     pruner: str                     # none | median | halving
     space: typing.Dict[str, Dimension]
+    multivariate: bool = True       # multivariate TPE (one joint density: the parameters interact)
     validation: float = 0.2         # the fraction of training identities held out (data/validation.py)
     dataset: str = ""               # the run's, repeated for the DVC stage's dependencies (checked)
     init: str = ""
@@ -621,8 +622,12 @@ def load_study(params: dict, name: str) -> StudyConfig:
         space[key] = d
     if not space:
         raise ReidReproError(f"params.yaml: studies.{name}.space: empty; expected at least one setting")
-    return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space, raw["validation"],
-                       raw["dataset"], raw["init"], raw["method"], raw["base"])
+    if not isinstance(raw["multivariate"], bool):
+        raise ReidReproError(f"params.yaml: studies.{name}.multivariate={raw['multivariate']!r}; expected true or "
+                             "false")
+    return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space,
+                       multivariate=raw["multivariate"], validation=raw["validation"], dataset=raw["dataset"],
+                       init=raw["init"], method=raw["method"], base=raw["base"])
 
 
 def tuned_run(params: dict, name: str, studies_dir: str | Path = "studies") -> RunSpec:

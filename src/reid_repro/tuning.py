@@ -26,6 +26,7 @@ import os
 import typing
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pandas as pd
 import yaml
@@ -47,19 +48,31 @@ def suggest(trial: optuna.Trial, space: dict[str, Dimension]) -> dict:
     return out
 
 
+def tpe(seed: int | None, multivariate: bool) -> optuna.samplers.TPESampler:
+    """TPE, multivariate (one joint density over the space, where parameters interact: ISE's lambda0 and
+    schedule, GCL+'s loss weights) or one density per parameter; its first 10 trials are random start-up."""
+    if multivariate:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
 class TrialSeededSampler(optuna.samplers.BaseSampler):
     """TPE rebuilt before every trial with the seed (study seed, finished trials): a study resumed after a crash
     draws what the uninterrupted study would have drawn."""
 
-    def __init__(self, seed: int):
-        self.seed = seed
-        self._inner = optuna.samplers.TPESampler(seed=seed)
+    def __init__(self, seed: int, multivariate: bool = False):
+        self.seed, self.multivariate = seed, multivariate
+        self._inner = tpe(seed, multivariate)
 
     def _reseed(self, study: optuna.Study) -> None:
         done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                             optuna.trial.TrialState.PRUNED)))
         seed = int.from_bytes(hashlib.sha256(f"{self.seed}:{done}".encode()).digest()[:4], "little")
-        self._inner = optuna.samplers.TPESampler(seed=seed)
+        self._inner = tpe(seed, self.multivariate)
 
     def before_trial(self, study, trial) -> None:
         self._reseed(study)
@@ -93,7 +106,8 @@ def study_name(name: str, cfg: StudyConfig, settings: dict, digest: str = "") ->
     its run and ``digest`` (code and data), so raising n_trials tops up the same study and anything else starts
     a new one."""
     definition = {"space": {k: dataclasses.asdict(v) for k, v in cfg.space.items()}, "seed": cfg.seed,
-                  "pruner": cfg.pruner, "run": cfg.run, "settings": settings, "digest": digest}
+                  "pruner": cfg.pruner, "run": cfg.run, "settings": settings, "digest": digest,
+                  "multivariate": cfg.multivariate}
     text = json.dumps(definition, sort_keys=True, default=str)
     return f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
@@ -132,14 +146,14 @@ def rdb_storage(url: str, heartbeat: int = 60, grace: int = 180):
                       failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
 
 
-def join_study(name: str, store, objective, n_trials: int, pruner: str) -> int:
+def join_study(name: str, store, objective, n_trials: int, pruner: str, multivariate: bool = False) -> int:
     """One scale-out worker: join the existing study ``name`` (create it once, before starting workers: RDB
     table creation races when several create it at once) and run trials until ``n_trials`` of them are complete
     or pruned, counting every worker's. Returns the trials this worker ran. Parallel workers are not
     reproducible trial for trial (the sequential stage is); the export still takes the first n_trials."""
     from optuna.study import MaxTrialsCallback
 
-    study = optuna.load_study(study_name=name, storage=store, sampler=optuna.samplers.TPESampler(),
+    study = optuna.load_study(study_name=name, storage=store, sampler=tpe(None, multivariate),
                               pruner=make_pruner(pruner))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     before = len(study.trials)
@@ -148,10 +162,10 @@ def join_study(name: str, store, objective, n_trials: int, pruner: str) -> int:
     return len(study.trials) - before
 
 
-def open_study(name: str, seed: int, pruner: str, store=None) -> optuna.Study:
+def open_study(name: str, seed: int, pruner: str, store=None, multivariate: bool = False) -> optuna.Study:
     return optuna.create_study(study_name=name, storage=store if store is not None else storage(),
-                               sampler=TrialSeededSampler(seed), pruner=make_pruner(pruner), direction="maximize",
-                               load_if_exists=True)
+                               sampler=TrialSeededSampler(seed, multivariate), pruner=make_pruner(pruner),
+                               direction="maximize", load_if_exists=True)
 
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -192,15 +206,50 @@ def export(study: optuna.Study, out: str | Path, n_trials: int, paper: dict | No
         raise ReidReproError(f"study {study.study_name}: no complete trial among the first {n_trials}")
     best = max(complete, key=lambda t: t.value)
     paper_trial = next((t for t in kept if t.user_attrs.get("paper_setting")), None)
+    paper_value = float(paper_trial.value) if paper_trial and paper_trial.value is not None else None
     result = {"study": study.study_name, "best_value": float(best.value), "best_trial": best.number,
               "best_params": dict(best.params), "n_complete": len(complete),
               "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in kept),
               "paper_params": dict(paper_trial.params) if paper_trial else paper,
-              "paper_value": float(paper_trial.value) if paper_trial and paper_trial.value is not None else None}
+              "paper_value": paper_value,
+              "paper_percentile": paper_percentile(paper_value, [t.value for t in complete]),
+              "importances": importances(kept)}
     with atomic_path(out / "best.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(result, sort_keys=False))
     _plots(study, out)
     return result
+
+
+def paper_percentile(paper: float | None, values: list[float]) -> float | None:
+    """Where the paper's setting ranks among the complete trials: the percentage of them it beats, ties counting
+    half (100: better than every other trial; 50: the median). None without a complete paper trial."""
+    if paper is None or len(values) < 2:
+        return None
+    others = list(values)
+    others.remove(paper)                      # the paper's own trial is one of them
+    below = sum(v < paper for v in others) + 0.5 * sum(v == paper for v in others)
+    return round(100.0 * below / len(others), 1)
+
+
+IMPORTANCE_SEEDS = 5
+
+
+def importances(trials: list[optuna.trial.FrozenTrial], seeds: int = IMPORTANCE_SEEDS) -> dict | None:
+    """fANOVA importance of each parameter over the complete trials, its mean and standard deviation over
+    ``seeds`` seeds of the evaluator's random forest (how far the ranking can be trusted); None with fewer than
+    two parameters or three complete trials."""
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < 3 or len(complete[0].params) < 2:
+        return None
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(complete)
+    runs = [get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=s), normalize=True)
+            for s in range(seeds)]
+    keys = sorted(runs[0], key=lambda k: -np.mean([r[k] for r in runs]))
+    return {k: {"mean": round(float(np.mean([r[k] for r in runs])), 4),
+                "sd": round(float(np.std([r[k] for r in runs], ddof=1)), 4)} for k in keys}
 
 
 def _plots(study: optuna.Study, out: Path) -> None:
@@ -224,13 +273,28 @@ def _plots(study: optuna.Study, out: Path) -> None:
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
-        if "importances" not in plots:       # the file is a stage output: say why there is no plot
-            fig, ax = plt.subplots(figsize=(4, 1.2))
-            ax.axis("off")
-            ax.text(0.5, 0.5, "parameter importances need two or more parameters\nand two complete trials",
-                    ha="center", va="center")
-            fig.savefig(out / "importances.png", dpi=90)
+        top = importances(study.trials, seeds=1) or {}
+        if len(top) >= 2:                    # the two most important parameters against each other
+            ax = vis.plot_contour(study, params=list(top)[:2])
+            fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
+            fig.savefig(out / "contour.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
+        # the files are stage outputs: where a plot cannot be drawn, say why
+        if "importances" not in plots:
+            _note(out / "importances.png", "parameter importances need two or more parameters\nand two complete trials")
+        if len(top) < 2:
+            _note(out / "contour.png", "a contour of the two most important parameters needs two or more\n"
+                                       "parameters and three complete trials")
+
+
+def _note(path: Path, text: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 def prepare_study(params: dict, name: str, root: str | Path | None = None, track: bool = True,
@@ -302,7 +366,8 @@ def tune(params: dict, name: str, out: str | Path, root: str | Path | None = Non
     from reid_repro.io import write_json
 
     full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
-    study = open_study(full_name, cfg.seed, cfg.pruner, store if store is not None else storage(root))
+    study = open_study(full_name, cfg.seed, cfg.pruner, store if store is not None else storage(root),
+                       cfg.multivariate)
     run_study(study, objective, cfg.n_trials, first=paper)
     result = export(study, out, cfg.n_trials, paper)
     metrics = {k: result[k] for k in ("study", "best_value", "best_trial", "n_complete", "n_pruned", "paper_value")}
@@ -320,7 +385,7 @@ def work(params: dict, name: str, url: str, root: str | Path | None = None, trac
     paper's setting enqueued as its first trial; then trials until n_trials are finished across all workers."""
     full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
     store = rdb_storage(url)
-    study = open_study(full_name, cfg.seed, cfg.pruner, store)
+    study = open_study(full_name, cfg.seed, cfg.pruner, store, cfg.multivariate)
     if not study.trials:
         study.enqueue_trial(paper, user_attrs={"paper_setting": True})
-    return join_study(full_name, store, objective, cfg.n_trials, cfg.pruner)
+    return join_study(full_name, store, objective, cfg.n_trials, cfg.pruner, cfg.multivariate)

@@ -185,15 +185,16 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
             found = study_sentences(tuned)
             sections[-1].sentences = found
             sections[-1].rebuild = " ".join(f"tune@{n} tuned@{n}" for n in tuned["study"])
-            for name in tuned["study"]:      # each study's parameter importances (its other plots: studies/<name>)
-                plot = Path(studies) / name / "importances.png"
-                if plot.is_file():
-                    shutil.copyfile(plot, figures_dir / f"study_{name}_importances.png")
-                    title = f"Study {name}: parameter importances (fANOVA over its finished trials)"
-                    sections.append(Section(f"studies-{name}-importances", title, alt=f"study {name}",
-                                            figure=f"figures/study_{name}_importances.png", width=600,
-                                            rebuild=f"tune@{name}", level=3))
-                    summary["figures"].append(f"figures/study_{name}_importances.png")
+            for name in tuned["study"]:      # each study's importances and contour (its other plots: studies/<name>)
+                for kind, title in (("importances", "parameter importances (fANOVA over its finished trials)"),
+                                    ("contour", "validation mAP over its two most important parameters")):
+                    plot = Path(studies) / name / f"{kind}.png"
+                    if plot.is_file():
+                        shutil.copyfile(plot, figures_dir / f"study_{name}_{kind}.png")
+                        sections.append(Section(f"studies-{name}-{kind}", f"Study {name}: {title}",
+                                                alt=f"study {name} {kind}", figure=f"figures/study_{name}_{kind}.png",
+                                                width=600, rebuild=f"tune@{name}", level=3))
+                        summary["figures"].append(f"figures/study_{name}_{kind}.png")
     probe = camera_probe_frame([r for r in runs if r.spec.paper == "canu"])
     if len(probe):
         add_table("camera_probe", "canu-camera-probe", "CANU: camera left in the features (linear probe)",
