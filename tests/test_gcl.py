@@ -312,6 +312,7 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
     params = load_params(ROOT / "params.yaml")
     params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp_path / "manifests" / "market"),
                                  "format": "market1501"}}
+    params["sources"] = ["market"]              # the one stand-in these runs have
     params["meshes"] = {}
     params["gcl_plus"]["meshes_root"] = str(tmp_path / "meshes")
     params["gcl_plus"]["loop"].update(epochs=2, iters=2, batch_ids=4, lr_step=1, k1=4, k2=2, labels="ground_truth")

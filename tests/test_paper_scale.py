@@ -136,6 +136,7 @@ def test_scale_paper_runs_on_a_tiny_market_tree_on_the_cpu(world, tmp_path):
                                  "format": "market1501"},
                       "pretrain": {"root": str(folder), "manifest": str(tmp_path / "manifests" / "imagenet"),
                                    "format": "imagenet"}}
+    params["sources"] = ["market"]              # the one stand-in these runs have
     params["meshes"] = {}
     start = imagenet_start(params, "pretrain", tmp_path / "models" / "pretrain")
     assert start["checkpoint"] == "resnet50-0676ba61.pth" and start["arch"] == "resnet50"

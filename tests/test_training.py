@@ -144,6 +144,7 @@ def smoke(world, tmp_path_factory):
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["data"] = {"market": {"root": str(out / "market"), "manifest": str(tmp / "manifests" / "market"),
                                  "format": "market1501"}}
+    params["sources"] = ["market"]              # the one stand-in these runs have
     params["meshes"] = {}                   # no structure renders in these runs
     params["gcl_warmups"], params["studies"] = {}, {}     # they name runs the tests below replace
     params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}

@@ -177,6 +177,7 @@ def test_a_study_trains_on_held_out_identities_and_never_reads_the_test_split(wo
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params["data"] = {"market": {"root": str(root), "manifest": str(tmp_path / "manifests" / "market"),
                                  "format": "market1501"}}
+    params["sources"] = ["market"]              # the one stand-in these runs have
     params["meshes"], params["gcl_warmups"] = {}, {}
     params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["model"]["cpu"].update(height=32, width=16)
