@@ -149,3 +149,30 @@ def test_every_run_stage_depends_on_exactly_the_method_sections_it_reads():
             wrong.append(f"{name}: reads {sorted(read)}, declares {sorted(declared)}")
     assert not wrong, "\n".join(wrong[:10])
 
+
+
+def test_the_committed_pipeline_files_are_what_the_wiring_command_writes(tmp_path):
+    """`reid-repro pipeline --write` generates every stage's code dependencies (issue 40); the committed files
+    are its output. On a copy with one stage's list damaged (a line gone, a stray one added), the check names
+    that stage and the write restores the file byte for byte."""
+    import shutil
+
+    from reid_repro import wiring
+    from reid_repro.cli import main
+
+    assert wiring.drift() == {}
+    for f in wiring.FILES:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / f, tmp_path / f)
+    text = (tmp_path / "dvc.yaml").read_text()
+    damaged = text.replace("        - src/reid_repro/commands/evaluate.py\n", "", 1)
+    damaged = damaged.replace("      - src/reid_repro/commands/report.py\n",
+                              "      - src/reid_repro/commands/report.py\n      - src/reid_repro/stray.py\n", 1)
+    assert damaged.count("stray.py") == 1 and len(damaged) < len(text) + 40
+    (tmp_path / "dvc.yaml").write_text(damaged)
+    drift = wiring.drift(tmp_path)
+    assert set(drift) == {"dvc.yaml"} and "report" in drift["dvc.yaml"]
+    assert set(drift["dvc.yaml"]) & {"start", "transfer"}
+    assert wiring.write(tmp_path) == drift
+    assert (tmp_path / "dvc.yaml").read_text() == text
+    assert main(["pipeline"]) == 0               # the repository's own files, through the command

@@ -1,0 +1,83 @@
+"""The pipeline's code dependencies, written from the import graph (issue 40: generated wiring).
+
+Each stage of ``dvc.yaml`` (and ``synthetic/dvc.yaml``) depends on exactly the package files its command imports
+(:mod:`reid_repro.codedeps`); the run stages (train, train_larger, tune, tuned) load their method by name, so their
+blocks end with the two template lines ``methods/${item.base}.py`` and ``methods/${item.method}.py`` that DVC
+expands per run. :func:`write` replaces the ``- src/reid_repro/...`` lines of every stage block with the generated
+list, leaving every other line (data deps, params, outputs, comments) as it is; :func:`drift` says which blocks
+differ. ``reid-repro pipeline --write`` runs it after a change to what a stage imports; a test checks the committed
+files are what it writes.
+
+No stage imports this module: editing it leaves every stage current.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from reid_repro import codedeps
+
+ROOT = codedeps.SRC.parents[1]
+FILES = ("dvc.yaml", "synthetic/dvc.yaml")
+# the stage kinds that load their method's module by name (reid_repro.methods.method_class)
+BY_METHOD = ("train", "train_larger", "tune", "tuned")
+METHOD_LINES = ("src/reid_repro/methods/${item.base}.py", "src/reid_repro/methods/${item.method}.py")
+CODE = re.compile(r"^(\s+)- (src/reid_repro/\S+)\s*$")
+STAGE = re.compile(r"^  ([A-Za-z_][\w-]*):\s*$")
+
+
+def code_lines(kind: str) -> list[str]:
+    """The code dependencies a stage of ``kind`` declares, in the order dvc.yaml lists them (paths from the
+    repository root)."""
+    files = codedeps.relative(codedeps.stage_files(kind), ROOT)
+    return sorted(files) + (list(METHOD_LINES) if kind in BY_METHOD else [])
+
+
+def _blocks(lines: list[str]) -> list[tuple[str, int, int]]:
+    """(stage name, first line, end line) of every top-level stage block under ``stages:``."""
+    starts = [(m.group(1), i) for i, line in enumerate(lines) if (m := STAGE.match(line))]
+    return [(name, i, starts[k + 1][1] if k + 1 < len(starts) else len(lines))
+            for k, (name, i) in enumerate(starts)]
+
+
+def rewritten(text: str) -> tuple[str, list[str]]:
+    """(the file's text with each stage's code lines generated, the stages whose lines changed)."""
+    lines = text.split("\n")
+    changed, out, done = [], [], 0
+    for name, start, end in _blocks(lines):
+        if name not in codedeps.STAGE_ROOTS:
+            continue
+        block = lines[start:end]
+        found = [(i, m) for i, line in enumerate(block) if (m := CODE.match(line))]
+        if not found:
+            continue
+        indent = found[0][1].group(1)
+        wanted = code_lines(name)
+        if [m.group(2) for _, m in found] != wanted:
+            changed.append(name)
+        first = found[0][0]
+        kept = [line for i, line in enumerate(block) if i not in {j for j, _ in found}]
+        new_block = kept[:first] + [f"{indent}- {f}" for f in wanted] + kept[first:]
+        out += lines[done:start] + new_block
+        done = end
+    out += lines[done:]
+    return "\n".join(out), changed
+
+
+def drift(root: Path = ROOT) -> dict[str, list[str]]:
+    """{pipeline file: stages whose code dependencies differ from the import graph's}, for the pipeline files
+    under ``root`` (the package's own import graph either way)."""
+    return {f: changed for f in FILES if (changed := rewritten((root / f).read_text())[1])}
+
+
+def write(root: Path = ROOT) -> dict[str, list[str]]:
+    """Rewrite each pipeline file's code dependencies; returns the stages changed per file."""
+    result = {}
+    for f in FILES:
+        path = root / f
+        text, changed = rewritten(path.read_text())
+        if changed:
+            path.write_text(text)
+            result[f] = changed
+    return result
