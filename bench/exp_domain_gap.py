@@ -1,0 +1,153 @@
+"""Issue 38, experiment E5 of bench/world_plan.md: one look lever at a time on a target stand-in, measured by the
+domain gap it opens and by what it does inside the domain.
+
+For each arm the target (default: the Duke stand-in) is rendered with the committed seed streams and one lever
+of its look moved (bench/exp_world_variant.py, ``test_ids`` cut for screening), then:
+
+- in-domain supervised: the source loop (params.yaml ``source``) trained on the variant from the start, scored on
+  the variant's test split (the denominator of the transfer ratio);
+- direct transfer: the same loop trained on the source stand-in (committed, once per start) scored on the
+  variant: ratio = transfer mAP / in-domain mAP (real data: 0.31 Duke->Market, 0.32 Market->Duke, 0.10
+  Market->MSMT17; ../shared/designs/world-anchors.md §0); and the reverse, the variant's model on the source;
+- the start on the variant: mAP, camera probe, k-nearest-neighbour mix (bench/exp_start.py);
+- with ``--cc``: one seed of Cluster-Contrast on the variant, to see whether its pseudo labels collapse (final
+  mAP, NMI, clusters, outliers, mutual information of pseudo labels and camera).
+
+Only baseline, supervised and transfer runs: no method is compared with its baseline here.
+
+    python bench/exp_domain_gap.py --arms control palette lighting --models .cache/exp_start/starts/objects
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import write_results  # noqa: E402
+from exp_start import probe  # noqa: E402
+from exp_world_variant import render  # noqa: E402
+
+SCRATCH = ROOT / ".cache" / "exp_gap"
+
+# one lever each, away from the neutral look (bench/world_plan.md §2b; the anchors of each in
+# ../shared/designs/world-anchors.md §1b)
+ARMS = {
+    "control": {},
+    "palette": {"clothing_hue": [0.45, 0.8], "upper_saturation": [0.05, 0.5], "upper_value": [0.1, 0.5],
+                "lower_saturation": [0.05, 0.4], "lower_value": [0.1, 0.45], "long_sleeves": 0.95,
+                "long_trousers": 0.98},
+    "textures": {"textures": {"none": 0.4, "checks": 0.3, "colorblock": 0.3}},
+    "lighting": {"light": [1.2, 2.4], "ambient": [0.5, 0.75], "light_azimuth": 75.0, "warmth": [-0.3, 0.0]},
+    "scene": {"panels": 14, "clutter": 0.6},
+    "resolution": {"resolution": [0.25, 0.5]},
+    "yaw": {"yaw_arc": 90.0},
+    "occlusion": {"occlusion": 0.3},
+}
+
+
+def supervised(params: dict, dataset: str, models: Path, out: Path) -> dict:
+    """The source loop on ``dataset`` from the start in ``models`` (kept in ``out``): its metrics."""
+    from reid_repro.config import source_spec
+    from reid_repro.training.run import execute
+
+    if (out / "metrics.json").is_file() and (out / "model.pt").is_file():
+        return json.loads((out / "metrics.json").read_text())
+    t0 = time.perf_counter()
+    m = execute(params, f"exp_gap_{out.name}", source_spec(dataset), out, stage="bench", root=ROOT,
+                models_dir=models, track=False, section="source")
+    print(f"  supervised on {dataset}: mAP {100 * m['mAP']:.1f} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return m
+
+
+def score(params: dict, weights: Path, dataset: str, full: bool = False) -> dict:
+    """mAP (and with ``full`` the start probes) of ``weights`` on ``dataset``'s test split."""
+    import torch
+
+    from reid_repro.config import load_model
+    from reid_repro.device import params_device
+    from reid_repro.models import ReidNet
+    from reid_repro.training.data import extract_features
+    from reid_repro.training.run import load_weights, test_set
+
+    model_cfg = load_model(params)
+    model = ReidNet.from_config(model_cfg)
+    load_weights(model, weights, model_cfg)
+    device = params_device(params)
+    table, cache = test_set(params, dataset, model_cfg)
+    with torch.no_grad():
+        feats = extract_features(model.to(device).eval(), cache.images, device)
+    found = probe(feats, table)
+    return found if full else {"mAP": found["mAP"], "rank1": found["rank1"]}
+
+
+def cc_seed(params: dict, dataset: str, models: Path, out: Path) -> dict:
+    import pandas as pd
+
+    from reid_repro.config import load_run
+    from reid_repro.training.run import execute
+
+    m = execute(params, f"exp_gap_cc_{out.name}", load_run(params, f"cc_{dataset}"), out, stage="bench", root=ROOT,
+                models_dir=models, track=False, keep_model=False, evaluate_start=True)
+    hist = pd.read_parquet(out / "history.parquet")
+    return {"start_mAP": round(100 * m["initial_mAP"], 2), "final_mAP": round(100 * m["mAP"], 2),
+            "nmi": round(float(hist["nmi"].iloc[-1]), 4), "clusters": hist["num_clusters"].tolist(),
+            "outliers": hist["num_outliers"].tolist(),
+            "mi_pseudo_camera": round(float(hist["mi_pseudo_camera"].iloc[-1]), 4),
+            "mi_true_camera": round(float(hist["mi_true_camera"].iloc[-1]), 4)}
+
+
+def main() -> None:
+    import os
+
+    from reid_repro.config import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--source", default="market")
+    parser.add_argument("--target", default="duke")
+    parser.add_argument("--test-ids", type=int, default=150, help="test identities of the rendered variant")
+    parser.add_argument("--models", default="models", help="folder holding the start (<models>/pretrain/model.pt)")
+    parser.add_argument("--cc", action="store_true", help="also one seed of Cluster-Contrast on each variant")
+    parser.add_argument("--name", default="exp_domain_gap")
+    args = parser.parse_args()
+    os.chdir(ROOT)
+    params = load_params("params.yaml")
+    models = Path(args.models)
+    tag = models.resolve().parent.name if models.name == "pretrain" else models.name
+    base = SCRATCH / tag
+    source = supervised(params, args.source, models, base / f"supervised_{args.source}")
+    path = ROOT / "bench" / "results" / f"{args.name}.json"
+    rows = json.loads(path.read_text())["cases"] if path.is_file() else []
+    for arm in args.arms:
+        t0 = time.perf_counter()
+        variant_name = f"{args.target}_{arm}_t{args.test_ids}"
+        root, manifest, counts = render(params, variant_name, args.target, {"test_ids": args.test_ids}, {},
+                                        ARMS[arm] or None)
+        variant = copy.deepcopy(params)
+        variant["data"][args.target] = {**variant["data"][args.target], "root": str(root), "manifest": str(manifest)}
+        inside = supervised(variant, args.target, models, base / f"supervised_{variant_name}")
+        transfer = score(variant, base / f"supervised_{args.source}" / "model.pt", args.target)
+        back = score(params, base / f"supervised_{variant_name}" / "model.pt", args.source)
+        row = {"case": f"{tag}: {args.source}->{args.target} {arm}", "start": str(models), "arm": arm,
+               "look": ARMS[arm], "render_seconds": counts["render_seconds"],
+               "in_domain_mAP": round(100 * inside["mAP"], 2), "transfer_mAP": transfer["mAP"],
+               "transfer_ratio": round(transfer["mAP"] / (100 * inside["mAP"]), 3),
+               "source_in_domain_mAP": round(100 * source["mAP"], 2), "reverse_transfer_mAP": back["mAP"],
+               "reverse_ratio": round(back["mAP"] / (100 * source["mAP"]), 3),
+               "start_on_target": score(variant, models / "pretrain" / "model.pt", args.target, full=True)}
+        if args.cc:
+            row["cc"] = cc_seed(variant, args.target, models, base / f"cc_{variant_name}")
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(row), flush=True)
+        rows = [r for r in rows if r["case"] != row["case"]] + [row]
+        write_results(args.name, rows)
+
+
+if __name__ == "__main__":
+    main()
