@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
-from exp_start import probe  # noqa: E402
+from exp_start import probe_weights  # noqa: E402
 from exp_world_variant import render  # noqa: E402
 
 SCRATCH = ROOT / ".cache" / "exp_gap"
@@ -67,22 +67,10 @@ def supervised(params: dict, dataset: str, models: Path, out: Path) -> dict:
 
 def score(params: dict, weights: Path, dataset: str, full: bool = False) -> dict:
     """mAP (and with ``full`` the start probes) of ``weights`` on ``dataset``'s test split."""
-    import torch
-
     from reid_repro.config import load_model
-    from reid_repro.device import params_device
-    from reid_repro.models import ReidNet
-    from reid_repro.training.data import extract_features
-    from reid_repro.training.run import load_weights, test_set
+    from reid_repro.training.run import test_set
 
-    model_cfg = load_model(params)
-    model = ReidNet.from_config(model_cfg)
-    load_weights(model, weights, model_cfg)
-    device = params_device(params)
-    table, cache = test_set(params, dataset, model_cfg)
-    with torch.no_grad():
-        feats = extract_features(model.to(device).eval(), cache.images, device)
-    found = probe(feats, table)
+    found = probe_weights(params, weights, {dataset: test_set(params, dataset, load_model(params))})[dataset]
     return found if full else {"mAP": found["mAP"], "rank1": found["rank1"]}
 
 

@@ -88,6 +88,24 @@ def probe(features: np.ndarray, table) -> dict:
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in neighbour_mix(features, pids, cams).items()}}
 
 
+def probe_weights(params: dict, weights: Path, tests: dict) -> dict:
+    """{dataset: probe} of the encoder checkpoint ``weights`` on each of ``tests`` ({dataset: test_set(...)})."""
+    import torch
+
+    from reid_repro.config import load_model
+    from reid_repro.device import params_device
+    from reid_repro.models import ReidNet
+    from reid_repro.training.data import extract_features
+    from reid_repro.training.run import load_weights
+
+    model_cfg, device = load_model(params), params_device(params)
+    model = ReidNet.from_config(model_cfg)
+    load_weights(model, weights, model_cfg)
+    model = model.to(device).eval()
+    with torch.no_grad():
+        return {d: probe(extract_features(model, cache.images, device), table) for d, (table, cache) in tests.items()}
+
+
 def relabelled_manifest(task: str) -> Path:
     """The pretrain manifest with ``pid`` replaced by the pretext's label (train split only changes)."""
     import pandas as pd
@@ -207,13 +225,8 @@ def curves(params: dict, name: str, models: Path, epochs: int, seed: int, domain
 def main() -> None:
     import os
 
-    import torch
-
     from reid_repro.config import load_model, load_params
-    from reid_repro.device import params_device
-    from reid_repro.models import ReidNet
-    from reid_repro.training.data import extract_features
-    from reid_repro.training.run import load_weights, test_set
+    from reid_repro.training.run import test_set
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", nargs="+", default=["identity", "random"],
@@ -237,7 +250,6 @@ def main() -> None:
     os.chdir(ROOT)
     params = load_params("params.yaml")
     model_cfg = load_model(params)
-    device = params_device(params)
     tests = {d: test_set(params, d, model_cfg) for d in DOMAINS}
     path = ROOT / "bench" / "results" / f"{args.name}.json"
     rows = json.loads(path.read_text())["cases"] if path.is_file() else []
@@ -248,11 +260,7 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     for name in args.starts:
         models, record = make_start(params, name, args.pretrain_iters)
-        model = ReidNet.from_config(model_cfg)
-        load_weights(model, models / "pretrain" / "model.pt", model_cfg)
-        model = model.to(device).eval()
-        with torch.no_grad():
-            probes = {d: probe(extract_features(model, t[1].images, device), t[0]) for d, t in tests.items()}
+        probes = probe_weights(params, models / "pretrain" / "model.pt", tests)
         row = {"case": name + args.tag, **record, **probes}
         print(json.dumps(row), flush=True)
         if args.curves:

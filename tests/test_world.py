@@ -102,27 +102,26 @@ def test_id_colours_survive_every_camera_style(body, renderer):
         assert legs[2] > legs[0] + 25, (cam, legs)             # blue stays bluer than red
 
 
+BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
+    ("body_model: anny", "body_model: anny\n  colour: red", "world.colour: unknown key"),
+    ("profile: default", "profile: huge", "world.profile='huge'"),
+    ("cameras: 6,", "cameras: 'six',", "world.domains.market.cameras='six'"),
+    ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter",
+     r"world.domains.market.look='winter'; expected one of \['neutral'\]"),
+    ("occlusion: 0.12}", "occlusion: 1.5}", "world.looks.neutral.occlusion=1.5: out of range"),
+    ("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]",
+     r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"),
+]
+
+
 def test_bad_world_params(tmp_path):
     text = (ROOT / "params.yaml").read_text()
     bad = tmp_path / "params.yaml"
-    bad.write_text(text.replace("body_model: anny", "body_model: anny\n  colour: red"))
-    with pytest.raises(ReidReproError, match="world.colour: unknown key"):
-        load_world(bad)
-    bad.write_text(text.replace("profile: default", "profile: huge"))
-    with pytest.raises(ReidReproError, match="world.profile='huge'"):
-        load_world(bad)
-    bad.write_text(text.replace("cameras: 6,", "cameras: 'six',"))
-    with pytest.raises(ReidReproError, match="world.domains.market.cameras='six'"):
-        load_world(bad)
-    bad.write_text(text.replace("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter"))
-    with pytest.raises(ReidReproError, match=r"world.domains.market.look='winter'; expected one of \['neutral'\]"):
-        load_world(bad)
-    bad.write_text(text.replace("occlusion: 0.12}", "occlusion: 1.5}"))
-    with pytest.raises(ReidReproError, match="world.looks.neutral.occlusion=1.5: out of range"):
-        load_world(bad)
-    bad.write_text(text.replace("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]"))
-    with pytest.raises(ReidReproError, match=r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"):
-        load_world(bad)
+    for old, new, message in BAD_WORLD:
+        assert old in text, old
+        bad.write_text(text.replace(old, new))
+        with pytest.raises(ReidReproError, match=message):
+            load_world(bad)
 
 
 def test_missing_smpl_files_name_the_file(tmp_path):

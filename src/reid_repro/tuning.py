@@ -216,7 +216,7 @@ def export(study: optuna.Study, out: str | Path, n_trials: int, paper: dict | No
               "importances": importances(kept)}
     with atomic_path(out / "best.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(result, sort_keys=False))
-    _plots(study, out)
+    _plots(study, out, list(result["importances"] or {})[:2])
     return result
 
 
@@ -252,8 +252,9 @@ def importances(trials: list[optuna.trial.FrozenTrial], seeds: int = IMPORTANCE_
                 "sd": round(float(np.std([r[k] for r in runs], ddof=1)), 4)} for k in keys}
 
 
-def _plots(study: optuna.Study, out: Path) -> None:
-    """Optimisation history, parameter importances (two or more parameters and enough trials) and slices."""
+def _plots(study: optuna.Study, out: Path, top: list[str]) -> None:
+    """Optimisation history, parameter importances (two or more parameters and enough trials), slices, and the
+    contour of the ``top`` two parameters (the most important ones, by :func:`importances`)."""
     import warnings
 
     import matplotlib
@@ -273,9 +274,8 @@ def _plots(study: optuna.Study, out: Path) -> None:
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.savefig(out / f"{name}.png", dpi=90, bbox_inches="tight")
             plt.close(fig)
-        top = importances(study.trials, seeds=1) or {}
         if len(top) >= 2:                    # the two most important parameters against each other
-            ax = vis.plot_contour(study, params=list(top)[:2])
+            ax = vis.plot_contour(study, params=top)
             fig = (ax.flat[0] if hasattr(ax, "flat") else ax).get_figure()
             fig.savefig(out / "contour.png", dpi=90, bbox_inches="tight")
             plt.close(fig)

@@ -21,8 +21,7 @@ from __future__ import annotations
 import colorsys
 import math
 import shutil
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,10 +92,12 @@ def _q(x: float) -> float:
 def camera_styles(domain: Domain, rng: np.random.Generator, look: Look | None = None,
                   look_rng: np.random.Generator | None = None) -> list[CameraStyle]:
     """Camera styles strong enough that generic features cluster partly by camera; with ``look``, each camera's
-    light, scene and resolution from it (its own draws from ``look_rng``; without a look, the neutral one's).
+    light, scene and resolution from it, drawn from ``look_rng`` (without a look: the styles alone).
 
     ``math.exp``, not ``np.exp``: NumPy's AVX-512 exp differs from the C library's in the last bit for a few
     percent of inputs, which made the ground truth of two machines of the same kind differ."""
+    if look is not None and look_rng is None:
+        raise ValueError("camera_styles: a look needs its own stream (look_rng)")
     k = domain.style_strength
     styles = []
     for c in range(domain.cameras):
@@ -112,19 +113,18 @@ def camera_styles(domain: Domain, rng: np.random.Generator, look: Look | None = 
                             resolution=_q(np.clip(1 - k * shrink, 0.35, 1)), bg_top=bg_top, bg_bottom=bg_bottom,
                             bg_seed=int(rng.integers(2**31)))
         if look is not None:
-            extra = look_rng if look_rng is not None else np.random.default_rng(0)
             resolution = style.resolution
             if c < look.low_res_cameras:
                 resolution = _q(look.low_res_factor)
             elif look.resolution is not None:     # the same draw, mapped onto the look's range
                 lo, hi = look.resolution
                 resolution = _q(lo + (hi - lo) * shrink / 0.45)
-            style = dataclasses.replace(
-                style, resolution=resolution, light=_q(extra.uniform(*look.light)),
-                ambient=_q(extra.uniform(*look.ambient)),
-                light_azimuth=_q(extra.uniform(-look.light_azimuth, look.light_azimuth)) + 0.0,   # no -0.0
-                warmth=_q(extra.uniform(*look.warmth)), yaw_centre=_q(extra.uniform(0, 360)), panels=look.panels,
-                clutter=look.clutter)
+            style = replace(
+                style, resolution=resolution, light=_q(look_rng.uniform(*look.light)),
+                ambient=_q(look_rng.uniform(*look.ambient)),
+                light_azimuth=_q(look_rng.uniform(-look.light_azimuth, look.light_azimuth)) + 0.0,   # no -0.0
+                warmth=_q(look_rng.uniform(*look.warmth)), yaw_centre=_q(look_rng.uniform(0, 360)),
+                panels=look.panels, clutter=look.clutter)
         styles.append(style)
     return styles
 
@@ -143,25 +143,19 @@ def _texture(rng: np.random.Generator, weights: dict | None) -> str:
     return str(rng.choice(names, p=p / p.sum()))
 
 
-def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Look | None = None) -> Identity:
-    """One identity's factors; the clothes from ``look``'s distributions (without a look, the neutral ones)."""
+def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Look) -> Identity:
+    """One identity's factors, the clothes drawn from ``look``'s distributions."""
     n_cams = int(rng.integers(2, min(domain.cameras, 5) + 1))
-    if look is None:
-        return _identity(pid, domain, rng, n_cams, [0.0, 1.0], [0.2, 1.0], [0.2, 1.0], [0.1, 0.9], [0.15, 0.9],
-                         0.5, 0.7, None)
-    return _identity(pid, domain, rng, n_cams, look.clothing_hue, look.upper_saturation, look.upper_value,
-                     look.lower_saturation, look.lower_value, look.long_sleeves, look.long_trousers, look.textures)
-
-
-def _identity(pid, domain, rng, n_cams, hue, upper_s, upper_v, lower_s, lower_v, sleeves, trousers, textures):
     return Identity(
         pid=pid,
         shape={k: float(rng.uniform(0.15, 0.85)) for k in SHAPE_KEYS},
-        upper=_hsv(_in(rng.random(), hue), rng.uniform(*upper_s), rng.uniform(*upper_v)),
-        lower=_hsv(_in(rng.random(), hue), rng.uniform(*lower_s), rng.uniform(*lower_v)),
-        texture=_texture(rng, textures),
+        upper=_hsv(_in(rng.random(), look.clothing_hue), rng.uniform(*look.upper_saturation),
+                   rng.uniform(*look.upper_value)),
+        lower=_hsv(_in(rng.random(), look.clothing_hue), rng.uniform(*look.lower_saturation),
+                   rng.uniform(*look.lower_value)),
+        texture=_texture(rng, look.textures),
         texture_color=_hsv(rng.random(), rng.uniform(0.3, 1), rng.uniform(0.5, 1)),
-        long_sleeves=bool(rng.random() < sleeves), long_trousers=bool(rng.random() < trousers),
+        long_sleeves=bool(rng.random() < look.long_sleeves), long_trousers=bool(rng.random() < look.long_trousers),
         hair=HAIR[int(rng.integers(len(HAIR)))], long_hair=bool(rng.random() < 0.4),
         skin=SKIN[int(rng.integers(len(SKIN)))],
         shoes=_hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.1, 0.9)),
