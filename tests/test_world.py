@@ -77,6 +77,27 @@ def test_silhouette_narrows_as_body_turns(body, renderer):
     assert widths[0] > 1.3 * widths[1], widths          # frontal shoulders vs side view
 
 
+@pytest.mark.parametrize("height", [0.1, 0.9])
+def test_a_fitted_box_frames_any_person_alike(body, renderer, height):
+    """look.fit: a short and a tall person both span 1/fit of the box's height, centred; offsets scale with it."""
+    from reid_repro.world.generate import fitted
+    from reid_repro.world.render import Placement
+
+    shape = {k: 0.5 for k in ("gender", "age", "muscle", "weight", "proportions")} | {"height": height}
+    mesh = body.meshes(shape, [0.0], [0.0])[0]
+    for fit in (1.0, 1.25):
+        place = fitted(Placement(), mesh.vertices[:, 2], fit, renderer.view_height)
+        _, mask = renderer.render(mesh.vertices, mesh.faces, (128, 128, 128), place)
+        rows = np.flatnonzero(mask.any(1))
+        span, middle = rows.max() - rows.min() + 1, (rows.max() + rows.min()) / 2
+        assert abs(span - 128 / fit) <= 2, (fit, span)
+        assert abs(middle - 63.5) <= 1.5, (fit, middle)
+    z = mesh.vertices[:, 2]
+    moved = fitted(Placement(dx=0.1, dz=0.05, scale=1.0), z, 1.25, 2.0)
+    frame = (z.max() - z.min()) * 1.25
+    assert moved.dx == pytest.approx(0.1 * frame / 2.0) and moved.scale == pytest.approx(2.0 / frame)
+
+
 def test_id_colours_survive_every_camera_style(body, renderer):
     from reid_repro.world.generate import Identity, WorldWriter, camera_styles
     from reid_repro.world.render import Placement
@@ -94,7 +115,7 @@ def test_id_colours_survive_every_camera_style(body, renderer):
     _, mask = renderer.render(mesh.vertices, mesh.faces, (255, 255, 255), Placement())
     inner = mask & np.roll(mask, 2, 0) & np.roll(mask, -2, 0) & np.roll(mask, 2, 1) & np.roll(mask, -2, 1)
     rows = np.arange(128)[:, None]
-    for cam, (img, _) in enumerate(writer.person_images(person, styles, shots, rng)):
+    for cam, (img, _, _) in enumerate(writer.person_images(person, styles, shots, rng)):
         arr = np.asarray(img, dtype=float)
         chest = arr[inner & (rows >= 38) & (rows < 52)].mean(0)    # torso: upper clothes
         legs = arr[inner & (rows >= 80) & (rows < 100)].mean(0)    # thighs: lower clothes
@@ -108,7 +129,8 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
     ("cameras: 6,", "cameras: 'six',", "world.domains.market.cameras='six'"),
     ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter",
      r"world.domains.market.look='winter'; expected one of \['neutral'\]"),
-    ("occlusion: 0.12}", "occlusion: 1.5}", "world.looks.neutral.occlusion=1.5: out of range"),
+    ("occlusion: 0.12,", "occlusion: 1.5,", "world.looks.neutral.occlusion=1.5: out of range"),
+    ("fit: null}", "fit: 0.5}", "world.looks.neutral.fit=0.5: out of range"),
     ("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]",
      r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"),
 ]

@@ -55,7 +55,7 @@ class Look:
     Each field's neutral value draws what the first worlds drew, number for number: the clothing ranges of
     ``generate.sample_identity`` before looks existed, one light from the camera (intensity 3, ambient 0.45),
     six background panels without clutter, ``resolution: null`` (the style's own ``1 - k U(0, 0.45)``), yaw
-    over the full circle and occlusion 0.12."""
+    over the full circle, occlusion 0.12 and the fixed frame (``fit: null``)."""
 
     clothing_hue: typing.List[float]       # [lo, hi] of the clothes' hue (wraps at 1); [0, 1]: any
     upper_saturation: typing.List[float]
@@ -76,6 +76,10 @@ class Look:
     low_res_factor: float
     yaw_arc: float                         # degrees of walking direction a camera sees (both ways); 360: all
     occlusion: float                       # probability that an image is partly occluded
+    # null: the first worlds' fixed frame (2 m tall, centred 0.85 m up, whatever the person's height: a person
+    # covers ~19% of the box); a number: a detector's box, fitted to the person as Market-1501's DPM boxes and
+    # DukeMTMC-reID's hand-drawn ones are: the frame is the person's height times ``fit``, centred on the person
+    fit: typing.Optional[float] = None
 
     def check(self, key: str) -> None:
         """Every value in range; errors name ``key`` (world.looks.<name>) and the field."""
@@ -90,7 +94,8 @@ class Look:
                   "light_azimuth": 0 <= self.light_azimuth <= 180, "panels": 0 <= self.panels <= 64,
                   "clutter": 0 <= self.clutter <= 1, "low_res_cameras": self.low_res_cameras >= 0,
                   "low_res_factor": 0.05 <= self.low_res_factor <= 1, "yaw_arc": 0 < self.yaw_arc <= 360,
-                  "occlusion": 0 <= self.occlusion <= 1}
+                  "occlusion": 0 <= self.occlusion <= 1,
+                  "fit": self.fit is None or 1.0 <= self.fit <= 3.0}
         for name, ok in checks.items():
             if not ok:
                 raise ReidReproError(f"params.yaml: {key}.{name}={getattr(self, name)!r}: out of range")

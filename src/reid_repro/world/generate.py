@@ -298,6 +298,17 @@ def _placement(rng: np.random.Generator) -> Placement:
                      scale=float(rng.uniform(0.92, 1.08)))
 
 
+def fitted(place: Placement, heights: np.ndarray, fit: float, view_height: float) -> Placement:
+    """A detector's box around the person (vertex heights ``heights``, metres): the frame spans the person's
+    height times ``fit``, centred on the person; the draw's jitter (offsets, zoom) kept relative to that frame.
+    The renderer's fixed frame is ``view_height`` tall, centred 0.85 m up."""
+    low, top = float(heights.min()), float(heights.max())
+    frame = (top - low) * fit
+    unit = frame / view_height                 # offsets were drawn for the fixed frame
+    return Placement(dx=place.dx * unit, dz=(low + top) / 2 - 0.85 + place.dz * unit,
+                     scale=place.scale * view_height / frame)
+
+
 def _occlude(img: np.ndarray, rng: np.random.Generator) -> None:
     h, w = img.shape[:2]
     oh, ow = int(h * rng.uniform(0.2, 0.4)), int(w * rng.uniform(0.3, 0.6))
@@ -312,12 +323,15 @@ class WorldWriter:
     def __init__(self, cfg: WorldConfig, body, renderer: Renderer):
         self.cfg, self.body, self.renderer = cfg, body, renderer
 
-    def person_images(self, person: Identity, styles, shots, rng):
-        """shots: list of (camera, yaw, phase, placement, occluded). Yields (PIL image, foreground pixels)."""
+    def person_images(self, person: Identity, styles, shots, rng, fit: float | None = None):
+        """shots: list of (camera, yaw, phase, placement, occluded). Yields (image, foreground pixels, placement
+        used): with ``fit`` (config.Look) the shot's placement is fitted to the person (``fitted``)."""
         meshes = self.body.meshes(person.shape, [s[2] for s in shots], [0.0] * len(shots))
         colors = vertex_colors(person, meshes[0])
         h, w = self.cfg.height, self.cfg.width
         for mesh, (cam, yaw, _, place, occluded) in zip(meshes, shots):
+            if fit is not None:
+                place = fitted(place, mesh.vertices[:, 2], fit, self.renderer.view_height)
             v = mesh.vertices @ yaw_matrix(yaw).T
             yawed = Mesh(v, mesh.faces, mesh.parts)
             bag = bag_mesh(person, yawed, yaw)
@@ -329,7 +343,7 @@ class WorldWriter:
             img = np.where(mask[..., None], rgb.astype(np.float64), bg)
             if occluded:
                 _occlude(img, rng)
-            yield apply_camera(img, styles[cam], rng), int(mask.sum())
+            yield apply_camera(img, styles[cam], rng), int(mask.sum()), place
 
     def write_domain(self, name: str, domain: Domain, out: Path, index: int) -> pd.DataFrame:
         """Every identity draws from its own stream ``[seed, domain, role, k]``, so growing the test set
@@ -366,7 +380,9 @@ class WorldWriter:
             if role == "test":
                 for i in query_positions(cams, sizes.queries_per_id):
                     splits[i] = "query"
-            for (img, fill), shot, split in zip(self.person_images(person, styles, shots, rng), shots, splits):
+            images = self.person_images(person, styles, shots, rng, look.fit)
+            for (img, fill, place), shot, split in zip(images, shots, splits):
+                shot = (*shot[:3], place, *shot[4:])       # the placement rendered (fitted with look.fit)
                 rows.append(self._save(root, img, person, shot, split, next(frames), styles))
                 stats.append({"path": rows[-1]["path"], "foreground_pixels": fill})
         rng = np.random.default_rng([cfg.seed, index, ROLES["junk"]])
