@@ -674,6 +674,95 @@ def _every_method():
     return method_names()
 
 
+def _tiny_run(smoke, pretrained, method: str, tmp_path: Path, seeds: int = 1):
+    """(params, spec, models folder) for a two-epoch, one-iteration run of ``method`` on the smoke world, from
+    the start it needs: the pretrained start, or a source folder as the source stage writes it (MMT's second
+    network in artifacts.pt); GCL+ without its warm-up (augmented positives, image mixup)."""
+    import copy
+
+    from reid_repro.methods import base_section
+    from reid_repro.models import save_state
+
+    params, _ = smoke
+    params = copy.deepcopy(params)
+    params["seeds"] = seeds
+    loop_settings = dict(epochs=2, iters=1, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2,
+                         eps=0.6, min_samples=2, workers=0, labels="ground_truth")
+    for section in {*[m for m in _every_method() if "loop" in params.get(m, {})], "pretrain"}:
+        params[section]["loop"].update(loop_settings)
+    params["gcl_plus"]["loop"].update(batch_ids=6, instances=1)       # GCL+ draws distinct images
+    models = tmp_path / "models"
+    (models / "source_market").mkdir(parents=True)
+    weights = torch.load(pretrained / "pretrain" / "model.pt", weights_only=True)
+    save_state(weights, models / "source_market" / "model.pt")
+    save_state({"model_2": weights}, models / "source_market" / "artifacts.pt")
+    (models / "pretrain").symlink_to(pretrained / "pretrain")
+    base = base_section(method) or method
+    overrides = {"gcl_plus": {"positive_view": "augmented", "mixup": "image"}}.get(method, {})   # no warm-up
+    init = "source_market" if base in ("mmt", "ssg") else "pretrain"
+    if method == "supervised":          # the pretrain and source stages' method: from scratch, its own section
+        init = "scratch"
+    return params, _spec(method, base=base, init=init, overrides=overrides), models
+
+
+def _execute(params, name, spec, out, models, tmp_path, **kw):
+    from reid_repro.training.run import execute
+
+    section = {"section": "pretrain"} if spec.method == "supervised" else {}
+    return execute(params, name, spec, out, f"train@{name}", root=tmp_path, models_dir=models, track=False,
+                   **section, **kw)
+
+
+@pytest.mark.parametrize("method", _every_method())
+def test_every_method_moves_only_its_own_parameters_and_resumes_exactly(smoke, pretrained, method, tmp_path,
+                                                                       monkeypatch):
+    """For every registered method: each optimiser step changes only parameters that optimiser holds, every
+    optimiser moves some, the losses are finite (the loop checks each one), and a run killed after epoch 1 and
+    started again ends with the uninterrupted run's weights, metrics and history, bit for bit."""
+    import types
+
+    import reid_repro.training.run as run
+
+    params, spec, models = _tiny_run(smoke, pretrained, method, tmp_path)
+    moved: dict[str, set] = {}
+    fit = run.fit
+
+    def checked_fit(method_obj, *args, **kw):
+        real = method_obj.optimizers
+
+        def optimizers():
+            opts = real()
+            tracked = {id(p): p for net in method_obj.networks() for p in net.parameters()}
+            tracked |= {id(p): p for o, _ in opts.values() for g in o.param_groups for p in g["params"]}
+            for name, (opt, _) in opts.items():
+                own = {id(p) for g in opt.param_groups for p in g["params"]}
+
+                def step(_opt, *a, _step=opt.step, _own=own, _name=name, **k):
+                    before = {i: p.detach().clone() for i, p in tracked.items()}
+                    out = _step(*a, **k)
+                    changed = {i for i, p in tracked.items() if not torch.equal(p.detach(), before[i])}
+                    assert changed <= _own, f"{method}: optimiser {_name} changed {len(changed - _own)} others"
+                    moved.setdefault(_name, set()).update(changed)
+                    return out
+                opt.step = types.MethodType(step, opt)      # bound, as the lr scheduler expects
+            return opts
+        method_obj.optimizers = optimizers
+        return fit(method_obj, *args, **kw)
+
+    monkeypatch.setattr(run, "fit", checked_fit)
+    whole = _execute(params, "whole", spec, tmp_path / "whole", models, tmp_path)
+    assert moved and all(moved.values()), {k: len(v) for k, v in moved.items()}
+    killed = _execute(params, "killed", spec, tmp_path / "killed", models, tmp_path, stop_after=1)
+    assert killed == {"stopped_after_epoch": 1}
+    resumed = _execute(params, "killed", spec, tmp_path / "killed", models, tmp_path)
+    for k in ("mAP", "rank1", "mINP"):
+        assert resumed[k] == whole[k], k
+    a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), method
+    pd.testing.assert_frame_equal(_history(tmp_path / "whole"), _history(tmp_path / "killed"))
+
+
 @pytest.mark.parametrize("method", _every_method())
 def test_a_nan_in_one_batch_stops_every_method_by_name_and_publishes_nothing(smoke, pretrained, method, tmp_path,
                                                                             monkeypatch):
@@ -683,34 +772,16 @@ def test_a_nan_in_one_batch_stops_every_method_by_name_and_publishes_nothing(smo
     seed, epoch, step, tensor, device, precision and CPU kernel set; the output folder keeps what it held (here an
     older metrics.json), a finished seed is not published, the staging folder is gone, the failing seed's MLflow
     run is FAILED and its checkpoint of the epoch before the fault is kept."""
-    import copy
-
     from mlflow.tracking import MlflowClient
 
     import reid_repro.training.loop as loop
-    from reid_repro.methods import base_section, method_class
-    from reid_repro.models import save_state
+    from reid_repro.methods import method_class
     from reid_repro.training.finite import NonFiniteError
     from reid_repro.training.run import execute, execute_seeds
     from reid_repro.training.tracking import default_tracking_uri
 
-    params, _ = smoke
-    params = copy.deepcopy(params)
     bad_seed = 1 if method == "cluster_contrast" else 0
-    params["seeds"] = bad_seed + 1
-    loop_settings = dict(epochs=2, iters=1, batch_ids=3, instances=2, warmup_epochs=1, lr_step=2, k1=4, k2=2,
-                         eps=0.6, min_samples=2, workers=0, labels="ground_truth")
-    for section in {*[m for m in _every_method() if "loop" in params.get(m, {})], "pretrain"}:
-        params[section]["loop"].update(loop_settings)
-    params["gcl_plus"]["loop"].update(batch_ids=6, instances=1)       # GCL+ draws distinct images
-    # a start folder as a source stage writes it (MMT's second network in artifacts.pt)
-    models = tmp_path / "models"
-    (models / "source_market").mkdir(parents=True)
-    weights = torch.load(pretrained / "pretrain" / "model.pt", weights_only=True)
-    save_state(weights, models / "source_market" / "model.pt")
-    save_state({"model_2": weights}, models / "source_market" / "artifacts.pt")
-    (models / "pretrain").symlink_to(pretrained / "pretrain")
-
+    params, spec, models = _tiny_run(smoke, pretrained, method, tmp_path, seeds=bad_seed + 1)
     poisoned = {"seed": None, "epoch": None}
     seed_everything = loop.seed_everything
 
@@ -726,10 +797,6 @@ def test_a_nan_in_one_batch_stops_every_method_by_name_and_publishes_nothing(smo
     monkeypatch.setattr(loop, "seed_everything", tracking_seed)
     monkeypatch.setattr(loop, "BatchFinish", PoisonedFinish)
 
-    base = base_section(method) or method
-    overrides = {"gcl_plus": {"positive_view": "augmented", "mixup": "image"}}.get(method, {})   # no warm-up
-    init = "source_market" if base in ("mmt", "ssg") else "pretrain"
-    spec = _spec(method, base=base, init=init, overrides=overrides)
     name = f"nan_{method}"
     out = tmp_path / "runs" / name
     out.mkdir(parents=True)
