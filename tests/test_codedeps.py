@@ -84,8 +84,9 @@ def test_closure_follows_imports_inside_functions_and_relative_ones(tmp_path):
 
 
 def test_digest_changes_with_any_imported_file_only(tmp_path, monkeypatch):
-    """On a copy of the package: editing a module an ISE run imports (the Cluster-Contrast module it subclasses)
-    changes its digest; editing one it does not import (ICE's) leaves it."""
+    """On a copy of the package: editing any file an ISE run imports (each in turn; the Cluster-Contrast module it
+    subclasses among them) changes its digest, and undoing the edit restores it; editing one it does not import
+    (ICE's) leaves it."""
     import shutil
 
     src = tmp_path / "reid_repro"
@@ -98,9 +99,14 @@ def test_digest_changes_with_any_imported_file_only(tmp_path, monkeypatch):
     assert ice.resolve() not in {f.resolve() for f in files}
     ice.write_text(ice.read_text() + "\n# an edit\n")
     assert codedeps.digest(codedeps.stage_files("train", "ise", src)) == before
-    base = src / "methods" / "cluster_contrast.py"
-    base.write_text(base.read_text() + "\n# an edit\n")
-    assert codedeps.digest(codedeps.stage_files("train", "ise", src)) != before
+    for f in files:                                                    # every imported file, one at a time
+        text = f.read_bytes()
+        f.write_bytes(text + b"\n# an edit\n")
+        assert codedeps.digest(codedeps.stage_files("train", "ise", src)) != before, f.name
+        f.write_bytes(text)
+    assert codedeps.digest(codedeps.stage_files("train", "ise", src)) == before
+    base = src / "methods" / "cluster_contrast.py"                   # the module ISE subclasses is among them
+    assert base.resolve() in {f.resolve() for f in files}
 
 
 @pytest.mark.parametrize("kind", sorted(codedeps.STAGE_ROOTS))

@@ -171,20 +171,38 @@ def test_kl_code_variant_is_q_given_p():
     assert kl_q_p(log_p, log_q).item() == pytest.approx(ref.item(), rel=1e-5)
 
 
-@pytest.mark.parametrize("target", ["paper", "code"])
-def test_target_view_switch(target):
-    """code: the hard-instance targets m come from a third view (a second strong augmentation)."""
+class _FirstCoordinates(torch.nn.Module):
+    """A stand-in network whose feature of a 2-number input is those two numbers (padded to the proxies' 512)."""
+
+    def forward(self, x):
+        return F.pad(x, (0, 510))
+
+
+# Worked on paper (Eq. 9, tau_h = 0.5, so s = 2 cos): online f = (1, 0), (0, 1), (-1, 0), (0, -1) for labels
+# 0, 0, 1, 1. paper: m = f, so anchor 0 has s = (2, 0 | -2, 0): hardest positive 0 (m1), loss
+# log(e^0 + e^-2 + e^0) - 0 = log(2 + e^-2) = 0.758624, and by symmetry every anchor the same.
+# code: m from the third view, (0, 1), (0, 1), (0, -1), (0, -1): anchors 0 and 2 see s = (0, 0 | 0, 0), log 3 =
+# 1.098612; anchor 1 sees (2, 2 | -2, -2): log(e^2 + 2 e^-2) - 2 = log(1 + 2 e^-4) = 0.035976, anchor 3 the same;
+# mean (1.098612 + 0.035976) / 2 = 0.567294. lambda_h = 2 doubles each.
+ONLINE = [[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]
+THIRD_VIEW = [[0.0, 1.0], [0.0, 1.0], [0.0, -1.0], [0.0, -1.0]]
+
+
+@pytest.mark.parametrize("target, expected", [("paper", 2 * 0.758624), ("code", 2 * 0.567294)])
+def test_target_view_switch(target, expected):
+    """code: the hard-instance targets m come from a third view (a second strong augmentation); paper: from the
+    online network's own view."""
     from test_ise import _method
 
-    method, batch = _method("ice", {"target": target, "soft_instance": False, "camera_aware": False})
+    method, _ = _method("ice", {"target": target, "soft_instance": False, "camera_aware": False,
+                                "negatives": "all", "lambda_h": 2.0, "tau_h": 0.5})
     assert method.views == (("blur", "plain", "blur") if target == "code" else ("blur", "plain"))
-    losses = method.training_step(batch)
-    f = F.normalize(method.model(batch["views"][0]), dim=1)
-    method.ema.train(method.cfg.follows("ema_bn") == "code")
-    with torch.no_grad():
-        m = F.normalize(method.ema(batch["views"][2 if target == "code" else 0]), dim=1)
-    expected = method.cfg.lambda_h * hard_instance_loss(f, m, batch["labels"], method.cfg.tau_h)
-    assert losses["h_ins"].item() == pytest.approx(expected.item(), rel=1e-4)
+    method.model, method.ema = _FirstCoordinates(), _FirstCoordinates()
+    online = torch.tensor(ONLINE)
+    views = [online, online.clone(), torch.tensor(THIRD_VIEW)][:len(method.views)]
+    batch = {"images": online, "views": views, "labels": torch.tensor([0, 0, 1, 1]),
+             "cams": torch.tensor([0, 1, 0, 1]), "index": torch.arange(4)}
+    assert method.training_step(batch)["h_ins"].item() == pytest.approx(expected, abs=1e-5)
 
 
 def test_fidelity_sets_every_switch_and_a_switch_overrides_it():

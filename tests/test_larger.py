@@ -3,6 +3,7 @@ as their own stages, trained only with ``larger.enabled: true``; otherwise each 
 the report shows their cells as "not run at the default scale"."""
 
 import copy
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reid_repro.config import load_params, load_run, load_warmup, validate_params
+from reid_repro.config import load_params, load_run, load_warmup, not_run_reason, validate_params
 from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report
 
@@ -22,12 +23,24 @@ def _params():
 
 
 def test_larger_runs_and_warmups_load_like_any_and_are_marked():
+    """The mark follows where a run or warm-up is declared: moved between runs and larger.runs (gcl_warmups and
+    larger.warmups) it changes its mark and nothing else, and only a marked one is held back while
+    larger.enabled is false."""
     params = _params()
-    run = load_run(params, "gclp_d2m_alpha0p2")
-    assert run.larger and run.overrides == {"alpha": 0.2} and run.init == "gclw_d2m"
-    assert not load_run(params, "gclp_d2m_full").larger
-    warm = load_warmup(params, "gclw_m2d")
-    assert warm.larger and warm.init == "cc_market2duke" and load_run(params, "cc_market2duke").larger
+    big, small = next(iter(params["larger"]["runs"])), next(iter(params["runs"]))
+    warm = next(iter(params["larger"]["warmups"]))
+    moved = copy.deepcopy(params)
+    moved["runs"][big] = moved["larger"]["runs"].pop(big)
+    moved["larger"]["runs"][small] = moved["runs"].pop(small)
+    moved["gcl_warmups"] = {**(moved.get("gcl_warmups") or {}), warm: moved["larger"]["warmups"].pop(warm)}
+    for name, load in ((big, load_run), (small, load_run), (warm, load_warmup)):
+        here, there = load(params, name), load(moved, name)
+        assert here.larger != there.larger and dataclasses.replace(there, larger=here.larger) == here, name
+    assert load_run(params, big).larger and load_warmup(params, warm).larger and not load_run(params, small).larger
+    for enabled, held in ((False, [big]), (True, [])):
+        switched = copy.deepcopy(params)
+        switched["larger"]["enabled"] = enabled
+        assert [n for n in (big, small) if not_run_reason(switched, load_run(switched, n))] == held
 
 
 def test_the_larger_section_is_checked_with_the_key_named():

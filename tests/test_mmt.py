@@ -108,7 +108,8 @@ def test_soft_ce_is_the_cross_entropy_to_the_peer_teachers_distribution():
 
 
 def test_mmt_losses_weight_the_hard_and_soft_terms_as_the_code():
-    method, *_ = _method()
+    # settings other than the committed ones, so each is seen to reach the loss: l_id 0.3, l_tri 0.6, smoothing 0.3
+    method, *_ = _method(soft_ce_weight=0.3, soft_tri_weight=0.6, label_smoothing=0.3)
     g = torch.Generator().manual_seed(2)
     y = torch.tensor([0, 0, 1, 1, 2, 2])
 
@@ -118,8 +119,8 @@ def test_mmt_losses_weight_the_hard_and_soft_terms_as_the_code():
     (s1, s2), (t1, t2) = (out(), out()), (out(), out())
     losses = method.mmt_losses([s1, s2], [t1, t2], y)
 
-    def ce(logits):            # label smoothing 0.1 over the C = 3 clusters
-        target = 0.9 * np.eye(3)[y.numpy()] + 0.1 / 3
+    def ce(logits):            # label smoothing 0.3 over the C = 3 clusters: 0.7 one-hot + 0.3 / 3
+        target = 0.7 * np.eye(3)[y.numpy()] + 0.1
         return np.mean(-(target * _log_softmax(logits)).sum(1))
 
     def tri(f):
@@ -130,13 +131,24 @@ def test_mmt_losses_weight_the_hard_and_soft_terms_as_the_code():
     def sce(p, q):
         return np.mean(-(_softmax(q) * _log_softmax(p)).sum(1))
 
-    assert method.cfg.soft_ce_weight == 0.5 and method.cfg.soft_tri_weight == 0.8
-    assert losses["ce"].item() == pytest.approx(0.5 * (ce(s1.logits) + ce(s2.logits)), rel=1e-5)
-    assert losses["triplet"].item() == pytest.approx(0.2 * (tri(s1.pooled) + tri(s2.pooled)), rel=1e-5)
-    assert losses["soft_ce"].item() == pytest.approx(0.5 * (sce(s1.logits, t2.logits) + sce(s2.logits, t1.logits)),
+    def stri(f, f_teacher):    # anchor by anchor: the student's hardest pair, the teacher's distances there
+        f, f_teacher, labels = f.numpy().astype(np.float64), f_teacher.numpy().astype(np.float64), y.tolist()
+        total = 0.0
+        for i in range(len(f)):
+            same = [j for j in range(len(f)) if labels[j] == labels[i] and j != i]
+            other = [j for j in range(len(f)) if labels[j] != labels[i]]
+            ap = max(same, key=lambda j: np.linalg.norm(f[i] - f[j]))
+            an = min(other, key=lambda j: np.linalg.norm(f[i] - f[j]))
+            target = _softmax([np.linalg.norm(f_teacher[i] - f_teacher[j]) for j in (ap, an)])
+            total += -(target * _log_softmax([np.linalg.norm(f[i] - f[j]) for j in (ap, an)])).sum()
+        return total / len(f)
+
+    assert losses["ce"].item() == pytest.approx(0.7 * (ce(s1.logits) + ce(s2.logits)), rel=1e-5)
+    assert losses["triplet"].item() == pytest.approx(0.4 * (tri(s1.pooled) + tri(s2.pooled)), rel=1e-5)
+    assert losses["soft_ce"].item() == pytest.approx(0.3 * (sce(s1.logits, t2.logits) + sce(s2.logits, t1.logits)),
                                                      rel=1e-5)
-    stri = soft_triplet(s1.pooled, t2.pooled, y) + soft_triplet(s2.pooled, t1.pooled, y)   # hand-checked above
-    assert losses["soft_triplet"].item() == pytest.approx(0.8 * stri.item(), rel=1e-6)
+    assert losses["soft_triplet"].item() == pytest.approx(
+        0.6 * (stri(s1.pooled, t2.pooled) + stri(s2.pooled, t1.pooled)), rel=1e-5)
     with pytest.raises(ReidReproError, match="outlier"):
         method.mmt_losses([s1, s2], [t1, t2], torch.tensor([0, 0, 1, 1, 2, -1]))
 
@@ -145,8 +157,7 @@ def test_mmt_losses_weight_the_hard_and_soft_terms_as_the_code():
 
 def test_ema_teachers_follow_the_codes_ramp_on_parameters_only():
     assert [ema_momentum(t, 0.999) for t in (0, 1, 3)] == [0.0, 0.5, 0.75] and ema_momentum(10**6, 0.999) == 0.999
-    method, *_ = _method()
-    assert method.cfg.alpha == 0.95
+    method, *_ = _method(alpha=0.3)                                 # below the ramp's 0.5 at t = 1: the ceiling acts
     teacher, student = method.teachers[1], method.students[1]
     buffers = {k: v.clone() for k, v in teacher.named_buffers()}
 
@@ -161,9 +172,9 @@ def test_ema_teachers_follow_the_codes_ramp_on_parameters_only():
         torch.testing.assert_close(p_t, p)
     before = [p.clone() for p in teacher.parameters()]
     nudge(-2.0)
-    method.after_step()                                              # t = 1: a = 0.5
+    method.after_step()                                              # t = 1: a = min(1 - 1/2, 0.3) = 0.3
     for p_t, p0, p in zip(teacher.parameters(), before, student.parameters()):
-        torch.testing.assert_close(p_t, 0.5 * p0 + 0.5 * p)
+        torch.testing.assert_close(p_t, 0.3 * p0 + 0.7 * p)
     for k, v in teacher.named_buffers():                             # BN statistics are the teacher's own
         torch.testing.assert_close(v, buffers[k])
     assert all(not p.requires_grad for p in teacher.parameters())
@@ -234,28 +245,29 @@ def test_net_2_starts_from_model_2_or_a_declared_copy(tmp_path):
 
 
 def test_quantile_eps_is_computed_once_and_kept(monkeypatch):
-    from reid_repro.clustering import dbscan_labels, eps_from_quantile, relabel
     from reid_repro.methods import mmt
 
-    monkeypatch.setattr(mmt, "jaccard_distance", lambda f, k1, k2: np.clip(1 - f @ f.T, 0, None))  # dense, fast
-    method, *_ = _method(eps_rule="quantile", rho=0.1)
-    g = np.random.default_rng(0)
-    blobs = np.repeat(np.eye(4, 8), 5, axis=0) + 0.05 * g.standard_normal((20, 8))
-    f0 = (blobs / np.linalg.norm(blobs, axis=1, keepdims=True)).astype(np.float32)
-    labels = method.pseudo_labels(0, f0, None)
-    dist = np.clip(1 - f0 @ f0.T, 0, None)
-    assert method.eps == pytest.approx(eps_from_quantile(dist, 0.1))
-    np.testing.assert_array_equal(labels, relabel(dbscan_labels(dist, method.eps, 4)))
-    first = method.eps
-    method.pseudo_labels(1, f0[::-1].copy() * 1.0, None)
-    assert method.eps == first and method.state_dict()["eps"] == first
+    # the distances are those of 1-d points (a stand-in for the Jaccard distance): the rule is seen on numbers
+    monkeypatch.setattr(mmt, "jaccard_distance", lambda f, k1, k2: np.abs(f[:, :1] - f[:, :1].T))
+    method, *_ = _method(eps_rule="quantile", rho=0.22, min_samples=3)
+    x = np.array([[0.0], [1.0], [2.0], [3.0], [10.0], [11.0], [12.0], [13.0], [30.0]])
+    # 9 points, 36 pairs; round(0.22 x 36) = round(7.92) = 8 smallest: the six pairs at distance 1 ((0,1), (1,2),
+    # (2,3), (10,11), (11,12), (12,13)) and two of the four at 2, so eps = (6 x 1 + 2 x 2) / 8 = 1.25
+    labels = method.pseudo_labels(0, x, None)
+    assert method.eps == pytest.approx(1.25)
+    # DBSCAN at 1.25 with 3 samples (itself included): 1, 2, 11, 12 are core, 0, 3, 10, 13 reached, 30 alone
+    np.testing.assert_array_equal(labels, [0, 0, 0, 0, 1, 1, 1, 1, -1])
+    # the next epoch's points are 10 times farther apart: the rule would give 12.5 and the same two clusters, but eps
+    # stays 1.25 and no point has a neighbour
+    labels = method.pseudo_labels(1, 10 * x, None)
+    assert method.eps == pytest.approx(1.25) and method.state_dict()["eps"] == method.eps
+    np.testing.assert_array_equal(labels, [-1] * 9)
 
 
 # ---- the adversaries -------------------------------------------------------------------------------------------
 
 def test_the_conditional_discriminator_sees_the_feature_and_its_centroid_with_no_gradient_into_the_centroid():
-    method, batch, *_ = _method("canu")
-    assert method.cfg.adversary == "conditional" and method.cfg.mu == 0.1
+    method, batch, *_ = _method("canu", adversary="conditional")
     table = method.centroids.clone().requires_grad_()               # a centroid table that *could* take a gradient
     method.centroids = table
     seen = []

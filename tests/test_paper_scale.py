@@ -39,9 +39,18 @@ def test_ghost_bn_over_4_chunks_equals_4_separate_bn_forwards():
     torch.testing.assert_close(ghost(x), torch.cat([ghost(q) for q in x.split(4)]))
 
 
-def test_bn_groups_is_a_checked_model_setting_4_at_paper_scale():
-    assert load_model({**PARAMS, "scale": "paper"}).bn_groups == 4
-    assert load_model(PARAMS).bn_groups == 1
+def test_bn_groups_is_a_checked_model_setting_that_reaches_the_network():
+    """model.<scale>.bn_groups set to 2 builds a network whose training forward is two half-batch BN forwards."""
+    two = copy.deepcopy(PARAMS)
+    two["model"]["cpu"]["bn_groups"] = 2
+    torch.manual_seed(0)
+    net = ReidNet.from_config(load_model(two)).train()
+    plain = copy.deepcopy(net)
+    plain.bn_groups = 1
+    x = torch.randn(8, 3, 32, 16)
+    torch.testing.assert_close(net.features(x)[1], torch.cat([plain.features(q)[1] for q in x.split(4)]))
+    with pytest.raises(ReidReproError, match="bn_groups=2: a training batch of 2 images"):
+        net.features(x[:2])
     bad = copy.deepcopy(PARAMS)
     bad["model"]["paper"]["bn_groups"] = 0
     with pytest.raises(ReidReproError, match="model.bn_groups=0"):

@@ -667,11 +667,10 @@ def test_a_table_finding_shows_only_while_its_verdict_reads_as_it_says():
                 assert f["text"].strip(), f
 
 
-def test_every_paper_has_one_headline_claim_and_the_summary_finds_its_verdict():
-    """The summary states each paper's headline (issue 17): claims.yaml marks one claim per paper `headline:
-    <dataset>`, a dataset its table prints, and `headline` picks that claim's verdict there, not another's."""
+def test_every_paper_marks_one_headline_claim_on_a_dataset_its_table_prints():
+    """The summary states each paper's headline (issue 17): claims.yaml marks one counted claim per paper `headline:
+    <dataset>`, and paper_numbers.yaml's table of that claim prints that dataset (GCL: that row)."""
     from reid_repro.report.claims import claims
-    from reid_repro.report.tables import headline
 
     numbers = paper_numbers()
     for paper, items in claims().items():
@@ -682,9 +681,22 @@ def test_every_paper_has_one_headline_claim_and_the_summary_finds_its_verdict():
         spec = numbers[paper][str(c["table"])]
         where = [r["row"].lower() for r in spec["rows"]] if c.get("columns") else spec["datasets"]  # GCL: rows
         assert c["headline"] in where, (paper, c["headline"])
-        found = [{"paper": paper, "claim": "other", "dataset": c["headline"], "verdict": "inconclusive"},
-                 {"paper": paper, "claim": c["id"], "dataset": c["headline"], "verdict": "holds"}]
-        assert headline(found, paper)["verdict"] == "holds"
+
+
+def test_the_headline_is_the_marked_claims_verdict_on_its_marked_dataset(monkeypatch):
+    """`headline` on a claims table written here: of the verdicts found, only the one whose claim is marked and whose
+    dataset is the marked one is the paper's headline; none found, none given."""
+    from reid_repro.report import claims as claim_file
+    from reid_repro.report.tables import headline
+
+    table = {"p": [{"id": "p-main", "headline": "duke"}, {"id": "p-side"}], "q": [{"id": "q-main", "headline": "msmt"}]}
+    monkeypatch.setattr(claim_file, "claims", lambda *a, **k: table)
+    found = [{"paper": "p", "claim": "p-side", "dataset": "duke", "verdict": "v1"},       # not the marked claim
+             {"paper": "p", "claim": "p-main", "dataset": "market", "verdict": "v2"},     # not the marked dataset
+             {"paper": "q", "claim": "q-main", "dataset": "msmt", "verdict": "v3"},       # another paper's
+             {"paper": "p", "claim": "p-main", "dataset": "duke", "verdict": "v4"}]
+    assert headline(found, "p")["verdict"] == "v4" and headline(found, "q")["verdict"] == "v3"
+    assert headline(found[:3], "p") is None and headline(found, "r") is None
 
 
 def test_every_claim_is_quoted_from_its_paper_and_names_rows_of_its_table():
