@@ -16,8 +16,6 @@ from PIL import Image
 from reid_repro.config import RunSpec, load_method_config, load_params, validate_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import gcl_plus as G
-from reid_repro.methods import method_class
-from reid_repro.methods.base import Step
 from reid_repro.models import ReidNet
 from reid_repro.training.loop import run_steps
 

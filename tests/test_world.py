@@ -1,7 +1,6 @@
 """The synthetic world on a tiny configuration: layout, counts, determinism, and that images agree with truth."""
 
 import hashlib
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from reid_repro.config import Domain, Profile, load_world
+from reid_repro.config import load_world
 from reid_repro.data.manifest import prepare
 from reid_repro.errors import ReidReproError
 

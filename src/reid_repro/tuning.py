@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import typing
 from pathlib import Path
 
 import numpy as np

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import torch
 import torch.nn.functional as F
 
 from reid_repro.methods.base import CameraAdversaries, WithCameraAdversaries, check_adversary

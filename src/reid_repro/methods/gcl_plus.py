@@ -71,7 +71,6 @@ from reid_repro.clustering import dbscan_labels, eps_from_quantile, jaccard_dist
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, Step, frozen
-from reid_repro.training.data import normalize_batch
 
 SWITCHES = ("feat_loss", "vi_positive", "mix_loss", "angles", "gen_adv", "r1")
 STAGES = ("joint", "warmup")
