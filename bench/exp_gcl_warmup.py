@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
+
+from reid_repro.declare import write_project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
@@ -45,7 +46,9 @@ def _reid(args: list[str]) -> None:
 
 
 def _params(case: dict, smoke: bool) -> dict:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    from reid_repro.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
     params["seeds"] = 1
     warm = copy.deepcopy(params["gcl_warmups"][WARMUP])
     widths = {"gen_dim": case["gen_dim"], "dis_dim": case["dis_dim"]}
@@ -72,7 +75,7 @@ def main() -> None:
         case = CASES[name]
         with tempfile.TemporaryDirectory(dir=ROOT / ".cache") as tmp:
             tmp = Path(tmp)
-            (tmp / "params.yaml").write_text(yaml.safe_dump(_params(case, args.smoke), sort_keys=False))
+            write_project(tmp, _params(case, args.smoke))           # params.yaml and conf/runs.json
             t0 = time.perf_counter()
             _reid(["warmup", "--name", "gclw_exp", "--out", str(tmp / "models" / "gclw_exp"),
                    "--params", str(tmp / "params.yaml"), "--no-mlflow"])

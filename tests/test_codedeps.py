@@ -4,9 +4,9 @@ and the import graph itself is read correctly."""
 from pathlib import Path
 
 import pytest
-import yaml
 
 from reid_repro import codedeps
+from reid_repro.config import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = "src/reid_repro"
@@ -33,7 +33,7 @@ def _stages():
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml")
     with Repo(str(ROOT)) as repo:
         for stage in repo.index.stages:
             kind = stage.name.split("@")[0]

@@ -61,7 +61,7 @@ def test_make_dashboard_serves_the_committed_studies_on_a_fresh_clone(tmp_path):
     (fake / "optuna-dashboard").chmod(0o755)
     clone = tmp_path / "clone"
     clone.mkdir()
-    for name in ("params.yaml", "studies", "scripts"):
+    for name in ("params.yaml", "conf", "studies", "scripts"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, clone / name)
     env = {**os.environ, "PATH": f"{fake}:{Path(sys.executable).parent}:{os.environ['PATH']}",
            "DASHBOARD_ARGS": str(tmp_path / "args")}

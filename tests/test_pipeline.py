@@ -12,6 +12,9 @@ import pytest
 import torch
 import yaml
 
+from reid_repro.config import load_params
+from reid_repro.declare import write_project
+
 ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
@@ -48,7 +51,7 @@ def _build(work: Path):
     shutil.copytree(ROOT / "synthetic", work / "synthetic")      # the world's pipeline file
     # with its caches: .dvcignore must keep them out of the hashes
     shutil.copytree(ROOT / "src", work / "src")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml")
     params["world"]["profile"] = "smoke"
     params["seeds"] = 1                     # test_more_seeds_train_only_the_new_seeds adds a second
     params["model"]["cpu"].update(height=32, width=16)
@@ -64,7 +67,7 @@ def _build(work: Path):
     params["larger"]["warmups"] = {k: {**v, **LARGER_WARMUP_SMOKE} for k, v in params["larger"]["warmups"].items()}
     params["meshes"] = {"market": params["meshes"]["market"]}         # the only stand-in a warm-up reads
     params["sources"] = ["market"]                     # the only source a kept run starts from
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_project(work, params)                        # params.yaml and conf/runs.json
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)
@@ -88,7 +91,7 @@ def built(tmp_path_factory, worker_id):
     with FileLock(str(base / "smoke-pipeline.lock")):
         if (shared / "built").is_file():
             out = (shared / "repro.log").read_text()
-            params = yaml.safe_load((shared / "project" / "params.yaml").read_text())
+            params = load_params(shared / "project" / "params.yaml")
         elif shared.exists():
             pytest.fail(f"{shared}: an earlier build of the smoke pipeline failed in this session")
         else:
@@ -371,14 +374,14 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     imagenet = tmp_path / "checkpoints"
     imagenet.mkdir()
     torch.save(torchvision.models.resnet50().state_dict(), imagenet / "resnet50-0676ba61.pth")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = load_params(ROOT / "params.yaml")
     params["seeds"] = 1
     params["runs"] = {"cc_market": params["runs"]["cc_market"]}
     params["gcl_warmups"], params["studies"] = {}, {}
     params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,
                                                     eps=0.6, min_samples=2, workers=0, lr_step=1, warmup_epochs=0)
-    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    write_project(work, params)
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
     _run(["git", "init", "-q"], work)
     _run(["dvc", "init", "-q"], work)

@@ -13,6 +13,7 @@ import pytest
 import scipy.stats
 import yaml
 
+from reid_repro.config import load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report
 from reid_repro.report.tables import paper_numbers
@@ -287,13 +288,12 @@ def test_a_paper_report_holds_only_that_papers_runs(report):
 
 
 def test_stages_command_lists_one_papers_train_stages(capsys):
-    import yaml
 
     from reid_repro.cli import main
 
     assert main(["stages", "--paper", "ise", "--params", str(ROOT / "params.yaml")]) == 0
     listed = capsys.readouterr().out.split()
-    runs = yaml.safe_load((ROOT / "params.yaml").read_text())["runs"]
+    runs = load_params(ROOT / "params.yaml")["runs"]
     assert listed == [f"train@{k}" for k, v in runs.items() if v["paper"] == "ise"] and listed
 
 
@@ -443,7 +443,6 @@ def test_page_opens_with_the_caveat_and_summary_and_every_contents_link_resolves
 def test_sections_follow_each_papers_order_and_every_example_names_a_real_setting():
     """Every table of paper_numbers.yaml has its place in the papers' order (ICE: Tables 2, 3, 4a, 4b, 5, then
     the figures), and every `dvc exp run -S` example names a key of params.yaml."""
-    import yaml
 
     from reid_repro.report.tables import paper_numbers
     from reid_repro.report.items import EXAMPLES, section_order
@@ -456,7 +455,7 @@ def test_sections_follow_each_papers_order_and_every_example_names_a_real_settin
     for paper, tables in paper_numbers().items():
         for table in tables:
             assert f"{paper}-table-{table.lower()}" in order, (paper, table)
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     for anchor, setting in EXAMPLES.items():
         assert anchor in order, anchor
         node = params

@@ -189,10 +189,32 @@ def from_dict(cls, data, key: str):
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
+    """params.yaml with its declared runs: ``runs`` and ``larger.runs`` from the generated conf/runs.json beside it
+    (reid_repro.declare: conf/runs/<paper>.yaml, one line per row). A self-contained params file (a scratch
+    experiment's, a test's) may hold ``runs`` inline instead, with no conf/runs.json beside it."""
+    from reid_repro import declare
+
     path = Path(path)
     if not path.is_file():
         raise ReidReproError(f"{path}: params file not found")
-    return yaml.safe_load(path.read_text()) or {}
+    params = yaml.safe_load(path.read_text()) or {}
+    beside = path.parent / declare.GENERATED
+    if "runs" in params:
+        if beside.is_file():
+            raise ReidReproError(f"{path}: runs are declared per paper in {declare.PAPERS}/<paper>.yaml (expanded "
+                                 f"into {beside}); params.yaml holds no runs section beside it")
+        return params
+    if not beside.is_file() and "world" not in params:        # not a project's params file: nothing to add
+        return params
+    declared = declare.load(path)
+    params["runs"] = declared["runs"]
+    larger = params.get("larger")
+    if isinstance(larger, dict) and "runs" not in larger:
+        params["larger"] = {**larger, "runs": declared["larger_runs"]}
+    elif larger is None and declared["larger_runs"]:
+        raise ReidReproError(f"{path}: larger: missing; {beside} declares larger-profile runs "
+                             "(params.yaml: larger: {enabled, warmups})")
+    return params
 
 
 def load_world(path: str | Path = "params.yaml") -> WorldConfig:
@@ -370,7 +392,7 @@ def load_method_config(params: dict, method: str, cls, overrides: dict | None = 
                 where[k] = f"{name}.{k}"
     for k, v in (overrides or {}).items():
         if k not in flat:
-            raise ReidReproError(f"params.yaml: runs override {k!r} is not a setting of {method}; expected one of "
+            raise ReidReproError(f"runs override {k!r} is not a setting of {method}; expected one of "
                                  f"{sorted(flat)}")
         flat[k] = v
     try:
@@ -405,7 +427,7 @@ def larger_section(params: dict) -> dict:
 
 
 def declared_runs(params: dict) -> dict:
-    """Every declared run: params.yaml ``runs`` and ``larger.runs`` (names are unique across both)."""
+    """Every declared run: ``runs`` and ``larger.runs`` (conf/runs.json; names are unique across both)."""
     return {**(params.get("runs") or {}), **larger_section(params)["runs"]}
 
 
@@ -420,7 +442,7 @@ def not_run_reason(params: dict, spec: RunSpec) -> str | None:
 def load_run(params: dict, key: str) -> RunSpec:
     runs = declared_runs(params)
     if key not in runs:
-        raise ReidReproError(f"params.yaml: runs.{key}: no such run; expected one of {sorted(runs)}")
+        raise ReidReproError(f"runs.{key}: no such run; expected one of {sorted(runs)}")
     spec = dict(runs[key])
     spec["larger"] = key not in (params.get("runs") or {})
     for field in ("overrides", "paper_overrides"):
@@ -432,10 +454,10 @@ def load_run(params: dict, key: str) -> RunSpec:
     data = params.get("data") or {}
     for field in ("dataset", "test"):
         if getattr(run, field) not in data:
-            raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r}; expected a key of "
+            raise ReidReproError(f"runs.{key}.{field}={getattr(run, field)!r}; expected a key of "
                                  f"data: {sorted(data)}")
         if data[getattr(run, field)].get("format") == "imagenet":
-            raise ReidReproError(f"params.yaml: runs.{key}.{field}={getattr(run, field)!r} is a folder of ImageNet "
+            raise ReidReproError(f"runs.{key}.{field}={getattr(run, field)!r} is a folder of ImageNet "
                                  "checkpoints (format: imagenet), which only pretrain reads; expected a re-ID dataset")
     return run
 
@@ -493,7 +515,7 @@ def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
         fields = {f.name for f in dataclasses.fields(model_cfg)}
         unknown = sorted(set(model_over) - fields)
         if unknown:
-            raise ReidReproError(f"params.yaml: runs override 'model.{unknown[0]}' is not a model setting; "
+            raise ReidReproError(f"runs override 'model.{unknown[0]}' is not a model setting; "
                                  f"expected one of {sorted(fields)}")
         model_cfg = from_dict(ModelConfig, {**dataclasses.asdict(model_cfg), **model_over}, "model")
     cls = method_class(spec.method)
@@ -569,7 +591,7 @@ class Dimension:
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    run: str                        # the declared run whose settings are tuned (params.yaml: runs)
+    run: str                        # the declared run whose settings are tuned (conf/runs/<paper>.yaml)
     n_trials: int
     seed: int
     pruner: str                     # none | median | halving
@@ -699,7 +721,7 @@ def validate_params(params: dict) -> None:
                              f"{sorted(model) if isinstance(model, dict) else model!r}")
     runs = params["runs"] or {}
     if not isinstance(runs, dict):
-        raise ReidReproError("params.yaml: runs: expected a mapping of run name -> run")
+        raise ReidReproError("conf/runs.json: runs: expected a mapping of run name -> run")
     larger = larger_section(params)
     sources = params["sources"]
     if not isinstance(sources, list) or not sources or len(set(sources)) != len(sources) \
@@ -731,7 +753,7 @@ def validate_params(params: dict) -> None:
                 resolve_run(at, load_run(at, key))
             except ReidReproError as exc:
                 text = str(exc).removeprefix("params.yaml: ")
-                raise ReidReproError(f"params.yaml: runs.{key} (scale {scale}): {text}") from None
+                raise ReidReproError(f"runs.{key} (scale {scale}): {text}") from None
         for key in params["studies"] or {}:
             study = load_study(at, key)
             fields = {f.name for f in dataclasses.fields(resolve_run(at, load_run(at, study.run))[1])}

@@ -10,9 +10,16 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> str:
+    from pathlib import Path
+
+    from reid_repro import declare
     from reid_repro.config import larger_section, load_params
+    from reid_repro.errors import ReidReproError
     from reid_repro.report.tables import check_rows
 
+    root = Path(args.params).parent
+    if (root / declare.PAPERS).is_dir() and (why := declare.stale(root)):
+        raise ReidReproError(why)                # the runs DVC would train are not the declared ones
     params = load_params(args.params)      # validated by the dispatcher already
     n = check_rows(params)
     larger = larger_section(params)

@@ -6,7 +6,7 @@ HELP = "a GCL+ run's novel views (45..315 degrees) of its training images in GCL
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--run", required=True, help="a gcl_plus run of params.yaml: runs (its generator)")
+    p.add_argument("--run", required=True, help="a declared gcl_plus run (its generator)")
     p.add_argument("--out", required=True, help="e.g. data/generated/<run>: one folder per angle")
     p.add_argument("--runs", default="runs", help="where the run's model.pt and artifacts.pt are")
     p.add_argument("--start", default="models/pretrain/model.pt",

@@ -6,7 +6,7 @@ HELP = "print the train@<run> (and larger-profile) stages of one paper's runs, f
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--paper", required=True, help="a paper of params.yaml: runs (ise, ice, canu)")
+    p.add_argument("--paper", required=True, help="a paper of the declared runs (conf/runs/<paper>.yaml: ise, ice, canu, gcl_plus)")
     p.add_argument("--params", default="params.yaml")
 
 

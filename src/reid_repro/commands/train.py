@@ -1,15 +1,15 @@
-"""``reid-repro train --run <run>``: train and evaluate one declared run (params.yaml: runs.<run>);
+"""``reid-repro train --run <run>``: train and evaluate one declared run (conf/runs/<paper>.yaml);
 ``reid-repro train --tuned <study>``: the study's run at its best trial's settings (the ``tuned@<study>`` stage)."""
 
 from __future__ import annotations
 
-HELP = "train and evaluate one declared run with every seed (params.yaml: runs.<name>, seeds)"
+HELP = "train and evaluate one declared run with every seed (conf/runs/<paper>.yaml; params.yaml: seeds)"
 
 
 def add_arguments(p) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--run", "--run-name", dest="run",
-                       help="a key of params.yaml: runs (under torchrun write --run-name: torchrun reads --run as an "
+                       help="a declared run (under torchrun write --run-name: torchrun reads --run as an "
                             "abbreviation of its own --run-path)")
     which.add_argument("--tuned", metavar="STUDY",
                        help="a key of params.yaml: studies: train its run at the best trial's settings "

@@ -28,7 +28,7 @@ WORLD_SHA256 = {"market": "6f6489b270e97258f49b1148db38198f316add9ce7f5410c314f2
 
 def add_arguments(p) -> None:
     p.add_argument("runs", nargs="*", default=list(DEFAULT_RUNS),
-                   help=f"keys of params.yaml: runs (default: {' '.join(DEFAULT_RUNS)})")
+                   help=f"declared runs (conf/runs/<paper>.yaml; default: {' '.join(DEFAULT_RUNS)})")
     p.add_argument("--committed", default="runs", help="the committed runs folder to check against")
     p.add_argument("--out", default=".cache/verify", help="where the re-trained runs are written")
     p.add_argument("--models", default="models")

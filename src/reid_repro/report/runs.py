@@ -196,14 +196,14 @@ def more_seeds_base(params: dict, name: str) -> str | None:
         return None
     base = name[: -len(MORE_SEEDS)]
     if base not in declared_runs(params):
-        raise ReidReproError(f"params.yaml: runs.{name}: adds seeds to run {base!r}, which is not declared")
+        raise ReidReproError(f"runs.{name}: adds seeds to run {base!r}, which is not declared")
     extra, spec = load_run(params, name), load_run(params, base)
     if "seed" not in extra.overrides:
-        raise ReidReproError(f"params.yaml: runs.{name}: expected overrides.seed (its first seed, past {base}'s)")
+        raise ReidReproError(f"runs.{name}: expected overrides.seed (its first seed, past {base}'s)")
     same = dataclasses.replace(extra, overrides={k: v for k, v in extra.overrides.items() if k != "seed"})
     if same != spec:
         diff = [f.name for f in dataclasses.fields(spec) if getattr(same, f.name) != getattr(spec, f.name)]
-        raise ReidReproError(f"params.yaml: runs.{name}: must be runs.{base} with only overrides.seed added; "
+        raise ReidReproError(f"runs.{name}: must be runs.{base} with only overrides.seed added; "
                              f"differs in {diff}")
     return base
 

@@ -95,11 +95,11 @@ def check_rows(params: dict, numbers: dict | None = None) -> int:
         for i, (paper, table, row) in enumerate(spec.targets()):
             n += 1
             if paper not in numbers or table not in numbers[paper]:
-                raise ReidReproError(f"params.yaml: runs.{name}: paper {paper!r} table {table!r} is not in "
+                raise ReidReproError(f"runs.{name}: paper {paper!r} table {table!r} is not in "
                                      f"paper_numbers.yaml; expected one of {sorted(numbers.get(paper, {}))}")
             printed = [r["row"] for r in numbers[paper][table]["rows"]]
             if row not in printed and not (i == 0 and spec.ours_only):
-                raise ReidReproError(f"params.yaml: runs.{name}: row {row!r} is not a row of {paper} table "
+                raise ReidReproError(f"runs.{name}: row {row!r} is not a row of {paper} table "
                                      f"{table} in paper_numbers.yaml (rows: {printed}); fix the row or declare the "
                                      "run `ours_only: true`")
     return n

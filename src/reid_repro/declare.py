@@ -1,0 +1,164 @@
+"""Runs declared per paper, one line per table row (``conf/runs/<paper>.yaml``), and the file they expand into
+(``conf/runs.json``), which DVC's ``foreach`` and every command read.
+
+A paper file holds ``paper:`` and ``runs:``; each run is ``name: {fields}`` with the fields of a run
+(config.RunSpec) less what follows from the rest:
+
+- ``paper`` is the file's; ``base`` is the method's base section (methods/<method>.py ``base_section``, else the
+  method itself); ``test`` is the dataset, ``init`` is ``pretrain`` and ``overrides`` is ``{}`` unless given;
+- ``for: [market, duke, msmt]`` declares one run per dataset, ``{d}`` in the name standing for it;
+- ``larger: true`` puts the row in the larger profile (params.yaml ``larger``: its own stages, trained only when
+  ``larger.enabled`` is true).
+
+``reid-repro pipeline --write`` writes ``conf/runs.json`` (one run per line, so a diff shows the rows that
+changed); ``reid-repro pipeline`` and a test check that the committed file is what the paper files declare. DVC
+parses the JSON file in milliseconds where params.yaml with the runs in it took a ruamel parse per stage
+(bench/bench_dvc.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from reid_repro.errors import ReidReproError
+
+PAPERS = Path("conf") / "runs"            # conf/runs/<paper>.yaml, relative to the project root
+GENERATED = Path("conf") / "runs.json"
+# the expanded entry's fields, in this order (the rest follow in the order declared)
+ORDER = ("method", "base", "dataset", "test", "init", "paper", "table", "row", "overrides")
+FIELDS = {"method", "dataset", "test", "init", "table", "row", "overrides", "paper_overrides", "also",
+          "ours_only", "column", "larger", "for"}
+
+
+def _base(method: str) -> str:
+    from reid_repro.methods import base_section
+
+    return base_section(method) or method
+
+
+def expand_file(path: Path) -> tuple[dict, dict]:
+    """(runs, larger runs) declared by one paper file, expanded to full entries."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ReidReproError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict) or sorted(doc) != ["paper", "runs"] or not isinstance(doc["runs"], dict):
+        raise ReidReproError(f"{path}: expected the keys paper and runs (a mapping of run name to fields)")
+    runs: dict = {}
+    larger: dict = {}
+    for name, entry in doc["runs"].items():
+        where = f"{path}: runs.{name}"
+        if not isinstance(entry, dict):
+            raise ReidReproError(f"{where}: expected a mapping of fields, got {entry!r}")
+        unknown = sorted(set(entry) - FIELDS)
+        if unknown:
+            raise ReidReproError(f"{where}: unknown field {unknown[0]!r}; expected some of {sorted(FIELDS)}")
+        if "for" not in entry and "{d}" in name:
+            raise ReidReproError(f"{where}: {{d}} in a name needs `for: [datasets]`")
+        missing = [f for f in ("method", "table", "row") if f not in entry] + \
+            (["dataset"] if "dataset" not in entry and "for" not in entry else [])
+        if missing:
+            raise ReidReproError(f"{where}: missing field {missing[0]!r}")
+        datasets = entry.get("for")
+        if datasets is not None and (not isinstance(datasets, list) or not datasets or "{d}" not in name
+                                     or "dataset" in entry):
+            raise ReidReproError(f"{where}: `for` takes a list of datasets, the name must hold {{d}} and the entry "
+                                 "no dataset of its own")
+        for d in datasets or [None]:
+            fields = {k: v for k, v in entry.items() if k != "for"}
+            key = name if d is None else name.replace("{d}", d)
+            if d is not None:
+                fields["dataset"] = d
+            full = {"method": fields["method"], "base": _base(fields["method"]), "dataset": fields["dataset"],
+                    "test": fields.get("test", fields["dataset"]), "init": fields.get("init", "pretrain"),
+                    "paper": doc["paper"], "table": fields["table"], "row": fields["row"],
+                    "overrides": fields.get("overrides") or {}}
+            full.update({k: v for k, v in fields.items() if k not in ORDER and k != "larger"})
+            target = larger if fields.get("larger") else runs
+            if key in runs or key in larger:
+                raise ReidReproError(f"{where}: run {key!r} is declared twice")
+            target[key] = full
+    return runs, larger
+
+
+def generate(root: str | Path = ".") -> dict:
+    """{"runs": ..., "larger_runs": ...} from every paper file under ``root``/conf/runs, in file name order."""
+    folder = Path(root) / PAPERS
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise ReidReproError(f"{folder}: no paper files (conf/runs/<paper>.yaml declares a paper's runs)")
+    runs: dict = {}
+    larger: dict = {}
+    for path in files:
+        more, more_larger = expand_file(path)
+        for name in [*more, *more_larger]:
+            if name in runs or name in larger:
+                raise ReidReproError(f"{path}: run {name!r} is also declared in another paper file")
+        runs.update(more)
+        larger.update(more_larger)
+    return {"runs": runs, "larger_runs": larger}
+
+
+def dumps(data: dict) -> str:
+    """The generated file's text: JSON with one run per line."""
+    lines = ["{"]
+    for i, section in enumerate(("runs", "larger_runs")):
+        lines.append(f' "{section}": {{')
+        items = list(data[section].items())
+        for j, (name, entry) in enumerate(items):
+            comma = "," if j < len(items) - 1 else ""
+            lines.append(f"  {json.dumps(name)}: {json.dumps(entry, ensure_ascii=False)}{comma}")
+        lines.append(" }" + ("," if i == 0 else ""))
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write(root: str | Path = ".") -> Path:
+    path = Path(root) / GENERATED
+    path.write_text(dumps(generate(root)))
+    return path
+
+
+def stale(root: str | Path = ".") -> str | None:
+    """Why the committed conf/runs.json is not what the paper files declare (None: it is)."""
+    path = Path(root) / GENERATED
+    if not path.is_file():
+        return f"{path}: missing; `reid-repro pipeline --write` writes it from {PAPERS}/*.yaml"
+    if path.read_text() != dumps(generate(root)):
+        return (f"{path} is not what {PAPERS}/*.yaml declare (a paper file was edited); "
+                "`reid-repro pipeline --write` writes it again")
+    return None
+
+
+def load(params_file: str | Path) -> dict:
+    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``)."""
+    path = Path(params_file).parent / GENERATED
+    if not path.is_file():
+        raise ReidReproError(f"{path}: runs file not found; `reid-repro pipeline --write` writes it from "
+                             f"{PAPERS}/*.yaml")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReidReproError(f"{path}: not valid JSON ({exc}); `reid-repro pipeline --write` writes it again") \
+            from None
+    if sorted(data) != ["larger_runs", "runs"]:
+        raise ReidReproError(f"{path}: expected the keys runs and larger_runs")
+    return data
+
+
+def write_project(folder: str | Path, params: dict) -> None:
+    """A project's params.yaml (the settings) and conf/runs.json (the runs) from ``params`` as
+    config.load_params returns it: for tests and experiments that build a project of their own."""
+    import yaml
+
+    folder = Path(folder)
+    larger = params.get("larger") or {"enabled": False, "warmups": {}, "runs": {}}
+    settings = {k: v for k, v in params.items() if k != "runs"}
+    settings["larger"] = {k: v for k, v in larger.items() if k != "runs"}
+    (folder / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    (folder / GENERATED).parent.mkdir(parents=True, exist_ok=True)
+    (folder / GENERATED).write_text(dumps({"runs": params.get("runs") or {},
+                                           "larger_runs": larger.get("runs") or {}}))
