@@ -106,16 +106,30 @@ def probe_weights(params: dict, weights: Path, tests: dict) -> dict:
         return {d: probe(extract_features(model, cache.images, device), table) for d, (table, cache) in tests.items()}
 
 
-def relabelled_manifest(task: str) -> Path:
+def pretrain_data(world: str | None) -> tuple[Path, Path]:
+    """(image root, manifest folder) of the pretrain domain: the committed one, or the variant ``world`` rendered
+    by ``bench/exp_world_variant.py --name <world> --domain pretrain --render-only``."""
+    if world is None:
+        return ROOT / "data" / "world" / "pretrain", ROOT / "data" / "manifests" / "pretrain"
+    base = ROOT / ".cache" / "exp_world" / world
+    root, manifest = base / "pretrain", base / "manifests" / "pretrain"
+    if not (manifest / "manifest.parquet").is_file():
+        raise SystemExit(f"{manifest}: no pretrain variant {world!r}; render it first with "
+                         f"bench/exp_world_variant.py --name {world} --domain pretrain --render-only ...")
+    return root, manifest
+
+
+def relabelled_manifest(task: str, world: str | None = None) -> Path:
     """The pretrain manifest with ``pid`` replaced by the pretext's label (train split only changes)."""
     import pandas as pd
 
-    src = pd.read_parquet(ROOT / "data" / "manifests" / "pretrain" / "manifest.parquet")
-    out = SCRATCH / "manifests" / task
+    world_root, manifest = pretrain_data(world)
+    src = pd.read_parquet(manifest / "manifest.parquet")
+    out = SCRATCH / "manifests" / (task if world is None else f"{task}@{world}")
     out.mkdir(parents=True, exist_ok=True)
     train = src["split"] == "train"
     if task == "viewpoint":
-        gt = pd.read_parquet(ROOT / "data" / "world" / "pretrain" / "ground_truth.parquet")[["path", "yaw"]]
+        gt = pd.read_parquet(world_root / "ground_truth.parquet")[["path", "yaw"]]
         yaw = src.merge(gt, on="path", how="left")["yaw"]
         if yaw[train].isna().any():
             raise SystemExit("pretrain ground truth lacks the yaw of some training images")
@@ -126,7 +140,7 @@ def relabelled_manifest(task: str) -> Path:
     else:
         raise SystemExit(f"unknown pretext {task!r}; expected one of {PRETEXTS}")
     src.to_parquet(out / "manifest.parquet", index=False)
-    info = json.loads((ROOT / "data" / "manifests" / "pretrain" / "dataset.json").read_text())
+    info = json.loads((manifest / "dataset.json").read_text())
     (out / "dataset.json").write_text(json.dumps({**info, "relabelled": task}, indent=2))   # read by run_inputs
     return out
 
@@ -146,16 +160,17 @@ def objects_world() -> dict:
     return {"root": str(root), "manifest": str(manifest)}
 
 
-def make_start(params: dict, name: str, iters: int | None) -> tuple[Path, dict]:
-    """``<scratch>/starts/<name>/pretrain/model.pt`` for the candidate ``name``: (models folder, record)."""
+def make_start(params: dict, name: str, iters: int | None, world: str | None = None) -> tuple[Path, dict]:
+    """``<scratch>/starts/<name>/pretrain/model.pt`` for the candidate ``name`` (``<name>@<world>`` when trained on
+    the pretrain variant ``world``): (models folder, record)."""
     import torch
 
     from reid_repro.config import load_model, pretrain_spec
     from reid_repro.models import ReidNet, save_state
     from reid_repro.training.run import execute
 
-    models = SCRATCH / "starts" / name
-    record = {"start": name}
+    models = SCRATCH / "starts" / (name if world is None else f"{name}@{world}")
+    record = {"start": name, "pretrain_world": world or "committed"}
     if name == "identity":
         return ROOT / "models", {**record, "weights": "models/pretrain/model.pt"}
     target = models / "pretrain" / "model.pt"
@@ -171,7 +186,9 @@ def make_start(params: dict, name: str, iters: int | None) -> tuple[Path, dict]:
     if name == "objects":
         p["data"]["pretrain_objects"] = {**p["data"]["pretrain"], **objects_world()}
     else:
-        p["data"][f"pretrain_{name}"] = {**p["data"]["pretrain"], "manifest": str(relabelled_manifest(name))}
+        root, _ = pretrain_data(world)
+        p["data"][f"pretrain_{name}"] = {**p["data"]["pretrain"], "root": str(root),
+                                         "manifest": str(relabelled_manifest(name, world))}
     loop = p["pretrain"]["loop"]
     if name == "viewpoint":                       # 8 classes: a batch of 8 bins x 8 images
         loop.update(batch_ids=8, instances=8)
@@ -243,6 +260,9 @@ def main() -> None:
                         help="which learning curves: true labels, pseudo labels")
     parser.add_argument("--tag", default="", help="appended to each case name (another loop on the same start)")
     parser.add_argument("--name", default="exp_start")
+    parser.add_argument("--world", default=None,
+                        help="train the pretext start on this pretrain variant (bench/exp_world_variant.py --domain "
+                             "pretrain --render-only); the start is stored as <start>@<world>")
     args = parser.parse_args()
     import yaml
 
@@ -259,12 +279,13 @@ def main() -> None:
                                                      for d, t in tests.items()}})
         print(json.dumps(rows[-1]), flush=True)
     for name in args.starts:
-        models, record = make_start(params, name, args.pretrain_iters)
+        models, record = make_start(params, name, args.pretrain_iters, args.world)
         probes = probe_weights(params, models / "pretrain" / "model.pt", tests)
-        row = {"case": name + args.tag, **record, **probes}
+        case = name if args.world is None else f"{name}@{args.world}"
+        row = {"case": case + args.tag, **record, **probes}
         print(json.dumps(row), flush=True)
         if args.curves:
-            row["curves"] = curves(params, name + args.tag, models, args.epochs, args.seed, loop=loop,
+            row["curves"] = curves(params, case + args.tag, models, args.epochs, args.seed, loop=loop,
                                    kinds=tuple(args.kinds))
         rows = [r for r in rows if r.get("case") != row["case"]] + [row]
         write_results(args.name, rows)

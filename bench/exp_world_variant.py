@@ -10,6 +10,7 @@ in ``--models`` (default: models/, today's start). Nothing under data/, models/ 
     python bench/exp_world_variant.py --name ids120 --domain market --profile train_ids=120 images_per_id=8
     python bench/exp_world_variant.py --name ids120_random --domain market --profile train_ids=120 images_per_id=8 \\
         --models .cache/exp_start/starts/random
+    python bench/exp_world_variant.py --name fit11 --domain pretrain --look fit=1.1 --render-only   # for a start
 """
 
 from __future__ import annotations
@@ -93,12 +94,18 @@ def main() -> None:
     parser.add_argument("--loop", nargs="*", default=[], metavar="KEY=VALUE",
                         help="loop settings of the learning curves changed (e.g. lr=3.5e-4 lr_step=12)")
     parser.add_argument("--results", default="exp_world_variant")
+    parser.add_argument("--render-only", action="store_true",
+                        help="render and prepare the variant, no curves (e.g. --domain pretrain, for a start trained "
+                             "on it: bench/exp_start.py --world <name>)")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params("params.yaml")
     profile, domain_over = _values(args.profile), _values(args.set)
     look_over = _values(args.look)
     root, manifest, counts = render(params, args.name, args.domain, profile, domain_over, look_over)
+    if args.render_only:
+        print(json.dumps({"variant": args.name, "domain": args.domain, "root": str(root), **counts}), flush=True)
+        return
     variant = copy.deepcopy(params)
     variant["data"][args.domain] = {**variant["data"][args.domain], "root": str(root), "manifest": str(manifest)}
     loop = _values(args.loop)
