@@ -58,7 +58,9 @@ def _build(work: Path):
     for section in ("pretrain", "source", "cluster_contrast", "ice", "mmt"):
         params[section]["loop"].update(TINY_LOOP)
     params["gcl_plus"]["loop"].update(TINY_LOOP, instances=1)          # GCL+ draws distinct images
-    params["runs"] = {k: v for k, v in params["runs"].items() if k in KEEP_RUNS}
+    # every run trains the one seed (a baseline's own seeds: 6 would train six; tests/test_training.py checks it)
+    params["runs"] = {k: {f: x for f, x in v.items() if f != "seeds"} for k, v in params["runs"].items()
+                      if k in KEEP_RUNS}
     params["gcl_warmups"] = {k: {**v, "overrides": {**v["overrides"], "epochs": 1, "iters": 2}}
                              for k, v in params["gcl_warmups"].items() if k in KEEP_WARMUPS}
     params["studies"] = {"cluster_contrast": {**params["studies"]["cluster_contrast"], "n_trials": 2}}
@@ -376,7 +378,7 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     torch.save(torchvision.models.resnet50().state_dict(), imagenet / "resnet50-0676ba61.pth")
     params = load_params(ROOT / "params.yaml")
     params["seeds"] = 1
-    params["runs"] = {"cc_market": params["runs"]["cc_market"]}
+    params["runs"] = {"cc_market": {f: x for f, x in params["runs"]["cc_market"].items() if f != "seeds"}}
     params["gcl_warmups"], params["studies"] = {}, {}
     params["larger"] = {"enabled": False, "warmups": {}, "runs": {}}
     params["cluster_contrast"]["paper_loop"].update(epochs=1, iters=1, batch_ids=2, instances=4, k1=4, k2=2,

@@ -153,16 +153,16 @@ def test_the_baselines_gain_over_the_pretrained_start(report):
     assert "Does the baseline learn?" in (tmp / "reports" / "results.md").read_text()
 
 
-def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_only_common_seeds(tmp_path):
-    """cc_market trains seeds 0-2 (50, 52, 48) and cc_market_more_seeds seeds 10-12 (51, 49, 54): one row whose
-    cell and gain over the start use all six; ISE's verdict pairs its seeds 0-2 with the baseline's 0-2."""
+def test_a_baselines_extra_seeds_join_its_cell_and_its_gain_while_verdicts_pair_only_common_seeds(tmp_path):
+    """cc_market (seeds: 6) trains seeds 0-5 (50, 52, 48, 51, 49, 54), ise_market 0-2: the baseline's cell and gain
+    over the start use all six; ISE's verdict pairs its seeds 0-2 with the baseline's 0-2."""
     cc = {"method": "cluster_contrast", "base": "cluster_contrast", "dataset": "market", "test": "market",
-          "init": "pretrain", "paper": "ise", "table": "1", "row": "No.1 Baseline", "overrides": {}}
+          "init": "pretrain", "paper": "ise", "table": "1", "row": "No.1 Baseline", "overrides": {}, "seeds": 6}
     params = {"data": {"market": {}},
-              "runs": {"cc_market": cc, "cc_market_more_seeds": {**cc, "overrides": {"seed": 10}},
-                       "ise_market": {**cc, "method": "ise", "row": "No.5 PLI (progressive λ) + LP = ISE"}}}
-    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48], [0.6, 0.7, 0.8])
-    _fake_run(tmp_path / "runs", "cc_market_more_seeds", [0.51, 0.49, 0.54], [0.6, 0.7, 0.9], first_seed=10)
+              "runs": {"cc_market": cc,
+                       "ise_market": {**cc, "method": "ise", "row": "No.5 PLI (progressive λ) + LP = ISE",
+                                      "seeds": None}}}
+    _fake_run(tmp_path / "runs", "cc_market", [0.50, 0.52, 0.48, 0.51, 0.49, 0.54], [0.6, 0.7, 0.8])
     _fake_run(tmp_path / "runs", "ise_market", [0.53, 0.55, 0.52], [0.6, 0.8, 0.9])
     (tmp_path / "start.json").write_text(json.dumps({"market": {"mAP": 0.45}}))
     summary = build_report(params, tmp_path / "runs", tmp_path / "reports", start=tmp_path / "start.json")
@@ -170,9 +170,7 @@ def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_o
     frame = pd.read_csv(tmp_path / "reports" / "tables" / "ise_table1.csv").set_index("row")
     base = frame.loc["No.1 Baseline"]
     assert base["market.mAP.ours"] == pytest.approx(six.mean()) and base["market.mAP.ours_std"] == pytest.approx(six.std(ddof=1))
-    assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00;10:51.00;11:49.00;12:54.00"
-    md = (tmp_path / "reports" / "results.md").read_text()
-    assert "cc_market_more_seeds" not in md        # folded into cc_market: no row, cell or link of its own
+    assert base["market.mAP.ours_seeds"] == "0:50.00;1:52.00;2:48.00;3:51.00;4:49.00;5:54.00"
     gains = pd.read_csv(tmp_path / "reports" / "tables" / "baseline_gains.csv").set_index("run")
     half = scipy.stats.t.ppf(0.975, 5) * six.std(ddof=1) / np.sqrt(6)
     assert gains.loc["cc_market", "gain"] == pytest.approx(six.mean() - 45.0, abs=5e-3)   # 2 decimals
@@ -180,10 +178,6 @@ def test_a_baselines_more_seeds_join_its_cell_and_its_gain_while_verdicts_pair_o
     v = next(v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text()) if v["claim"] == "ise-t1-ise-vs-baseline")
     assert v["seeds"] == [0, 1, 2] and v["versus_values"] == [50.0, 52.0, 48.0]
     assert summary["baselines_learn"] == {"cc_market": True}
-    # a more-seeds run must be its base with only the loop seed moved
-    params["runs"]["cc_market_more_seeds"]["overrides"] = {"seed": 10, "temperature": 0.05}
-    with pytest.raises(ReidReproError, match=r"runs.cc_market_more_seeds: must be runs.cc_market with only overrides.seed"):
-        build_report(params, tmp_path / "runs", tmp_path / "reports2", start=tmp_path / "start.json")
 
 
 def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):

@@ -212,6 +212,11 @@ def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
     params, tmp = smoke
     one, two = {**params, "seeds": 1}, {**params, "seeds": 2}
     assert seed_list(two, _spec()) == seed_list(two, _spec("ise", base="cluster_contrast")) == [0, 1]
+    # a run's own seeds (a baseline's) count where they are more than params.yaml's, never fewer
+    assert seed_list(two, _spec(seeds=4)) == [0, 1, 2, 3] and seed_list({**params, "seeds": 5}, _spec(seeds=4)) == \
+        [0, 1, 2, 3, 4]
+    with pytest.raises(ReidReproError, match=r"runs: seeds=0 \(a run's own\); expected an integer from 1"):
+        seed_list(two, _spec(seeds=0))
     first = execute_seeds(one, "s", _spec(), tmp / "s", "train@s", root=tmp, models_dir=pretrained, track=False)
     assert first["seed_list"] == [0] and first["mAP_std"] == 0.0
     capsys.readouterr()

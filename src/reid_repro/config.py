@@ -320,7 +320,10 @@ class RunSpec:
                                                      # or "<paper>:<table>/<row>" of another (a shared baseline)
     ours_only: bool = False   # a row no paper table has (e.g. a stand-in without a paper column): no paper cell
     column: str = ""          # the paper table's column it fills (default: its test domain; UDA: market2duke...)
-    larger: bool = False      # declared under params.yaml: larger (trained only with larger.enabled: true)
+    larger: bool = False      # a larger-profile row (conf/runs/<paper>.yaml larger: true; trained only with
+                              # larger.enabled: true)
+    seeds: typing.Optional[int] = None   # trains at least this many seeds (params.yaml seeds if larger): the
+                                         # baselines, whose gain over the start needs more seeds than a row's
 
     @property
     def table_column(self) -> str:
@@ -349,13 +352,16 @@ def _scale(params: dict) -> str:
 MAX_SEEDS = 20
 
 
-def run_seeds(params: dict) -> int:
-    """``params.yaml: seeds``: how many seeds every run trains (seed s = the loop's seed + s, the same for every
-    run, so that seed s of a row and of its baseline are paired)."""
+def run_seeds(params: dict, spec: "RunSpec | None" = None) -> int:
+    """How many seeds a run trains: ``params.yaml: seeds``, or the run's own ``seeds`` where that is more (seed s
+    = the loop's seed + s, the same for every run, so that seed s of a row and of its baseline are paired)."""
     n = params.get("seeds", 1)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SEEDS:
         raise ReidReproError(f"params.yaml: seeds={n!r}; expected an integer from 1 to {MAX_SEEDS}")
-    return n
+    own = spec.seeds if spec is not None else None
+    if own is not None and (isinstance(own, bool) or not isinstance(own, int) or not 1 <= own <= MAX_SEEDS):
+        raise ReidReproError(f"runs: seeds={own!r} (a run's own); expected an integer from 1 to {MAX_SEEDS}")
+    return max(n, own or 0)
 
 
 def load_model(params: dict) -> ModelConfig:
@@ -450,6 +456,7 @@ def load_run(params: dict, key: str) -> RunSpec:
     spec["also"] = spec.get("also") or []
     spec.setdefault("ours_only", False)
     spec.setdefault("column", "")
+    spec.setdefault("seeds", None)
     run = from_dict(RunSpec, spec, f"runs.{key}")
     data = params.get("data") or {}
     for field in ("dataset", "test"):
@@ -750,7 +757,9 @@ def validate_params(params: dict) -> None:
             load_method_config(at, name, method_class(name).config, base=base_section(name))
         for key in declared_runs(at):
             try:
-                resolve_run(at, load_run(at, key))
+                spec = load_run(at, key)
+                resolve_run(at, spec)
+                run_seeds(at, spec)
             except ReidReproError as exc:
                 text = str(exc).removeprefix("params.yaml: ")
                 raise ReidReproError(f"runs.{key} (scale {scale}): {text}") from None

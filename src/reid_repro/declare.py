@@ -8,7 +8,9 @@ A paper file holds ``paper:`` and ``runs:``; each run is ``name: {fields}`` with
   method itself); ``test`` is the dataset, ``init`` is ``pretrain`` and ``overrides`` is ``{}`` unless given;
 - ``for: [market, duke, msmt]`` declares one run per dataset, ``{d}`` in the name standing for it;
 - ``larger: true`` puts the row in the larger profile (params.yaml ``larger``: its own stages, trained only when
-  ``larger.enabled`` is true).
+  ``larger.enabled`` is true);
+- ``seeds: n``: the run trains at least n seeds (the baselines: their gain over the start needs more seeds than
+  a row's; verdicts pair a row's seeds with the baseline's same seeds).
 
 ``reid-repro pipeline --write`` writes ``conf/runs.json`` (one run per line, so a diff shows the rows that
 changed); ``reid-repro pipeline`` and a test check that the committed file is what the paper files declare. DVC
@@ -28,7 +30,7 @@ GENERATED = Path("conf") / "runs.json"
 # the expanded entry's fields, in this order (the rest follow in the order declared)
 ORDER = ("method", "base", "dataset", "test", "init", "paper", "table", "row", "overrides")
 FIELDS = {"method", "dataset", "test", "init", "table", "row", "overrides", "paper_overrides", "also",
-          "ours_only", "column", "larger", "for"}
+          "ours_only", "column", "larger", "seeds", "for"}
 
 
 def _base(method: str) -> str:

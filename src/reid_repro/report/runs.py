@@ -7,7 +7,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -123,7 +122,6 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
     from reid_repro.config import declared_runs, not_run_reason
 
     runs, digests = [], {}
-    seed_histories: dict[str, list] = {}   # per run, each seed's history
 
     def not_built(name: str) -> Run:
         """A run with no results: a larger-profile row whose marker stage has not run yet still says what its
@@ -173,81 +171,7 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
         spec = load_run(params, name)
         runs.append(Run(name, spec, metrics, history, info, per_seed,
                         stale=stale_reason(params, name, spec, info, digests)))
-        seed_histories[name] = histories
-    return merge_more_seeds(params, runs, seed_histories)
-
-
-# A run ``<name>_more_seeds`` is run ``<name>`` again with other seeds (its overrides add only ``seed``, the loop's
-# first seed): the baselines train more seeds than the global ``seeds`` because their gain over the pretrained
-# start is small (1-2 mAP on the Duke and MSMT stand-ins) and every comparison stands on it. The report merges its
-# seeds into ``<name>``'s: one row, one cell, the mean over all seeds; verdicts still pair seed s with seed s, so
-# a row trained with the global seeds pairs with the baseline's first ones.
-MORE_SEEDS = "_more_seeds"
-
-
-def more_seeds_base(params: dict, name: str) -> str | None:
-    """The run ``name`` adds seeds to, or None when it is not a ``*_more_seeds`` run. A ``*_more_seeds`` run whose
-    base is not declared, or whose settings differ from its base's in more than the loop seed, is an error."""
-    import dataclasses
-
-    from reid_repro.config import declared_runs
-
-    if not name.endswith(MORE_SEEDS):
-        return None
-    base = name[: -len(MORE_SEEDS)]
-    if base not in declared_runs(params):
-        raise ReidReproError(f"runs.{name}: adds seeds to run {base!r}, which is not declared")
-    extra, spec = load_run(params, name), load_run(params, base)
-    if "seed" not in extra.overrides:
-        raise ReidReproError(f"runs.{name}: expected overrides.seed (its first seed, past {base}'s)")
-    same = dataclasses.replace(extra, overrides={k: v for k, v in extra.overrides.items() if k != "seed"})
-    if same != spec:
-        diff = [f.name for f in dataclasses.fields(spec) if getattr(same, f.name) != getattr(spec, f.name)]
-        raise ReidReproError(f"runs.{name}: must be runs.{base} with only overrides.seed added; "
-                             f"differs in {diff}")
-    return base
-
-
-def merge_seeds(per_seed: dict[int, dict], keys) -> dict:
-    """metrics.json's summary of ``per_seed`` for the metrics ``keys``: mean and sample standard deviation (as
-    training/run.py: aggregate writes them)."""
-    seeds = sorted(per_seed)
-    out = {"seed_list": seeds, "num_seeds": len(seeds)}
-    for k in keys:
-        values = np.array([float(per_seed[s][k]) for s in seeds])
-        out[k] = float(values.mean())
-        out[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return out
-
-
-def merge_more_seeds(params: dict, runs: list[Run], seed_histories: dict[str, list]) -> list[Run]:
-    """``runs`` with each ``<name>_more_seeds`` run folded into ``<name>``: its seeds join the base's (the base's
-    values win for a seed both trained: the same computation), the mean and std are recomputed over all of
-    them, and the run reads as stale when either part is. A part not built leaves the other as it is."""
-    by_name = {r.name: r for r in runs}
-    out = []
-    for r in runs:
-        base = more_seeds_base(params, r.name)
-        if base is not None:
-            continue
-        extra = by_name.get(r.name + MORE_SEEDS)
-        if extra is None or not extra.per_seed or r.not_run or not r.per_seed:
-            out.append(r)
-            continue
-        per_seed = {**extra.per_seed, **r.per_seed}
-        first = per_seed[min(per_seed)]
-        keys = [k for k in first if f"{k}_std" in r.metrics and all(k in m for m in per_seed.values())]
-        metrics = {**r.metrics, **merge_seeds(per_seed, keys),
-                   "seeds": {str(s): per_seed[s] for s in sorted(per_seed)},
-                   "train_seconds": sum(float(m.get("train_seconds", 0.0)) for m in per_seed.values())}
-        histories = seed_histories.get(r.name, []) + [h for s, h in zip(sorted(extra.per_seed),
-                                                                         seed_histories.get(extra.name, []))
-                                                      if s not in r.per_seed]
-        history = (pd.concat(histories).groupby("epoch", as_index=False).mean(numeric_only=True) if histories
-                   else r.history)
-        stale = r.stale or (f"{extra.name}: {extra.stale}" if extra.stale else None)
-        out.append(Run(r.name, r.spec, metrics, history, r.info, per_seed, stale=stale))
-    return out
+    return runs
 
 
 PLOT_CURVES = {"nmi": ["nmi"], "clusters": ["num_clusters", "num_outliers"]}

@@ -327,10 +327,11 @@ SUMMARY_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP", "nmi", "ami", "ari
 
 
 def seed_list(params: dict, spec: RunSpec) -> list[int]:
-    """The seeds run ``spec`` trains: its loop seed + 0 .. ``params.yaml: seeds`` - 1. Every run of a table
-    shares the loop seed, so seed s of a row and seed s of its baseline share the data order."""
+    """The seeds run ``spec`` trains: its loop seed + 0 .. n - 1, n = ``params.yaml: seeds`` or the run's own
+    ``seeds`` where more. Every run of a table shares the loop seed, so seed s of a row and seed s of its baseline
+    share the data order."""
     base = resolve_run(params, spec)[1].seed
-    return [base + i for i in range(run_seeds(params))]
+    return [base + i for i in range(run_seeds(params, spec))]
 
 
 def aggregate(per_seed: dict[int, dict]) -> dict:
