@@ -121,7 +121,8 @@ def budget(ms: dict) -> list[dict]:
     """Training minutes of the CANU paper's declared runs, per profile: seeds x epochs x iterations x the measured
     step of the run's method (plain and conditional adversaries cost alike). Clustering, evaluation and the source
     stages are not counted."""
-    from reid_repro.config import declared_runs, load_params, load_run, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import declared_runs, load_params, load_run
 
     params = load_params(ROOT / "params.yaml")
     out = {"default": [0, 0.0], "larger": [0, 0.0]}

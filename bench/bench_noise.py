@@ -55,7 +55,8 @@ def bootstrap_half_width(ap: np.ndarray, rounds: int = 2000, seed: int = 0) -> f
 def evaluation_noise(params: dict, domain: str, weights: Path, baseline: str = "cc") -> dict:
     import torch
 
-    from reid_repro.config import load_run, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_run
     from reid_repro.device import torch_device
     from reid_repro.models import ReidNet
     from reid_repro.training.data import extract_features

@@ -52,7 +52,8 @@ def main() -> int:
     import torchvision
 
     from reid_repro import numerics
-    from reid_repro.config import check_mesh_source, load_params, validate_params
+    from reid_repro.assemble import validate_params
+    from reid_repro.config import check_mesh_source, load_params
     from reid_repro.data.manifest import prepare, prepare_imagenet
     from reid_repro.errors import ReidReproError
     from reid_repro.methods import base_section

@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from reid_repro.cli import main
-from reid_repro.config import load_params, validate_params
+from reid_repro.assemble import validate_params
+from reid_repro.config import load_params
 from reid_repro.errors import ReidReproError
 
 ROOT = Path(__file__).resolve().parents[1]

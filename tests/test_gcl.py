@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from reid_repro.config import RunSpec, load_method_config, load_params, validate_params
+from reid_repro.assemble import validate_params
+from reid_repro.config import RunSpec, load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import gcl_plus as G
 from reid_repro.models import ReidNet

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from reid_repro.config import load_params, load_run, load_warmup, not_run_reason, validate_params
+from reid_repro.assemble import validate_params
+from reid_repro.config import load_params, load_run, load_warmup, not_run_reason
 from reid_repro.errors import ReidReproError
 from reid_repro.report.build import build_report
 

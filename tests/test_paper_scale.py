@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from reid_repro.config import load_model, load_params, validate_params
+from reid_repro.assemble import validate_params
+from reid_repro.config import load_model, load_params
 from reid_repro.device import device_info, torch_device
 from reid_repro.errors import ReidReproError
 from reid_repro.models import ReidNet

@@ -293,7 +293,7 @@ def _importers(params, module: str) -> set[str]:
 
 # the two modules issue 16 names: one every stage imports, one a base method's; every other module's stages come
 # from the same import graph, which tests/test_codedeps.py compares with dvc.yaml for every stage
-@pytest.mark.parametrize("module", ["config.py", "methods/cluster_contrast.py"])
+@pytest.mark.parametrize("module", ["config/core.py", "methods/cluster_contrast.py"])
 def test_editing_a_module_changes_exactly_the_stages_that_import_it(project, module):
     work, params, _ = project
     assert _changed(work) == set()

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reid_repro.config import RunSpec, load_method_config, load_params, validate_params
+from reid_repro.assemble import validate_params
+from reid_repro.config import RunSpec, load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import base_section, method_class
 from reid_repro.methods.base import Step, camera_loss

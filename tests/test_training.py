@@ -487,7 +487,8 @@ def test_a_dict_of_losses_is_one_update_of_every_optimiser():
 def test_constructor_extras_go_only_to_methods_that_name_them(tmp_path):
     import pandas as pd
 
-    from reid_repro.config import load_params, pretrain_spec, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_params, pretrain_spec
     from reid_repro.methods.cluster_contrast import ClusterContrastConfig
     from reid_repro.models import ReidNet
     from reid_repro.training.run import make_method

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(only).parse_args(argv)
     try:
         if getattr(args, "params", None):   # every stage checks all of params.yaml before it starts
-            from reid_repro.config import load_params, validate_params
+            from reid_repro.assemble import validate_params
+            from reid_repro.config import load_params
 
             validate_params(load_params(args.params))
         summary = args.func(args)

@@ -23,10 +23,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from reid_repro.config.core import GENERATED, PAPERS
 from reid_repro.errors import ReidReproError
 
-PAPERS = Path("conf") / "runs"            # conf/runs/<paper>.yaml, relative to the project root
-GENERATED = Path("conf") / "runs.json"
 # the expanded entry's fields, in this order (the rest follow in the order declared)
 ORDER = ("method", "base", "dataset", "test", "init", "paper", "table", "row", "overrides")
 FIELDS = {"method", "dataset", "test", "init", "table", "row", "overrides", "paper_overrides", "also",
@@ -133,22 +132,6 @@ def stale(root: str | Path = ".") -> str | None:
         return (f"{path} is not what {PAPERS}/*.yaml declare (a paper file was edited); "
                 "`reid-repro pipeline --write` writes it again")
     return None
-
-
-def load(params_file: str | Path) -> dict:
-    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``)."""
-    path = Path(params_file).parent / GENERATED
-    if not path.is_file():
-        raise ReidReproError(f"{path}: runs file not found; `reid-repro pipeline --write` writes it from "
-                             f"{PAPERS}/*.yaml")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ReidReproError(f"{path}: not valid JSON ({exc}); `reid-repro pipeline --write` writes it again") \
-            from None
-    if sorted(data) != ["larger_runs", "runs"]:
-        raise ReidReproError(f"{path}: expected the keys runs and larger_runs")
-    return data
 
 
 def write_project(folder: str | Path, params: dict) -> None:

@@ -303,7 +303,8 @@ def prepare_study(params: dict, name: str, root: str | Path | None = None, track
     loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
     split is never read."""
     from reid_repro import codedeps
-    from reid_repro.config import load_run, params_hash, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_run, params_hash
     from reid_repro.data.validation import carve_validation
     from reid_repro.training.data import ImageCache, load_split
     from reid_repro.training.run import execute

@@ -27,11 +27,29 @@ CODE = re.compile(r"^(\s+)- (src/reid_repro/\S+)\s*$")
 STAGE = re.compile(r"^  ([A-Za-z_][\w-]*):\s*$")
 
 
+def _folders(files: set[str], root: Path = ROOT) -> list[str]:
+    """``files`` with each package folder whose every file the stage reads written as the folder (a DVC folder
+    dependency: one entry to check where there were several, exactly the same files). Caches (``__pycache__``,
+    ignored by .dvcignore) do not count; the package root itself is never collapsed."""
+    top = codedeps.relative([codedeps.SRC], root)[0]
+    out = set(files)
+    folders = sorted({str(Path(f).parent) for f in files if str(Path(f).parent) != top},
+                     key=lambda d: -d.count("/"))
+    for folder in folders:            # deepest first, so a covered subfolder folds into a covered parent
+        present = {p.relative_to(root).as_posix() for p in (root / folder).rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts}
+        inner = {f for f in out if f.startswith(folder + "/")}
+        covered = {f for f in present if f in out or any(f.startswith(d + "/") for d in inner)}
+        if present and covered == present:
+            out = (out - inner) | {folder}
+    return sorted(out)
+
+
 def code_lines(kind: str) -> list[str]:
     """The code dependencies a stage of ``kind`` declares, in the order dvc.yaml lists them (paths from the
-    repository root)."""
-    files = codedeps.relative(codedeps.stage_files(kind), ROOT)
-    return sorted(files) + (list(METHOD_LINES) if kind in BY_METHOD else [])
+    repository root): files, and folders whose every file the stage reads."""
+    files = set(codedeps.relative(codedeps.stage_files(kind), ROOT))
+    return _folders(files) + (list(METHOD_LINES) if kind in BY_METHOD else [])
 
 
 def _blocks(lines: list[str]) -> list[tuple[str, int, int]]:

@@ -34,7 +34,8 @@ def generate_dataset(params: dict, run: str, out: str | Path, runs_dir: str | Pa
     (``out/<angle>/<image name>``, PNG at the model's input size), with the FID and KID per angle between the real
     training images and each angle's views in the feature space of ``start`` (the pretrained start: no
     Inception weights here; evaluation/fid.py). Returns what ``out/fid.json`` holds."""
-    from reid_repro.config import load_run, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_run
     from reid_repro.evaluation.fid import fid, kid
     from reid_repro.io import publish_dir, staging_dir, write_json
     from reid_repro.models import ReidNet, load_weights
@@ -164,7 +165,8 @@ class _Views:
 
     @torch.no_grad()
     def __init__(self, params: dict, run: str, weights: Path, artifacts_dir: Path, names: list[str]):
-        from reid_repro.config import load_run, resolve_run
+        from reid_repro.assemble import resolve_run
+        from reid_repro.config import load_run
         from reid_repro.models import ReidNet, load_weights
         from reid_repro.training.data import ImageCache, load_split
 

@@ -50,7 +50,8 @@ def stale_reason(params: dict, name: str, spec, info: dict, digests: dict | None
     import dataclasses
 
     from reid_repro import codedeps
-    from reid_repro.config import params_hash, resolve_run
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import params_hash
 
     if "params_hash" not in info:
         return None

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 
 from reid_repro import codedeps, numerics
-from reid_repro.config import RunSpec, params_hash, resolve_run, run_seeds
+from reid_repro.assemble import resolve_run
+from reid_repro.config import RunSpec, params_hash, run_seeds
 from reid_repro.device import device_info, params_device, prepare_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics

@@ -1,0 +1,121 @@
+"""Loading params.yaml: typed conversion of a mapping into a frozen dataclass (unknown or missing keys are
+errors naming the key), the params file with its declared runs, the scale and a section's hash."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from pathlib import Path
+
+import yaml
+
+from reid_repro.errors import ReidReproError
+
+PAPERS = Path("conf") / "runs"            # conf/runs/<paper>.yaml, relative to the project root
+GENERATED = Path("conf") / "runs.json"    # what they expand into (reid_repro.declare), read here
+
+
+def _convert(value, tp, key: str):
+    origin = typing.get_origin(tp)
+    if tp is typing.Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, key)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ReidReproError(f"params.yaml: {key}: expected a mapping, got {value!r}")
+        _, vt = typing.get_args(tp)
+        return {k: _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ReidReproError(f"params.yaml: {key}: expected a list, got {value!r}")
+        (vt,) = typing.get_args(tp)
+        return [_convert(v, vt, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is typing.Union:
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return None if value is None else _convert(value, inner, key)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool) and type(value) is tp:
+        return value
+    raise ReidReproError(f"params.yaml: {key}={value!r}; expected {getattr(tp, '__name__', tp)}")
+
+
+def from_dict(cls, data, key: str):
+    """Build dataclass ``cls`` from ``data``; every field required, no field unknown."""
+    if not isinstance(data, dict):
+        raise ReidReproError(f"params.yaml: {key}: expected a mapping, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ReidReproError(f"params.yaml: {key}.{unknown[0]}: unknown key; expected one of {sorted(fields)}")
+    missing = sorted(set(fields) - set(data))
+    if missing:
+        raise ReidReproError(f"params.yaml: {key}.{missing[0]}: missing")
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _convert(data[name], hints[name], f"{key}.{name}") for name in fields})
+
+
+def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dict:
+    """params.yaml with its declared runs: ``runs`` and ``larger.runs`` from the generated conf/runs.json beside it
+    (reid_repro.declare: conf/runs/<paper>.yaml, one line per row). A self-contained params file (a scratch
+    experiment's, a test's) may hold ``runs`` inline instead, with no conf/runs.json beside it. ``with_runs``
+    False: the settings alone (what the world stage reads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReidReproError(f"{path}: params file not found")
+    params = yaml.safe_load(path.read_text()) or {}
+    if not with_runs:
+        return params
+    beside = path.parent / GENERATED
+    if "runs" in params:
+        if beside.is_file():
+            raise ReidReproError(f"{path}: runs are declared per paper in {PAPERS}/<paper>.yaml (expanded "
+                                 f"into {beside}); params.yaml holds no runs section beside it")
+        return params
+    if not beside.is_file() and "world" not in params:        # not a project's params file: nothing to add
+        return params
+    declared = load_declared(path)
+    params["runs"] = declared["runs"]
+    larger = params.get("larger")
+    if isinstance(larger, dict) and "runs" not in larger:
+        params["larger"] = {**larger, "runs": declared["larger_runs"]}
+    elif larger is None and declared["larger_runs"]:
+        raise ReidReproError(f"{path}: larger: missing; {beside} declares larger-profile runs "
+                             "(params.yaml: larger: {enabled, warmups})")
+    return params
+
+
+def load_declared(params_file: str | Path) -> dict:
+    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``): {runs, larger_runs}."""
+    path = Path(params_file).parent / GENERATED
+    if not path.is_file():
+        raise ReidReproError(f"{path}: runs file not found; `reid-repro pipeline --write` writes it from "
+                             f"{PAPERS}/*.yaml")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ReidReproError(f"{path}: not valid JSON ({exc}); `reid-repro pipeline --write` writes it again") \
+            from None
+    if not isinstance(data, dict) or sorted(data) != ["larger_runs", "runs"]:
+        raise ReidReproError(f"{path}: expected the keys runs and larger_runs")
+    return data
+
+
+def params_hash(section) -> str:
+    """A stable short hash of a params section, recorded with every run."""
+    blob = json.dumps(dataclasses.asdict(section) if dataclasses.is_dataclass(section) else section, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+
+SCALES = ("cpu", "paper")
+
+
+def _scale(params: dict) -> str:
+    scale = params.get("scale", "cpu")
+    if scale not in SCALES:
+        raise ReidReproError(f"params.yaml: scale={scale!r}; expected one of {SCALES}")
+    return scale
