@@ -117,10 +117,13 @@ def dumps(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(root: str | Path = ".") -> Path:
+def write(root: str | Path = ".") -> bool:
+    """Write conf/runs.json from the paper files; whether its text changed."""
     path = Path(root) / GENERATED
-    path.write_text(dumps(generate(root)))
-    return path
+    text = dumps(generate(root))
+    changed = not path.is_file() or path.read_text() != text
+    path.write_text(text)
+    return changed
 
 
 def stale(root: str | Path = ".") -> str | None:

@@ -17,10 +17,9 @@ def run(args) -> str:
     from reid_repro.errors import ReidReproError
 
     if args.write:
-        runs_before = declare.stale(wiring.ROOT)
-        declare.write(wiring.ROOT)
+        runs_changed = declare.write(wiring.ROOT)
         changed = wiring.write()
-        said = [f"pipeline: wrote {declare.GENERATED}" + (" (changed)" if runs_before else " (unchanged)")]
+        said = [f"pipeline: wrote {declare.GENERATED}" + (" (changed)" if runs_changed else " (unchanged)")]
         if not changed:
             return "; ".join(said + ["every stage's code dependencies were already the import graph's"])
         return "; ".join(said + ["rewrote the code dependencies of " + "; ".join(

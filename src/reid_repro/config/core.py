@@ -110,7 +110,6 @@ def params_hash(section) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-
 SCALES = ("cpu", "paper")
 
 
