@@ -356,7 +356,22 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
             gen.gcl_generation_grid(params, "whole", tmp_path / "generated", figs / "t3.png"),
             gen.contrast_grid(params, "whole", "warm", tmp_path, tmp_path / "models", figs / "f9.png"),
             gen.failure_grid(params, "whole", tmp_path, figs / "f12.png"),
-            gen.views_grid(params, "whole", tmp_path / "generated", figs / "f3.png")]
+            gen.views_grid(params, "whole", tmp_path / "generated", figs / "f3.png"),
+            gen.structure_grid(params, "whole", tmp_path, figs / "f2.png"),
+            gen.contrast_grid(params, "whole", "warm", tmp_path, tmp_path / "models", figs / "s1.png",
+                              item="GCL supp. Fig. 1", tags=("w/o L_vi", "GCL"), skip=3)]
     for png in made:
         with Image.open(png) as img:
             assert img.format == "PNG" and img.width > 64 and img.height > 64, png
+    # Fig. 2's structure inputs: DG-Net's luminance of the image (worked here from its pixels), the other image's
+    # unturned render (mesh switch) and the image's own render at 180 degrees (rotation), as the meshes stage wrote them
+    views = gen._Views(params, "whole", tmp_path / "whole" / "model.pt", tmp_path / "whole", names[:2])
+    rgb = views.images[[0]].double() / 255
+    lum = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
+    assert torch.allclose(views.structure([0], "gray_switch")[:, 0].double(), 2 * lum - 1, atol=1e-5)
+    for kind, folder, angle in (("mesh_switch", "render", 0), ("rotation", "render_180", 180)):
+        with Image.open(tmp_path / "meshes" / "market" / folder / names[1]) as im:
+            want = torch.from_numpy(np.array(im)).double() / 255 * 2 - 1
+        assert torch.allclose(views.structure([1], kind, angle)[0, 0].double(), want, atol=1e-6), kind
+    shown = gen.shown(views.structure([0, 1], "mesh_switch"))
+    assert shown.shape == (2, 3, 64, 32) and shown.dtype == torch.uint8

@@ -18,9 +18,9 @@ from reid_repro.declare import write_project
 ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
-# + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and one GCL+ stage-3 run (from its
-# stage-2 warm-up, itself from cc_market)
-KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full")
+# + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and two GCL+ stage-3 runs (from their
+# stage-2 warm-up, itself from cc_market; the figures draw both)
+KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "gclp_fu_m_rot")
 KEEP_WARMUPS = ("gclw_fu_m",)
 # the larger profile (off): a warm-up and the GCL+ run it starts, each a marker stage. The warm-up is pointed at
 # the Market stand-in and cc_market, so the smoke pipeline renders GCL structure for one stand-in only (the

@@ -150,6 +150,7 @@ def retrieval_grid(params: dict, runs_dir: Path, run: str, dataset: str, out: Pa
 
 
 GCL_GENERATED = "gclp_fu_m_full"      # GCL+ Fig. 8's "Full" run: its novel views (issue 13) and FID per angle
+GCL_ROTATION = "gclp_fu_m_rot"        # Fig. 8's "Rot" run: GCL's view-invariant contrast alone (GCL supp. Fig. 1)
 
 
 def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
@@ -168,7 +169,7 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
         write_json(out_dir / "gcl_fid.json", json.loads((target / "fid.json").read_text()) | {"run": info["run"]})
         made.append(gcl_generation_grid(params, GCL_GENERATED, target, out_dir / "gcl_plus_table3_generations.png"))
         from reid_repro.report.generation import (contrast_grid, failure_grid, interpolation_grid, mixup_grid,
-                                                  views_grid)
+                                                  structure_grid, views_grid)
 
         made.append(mixup_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_table2_mixup.png"))
         made.append(interpolation_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig3_interpolation.png"))
@@ -176,6 +177,11 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
                                   Path(models_dir), out_dir / "gcl_plus_fig9_contrast.png"))
         made.append(failure_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig12_failures.png"))
         made.append(views_grid(params, GCL_GENERATED, target, out_dir / "gcl_figs3_5_views.png"))
+        made.append(structure_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig2_structures.png"))
+        if GCL_ROTATION in declared:
+            made.append(contrast_grid(params, GCL_ROTATION, params["runs"][GCL_ROTATION]["init"], runs_dir,
+                                      Path(models_dir), out_dir / "gcl_fig1_view_invariant.png", item="GCL supp. Fig. 1",
+                                      tags=("w/o L_vi", "GCL (with L_vi)"), skip=3))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.gcl_plus import ANGLES, GclPlus, grey_render, load_renders
+from reid_repro.methods.gcl_plus import ANGLES, GclPlus, grey_image, grey_render, load_renders
 from reid_repro.training.data import normalize_batch
 
 
@@ -193,12 +193,22 @@ class _Views:
     def identity(self, idx) -> torch.Tensor:
         return self.method.identity(normalize_batch(self.images[idx]))[0]
 
+    def structure(self, idx, kind: str = "rotation", angle: int = 0) -> torch.Tensor:
+        """The structure input in [-1, 1] (N x 1 x H x W) of images ``idx``: their mesh render turned by ``angle``
+        (rotation; mesh_switch hands another image's unturned render) or, for gray_switch, the grey image."""
+        if kind == "gray_switch":
+            return grey_image(normalize_batch(self.images[idx]))
+        k = 0 if angle == 0 else ANGLES.index(angle) + 1
+        return grey_render(self.renders[idx, k:k + 1])
+
     @torch.no_grad()
+    def decode(self, f_id: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+        """uint8 views of identity features ``f_id`` on the structure inputs ``structure``."""
+        return to_uint8(self.method.gen["dec"](f_id, self.method.gen["str"](structure)))
+
     def draw(self, f_id: torch.Tensor, idx, angle: int) -> torch.Tensor:
         """uint8 views of identity features ``f_id`` on the structure of images ``idx`` turned by ``angle``."""
-        k = 0 if angle == 0 else ANGLES.index(angle) + 1
-        code = self.method.gen["str"](grey_render(self.renders[idx, k:k + 1]))
-        return to_uint8(self.method.gen["dec"](f_id, code))
+        return self.decode(f_id, self.structure(idx, "rotation", angle))
 
 
 def _people(params: dict, dataset: str, n: int, skip: int = 0):
@@ -296,17 +306,53 @@ def interpolation_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs:
                   out)
 
 
+def shown(structure: torch.Tensor) -> torch.Tensor:
+    """A structure input in [-1, 1] (N x 1 x H x W) as uint8 grey N x 3 x H x W, to draw beside the views."""
+    return ((structure + 1) / 2 * 255).round().clamp(0, 255).to(torch.uint8).expand(-1, 3, -1, -1)
+
+
+SWITCH_ANGLE = 180        # GCL+ Fig. 2's mesh rotation: P1's own mesh turned (any angle of ANGLES draws)
+
+
+def structure_grid(params: dict, run: str, runs_dir: Path, out: Path, pairs: int = 3) -> Path:
+    """GCL+ Fig. 2: the three ways of giving the generator a new structure (§3.1, Remark) for pairs of training
+    persons P1, P2: 2D gray image switch (DG-Net: P2's grey image), mesh switch (P2's mesh render) and mesh rotation
+    (P1's own mesh turned 180°), each structure input beside what the run's generator draws from P1's identity
+    features on it. The run's generator was trained on mesh renders, so the mesh-switch and rotation inputs are of
+    the kind it learned; a grey photograph is not, and the generator trained on grey images is Table 4's
+    larger-profile row (gclp_d2m_gray), so the gray-switch column shows its structure input and no generation."""
+    dataset, pairs, views = _pair_views(params, run, runs_dir, pairs, "GCL+ Fig. 2", skip=16)
+    rows = []
+    for k in range(pairs):
+        a, b = [2 * k], [2 * k + 1]
+        f = views.identity(a)
+        mesh, turned = views.structure(b, "mesh_switch"), views.structure(a, "rotation", SWITCH_ANGLE)
+        rows.append([views.images[a[0]], views.images[b[0]], shown(views.structure(b, "gray_switch"))[0], None,
+                     shown(mesh)[0], views.decode(f, mesh)[0], shown(turned)[0], views.decode(f, turned)[0]])
+    labels = ["P1", "P2", "gray switch: P2 grey", "(gclp_d2m_gray)", "mesh switch: P2 mesh", "generated",
+              f"rotation: P1 mesh {SWITCH_ANGLE}°", "generated"]
+    return _sheet(rows, *views.images.shape[2:], labels,
+                  f"GCL+ Fig. 2 on the {dataset} stand-in ({run}): P1's identity on each new structure; the "
+                  "gray-switch generator is a larger-profile row", out)
+
+
 CONTRAST_ANGLES = (90, 180, 270)
 
 
 def contrast_grid(params: dict, run: str, warmup: str, runs_dir: Path, models_dir: Path, out: Path,
-                  people: int = 3) -> Path:
+                  people: int = 3, item: str = "GCL+ Fig. 9", tags: tuple[str, str] = ("w/o L_contrast", "GCL+"),
+                  skip: int = 0) -> Path:
     """GCL+ Fig. 9: rotated views of a few identities by the generator trained without L_contrast (the stage-2
     warm-up: the generative losses only, on the frozen stage-1 encoder) and by the full run (stage 3, with the
-    contrastive module), beside two other real images of the same identity (the views the contrast pulls in)."""
+    contrastive module), beside two other real images of the same identity (the views the contrast pulls in).
+    GCL supp. Fig. 1 is the same grid with the view-invariant losses as the difference (``item``, ``tags``: the
+    warm-up against the Rotation run, whose only contrast is Eq. 8-10)."""
     from reid_repro.config import load_run
 
-    first, table = _people(params, load_run(params, run).dataset, people)
+    dataset = load_run(params, run).dataset
+    first, table = _people(params, dataset, people, skip=skip)
+    if not len(first):                         # fewer identities than ``skip``: from the first
+        first, table = _people(params, dataset, people)
     names = [Path(p).name for p in first["path"]]
     others = []
     for pid, path in zip(first["pid"], first["path"]):
@@ -319,14 +365,14 @@ def contrast_grid(params: dict, run: str, warmup: str, runs_dir: Path, models_di
     rows = []
     for i, name in enumerate(names):
         real = [full.images[where[n]] for n in [name] + others[i]] + [None] * (2 - len(others[i]))
-        for tag, v in (("w/o L_contrast", warm), ("GCL+", full)):
+        for v in (warm, full):
             j = [where[name]] if v is full else [i]
             f = v.identity(j)
             rows.append(real + [v.draw(f, j, a)[0] for a in CONTRAST_ANGLES])
     labels = ["image", "same id", "same id"] + [f"{a}°" for a in CONTRAST_ANGLES]
     return _sheet(rows, *full.images.shape[2:], labels,
-                  f"GCL+ Fig. 9 ({run}): per identity, top row the generator without L_contrast ({warmup}), "
-                  "bottom row GCL+", out, row_labels=["w/o L_contrast", "GCL+"] * len(names))
+                  f"{item} ({run}): per identity, top row the generator {tags[0]} ({warmup}), bottom row "
+                  f"{tags[1]}", out, row_labels=list(tags) * len(names))
 
 
 def failure_grid(params: dict, run: str, runs_dir: Path, out: Path, cases: int = 4, pool: int = 64) -> Path:
