@@ -140,3 +140,103 @@ def test_camera_probe_reads_the_camera_only_when_the_features_carry_it():
     blind = camera_probe(noise, cams, pids)
     assert abs(blind["camera_probe"] - 1 / 3) < 0.12
     assert np.isnan(camera_probe(noise, np.zeros_like(cams), pids)["camera_probe"])      # one camera: undefined
+
+
+# ---- stored features (evaluation/stored.py) and `reid-repro evaluate --features` -------------------------------------
+
+def _hand_worked_set():
+    """Two queries and four gallery images as unit vectors at angles (degrees), in the Market-1501 protocol: q1
+    (pid 1, camera 0) finds g1 (pid 1, camera 1) first (g3 shares its pid and camera: not in its gallery), AP 1;
+    q2 (pid 2, camera 0) meets g4 (pid 3) before g2 (pid 2), AP 1/2. mAP 0.75, rank-1 0.5."""
+    import pandas as pd
+
+    angle = np.radians([0, 90, 10, 60, 1, 80])
+    feats = np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    table = pd.DataFrame({"path": [f"{n}.jpg" for n in ("q1", "q2", "g1", "g2", "g3", "g4")],
+                          "split": ["query"] * 2 + ["gallery"] * 4, "pid": [1, 2, 1, 2, 1, 3],
+                          "camid": [0, 0, 1, 1, 0, 1]})
+    return table, feats
+
+
+def test_stored_features_score_the_hand_worked_answer_and_round_trip(tmp_path):
+    from reid_repro.evaluation.stored import read_features, score_features, write_features
+
+    table, feats = _hand_worked_set()
+    path = write_features(tmp_path / "features" / "0.parquet", table, feats)
+    m = score_features(path)
+    assert m["mAP"] == pytest.approx(0.75) and m["rank1"] == pytest.approx(0.5)
+    back, got = read_features(path)
+    assert back["name"].tolist() == table["path"].tolist() and back["pid"].tolist() == table["pid"].tolist()
+    assert got.dtype == np.float32 and np.abs(got - feats).max() <= 2 ** -11          # float16: 11 bits
+    only, _ = read_features(path, ("gallery",))
+    assert only["name"].tolist() == ["g1.jpg", "g2.jpg", "g3.jpg", "g4.jpg"]
+
+
+def test_bad_stored_features_name_the_file_and_what_was_expected(tmp_path):
+    import pandas as pd
+
+    from reid_repro.evaluation.stored import read_features, score_features, write_features
+
+    table, feats = _hand_worked_set()
+    with pytest.raises(ReidReproError, match=r"missing\.parquet: missing; expected a run's stored features"):
+        read_features(tmp_path / "missing.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ReidReproError, match=r"junk\.parquet: not a readable Parquet file"):
+        read_features(tmp_path / "junk.parquet")
+    pd.DataFrame({"name": ["a"]}).to_parquet(tmp_path / "cols.parquet")
+    with pytest.raises(ReidReproError, match=r"cols\.parquet: columns \['split', 'pid', 'camid', 'feature'\] missing"):
+        read_features(tmp_path / "cols.parquet")
+    with pytest.raises(ReidReproError, match=r"\(5, 2\) features for 6 images"):
+        write_features(tmp_path / "short.parquet", table, feats[:5])
+    bad = feats.copy()
+    bad[0, 0] = np.nan
+    write_features(tmp_path / "nan.parquet", table, bad)
+    with pytest.raises(ReidReproError, match="nan.parquet: non-finite stored features"):
+        read_features(tmp_path / "nan.parquet")
+    write_features(tmp_path / "train.parquet", table.assign(split="train"), feats)
+    with pytest.raises(ReidReproError, match="needs query and gallery rows; has 0 and 0"):
+        score_features(tmp_path / "train.parquet")
+
+
+def test_evaluate_scores_a_runs_stored_features_with_and_without_re_ranking(tmp_path):
+    """`reid-repro evaluate --features <run>/features` scores every seed's file and their mean; --rerank applies
+    the k-reciprocal re-ranking, which on well-separated clusters keeps or raises mAP."""
+    import json
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from reid_repro.evaluation.stored import write_features
+
+    table, feats = _hand_worked_set()
+    write_features(tmp_path / "run" / "features" / "0.parquet", table, feats)
+    rng = np.random.default_rng(0)                 # a second seed: 30 identities in 3 cameras, tight clusters
+    centres = rng.normal(size=(30, 16))
+    pids = np.repeat(np.arange(1, 31), 6)
+    cams = np.tile(np.arange(6) % 3, 30)
+    split = np.where(np.tile(np.arange(6), 30) == 0, "query", "gallery")
+    points = centres[pids - 1] + 0.3 * rng.normal(size=(len(pids), 16))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    other = pd.DataFrame({"path": [f"{i}.jpg" for i in range(len(pids))], "split": split, "pid": pids, "camid": cams})
+    write_features(tmp_path / "run" / "features" / "1.parquet", other, points)
+
+    def evaluate(*extra):
+        out = tmp_path / f"scores{len(extra)}.json"
+        proc = subprocess.run([sys.executable, "-m", "reid_repro.cli", "evaluate", "--features",
+                               str(tmp_path / "run" / "features"), "--out", str(out), *extra],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(out.read_text())
+
+    plain = evaluate()
+    files = list(plain["files"])
+    assert [f.rsplit("/", 1)[-1] for f in files] == ["0.parquet", "1.parquet"] and plain["rerank"] is False
+    assert plain["files"][files[0]]["mAP"] == pytest.approx(0.75)
+    assert plain["mean"]["mAP"] == pytest.approx(np.mean([plain["files"][f]["mAP"] for f in files]))
+    reranked = evaluate("--rerank", "--k1", "5", "--k2", "2")
+    assert reranked["rerank"] == {"k1": 5, "k2": 2, "lambda_value": 0.3}
+    assert reranked["files"][files[1]]["mAP"] >= plain["files"][files[1]]["mAP"] - 1e-6
+    bad = subprocess.run([sys.executable, "-m", "reid_repro.cli", "evaluate", "--features", str(tmp_path / "nothing"),
+                          "--out", str(tmp_path / "x.json")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "nothing: missing; expected a <seed>.parquet file" in bad.stderr

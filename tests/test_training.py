@@ -235,6 +235,17 @@ def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
     assert m["mAP"] == written["mAP"]
     pd.testing.assert_frame_equal(_history(tmp / "s" / "seeds" / "1"), _history(tmp / "s1"))
     assert (tmp / "s" / "model.pt").is_file() and not list((tmp / "s" / "seeds").rglob("model.pt"))
+    # every seed's embeddings are an output: scored again from the file (float16), each gives its seed's mAP, and
+    # the training images are there too (what the figures read instead of running the model)
+    from reid_repro.evaluation.stored import read_features, score_features
+
+    assert sorted(f.name for f in (tmp / "s" / "features").iterdir()) == ["0.parquet", "1.parquet"]
+    for seed in ("0", "1"):
+        again = score_features(tmp / "s" / "features" / f"{seed}.parquet")
+        assert again["mAP"] == pytest.approx(written["seeds"][seed]["mAP"], abs=2e-3)
+    table, feats = read_features(tmp / "s" / "features" / "0.parquet")
+    assert set(table["split"]) == {"query", "gallery", "train"} and feats.shape[0] == len(table)
+    assert np.allclose(np.linalg.norm(feats, axis=1), 1, atol=2e-3)
 
 
 def test_the_report_names_a_run_of_earlier_code_or_settings(smoke, pretrained):

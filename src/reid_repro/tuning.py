@@ -352,7 +352,7 @@ def prepare_study(params: dict, name: str, root: str | Path | None = None, track
         m = execute(params, f"{full_name}-trial{trial.number}", trial_spec,
                     root / ".cache" / "studies" / full_name / str(trial.number), stage=f"tune@{name}", root=root,
                     track=track, loaded=loaded, keep_model=False, epoch_report=report, extra_tags=tags,
-                    models_dir=models_dir)
+                    models_dir=models_dir, features=False)
         return float(m["mAP"])
 
     return full_name, cfg, objective, paper, parent

@@ -30,5 +30,6 @@ def run(args) -> str:
                 "no training")
     name = Path(args.out).name
     metrics = execute(params, name, pretrain_spec(args.dataset), args.out, stage="pretrain", models_dir=args.models,
-                      track=not args.no_mlflow, section="pretrain", evaluate_start=False)
+                      track=not args.no_mlflow, section="pretrain", evaluate_start=False,
+                      features=False)
     return summary(name, metrics)

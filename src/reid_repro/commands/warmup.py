@@ -27,5 +27,5 @@ def run(args) -> str:
     if reason is not None:
         return summary(args.name, write_not_run(args.out, args.name, stage, reason))
     metrics = execute(params, args.name, spec, args.out, stage=stage, models_dir=args.models,
-                      track=not args.no_mlflow)
+                      track=not args.no_mlflow, features=False)
     return summary(args.name, metrics) + f"; generator -> {args.out}/artifacts.pt"

@@ -1,7 +1,8 @@
-"""Figures drawn from trained models: t-SNE of test identities (ICE Fig. 8), t-SNE with ISE's support samples
+"""Figures drawn from trained runs: t-SNE of test identities (ICE Fig. 8), t-SNE with ISE's support samples
 drawn hollow (ISE Fig. 3) and a top-5 retrieval grid with correct and wrong matches marked (ICE Fig. 9).
 
-``reid-repro figures`` runs these after the training stages; they read run checkpoints and the dataset.
+``reid-repro figures`` runs these after the training stages; they read the runs' stored features
+(evaluation/stored.py) and the images, and run no re-ID model; GCL+'s grids run its generators (generation.py).
 """
 
 from __future__ import annotations
@@ -13,32 +14,31 @@ import torch
 from PIL import Image, ImageDraw
 
 from reid_repro.config import load_model, load_run
-from reid_repro.device import params_device
+from reid_repro.errors import ReidReproError
+from reid_repro.evaluation.stored import read_features
 from reid_repro.io import atomic_path
-from reid_repro.models import ReidNet
 from reid_repro.report.plots import _save
-from reid_repro.training.data import ImageCache, extract_features, load_split
+from reid_repro.training.data import ImageCache
 
 MARKERS = "os^vD<>pP*"
 
 
-def _model(params: dict, run: str, runs_dir: Path) -> ReidNet:
-    spec = load_run(params, run)
-    cfg = load_model(params)
-    pooling = spec.overrides.get("model.pooling", cfg.pooling)
-    model = ReidNet.from_config(cfg, pooling)
-    model.load_state_dict(torch.load(runs_dir / run / "model.pt", map_location="cpu", weights_only=True))
-    return model.eval()
+def stored_features(runs_dir: Path, run: str, splits: tuple[str, ...]):
+    """(table, features) of ``splits`` from the run's first seed (``runs/<run>/features/<seed>.parquet``, the seed
+    whose model the run keeps), as the run scored them: no model is run again."""
+    folder = Path(runs_dir) / run / "features"
+    seeds = sorted(int(f.stem) for f in folder.glob("*.parquet") if f.stem.isdigit()) if folder.is_dir() else []
+    if not seeds:
+        raise ReidReproError(f"{folder}: no <seed>.parquet; expected the stored features of run {run} "
+                             f"(`dvc repro train@{run}` writes them)")
+    return read_features(folder / f"{seeds[0]}.parquet", splits)
 
 
-def _features(params, run, runs_dir, dataset, splits):
-    info = params["data"][dataset]
-    table = load_split(info["manifest"], splits)
+def _images(params: dict, dataset: str, table):
+    """The images of ``table`` (stored features' rows) at the model's input size, for the grids."""
     cfg = load_model(params)
-    cache = ImageCache(info["root"], table, cfg.height, cfg.width, desc=f"{dataset} {'+'.join(splits)}",
-                       interpolation=cfg.interpolation)
-    device = params_device(params)     # the runs' device (a GPU at paper scale), not always the CPU
-    return table, cache, extract_features(_model(params, run, runs_dir).to(device), cache.images, device)
+    return ImageCache(params["data"][dataset]["root"], table.rename(columns={"name": "path"}), cfg.height, cfg.width,
+                      desc=f"{dataset} figure images", interpolation=cfg.interpolation)
 
 
 def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out: Path, identities: int = 10,
@@ -52,7 +52,7 @@ def tsne_figure(params: dict, runs_dir: Path, runs: list[str], dataset: str, out
 
     fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4.5), squeeze=False)
     for ax, run in zip(axes[0], runs):
-        table, _, feats = _features(params, run, runs_dir, dataset, ("query", "gallery"))
+        table, feats = stored_features(runs_dir, run, ("query", "gallery"))
         pids = table["pid"].to_numpy()
         rng = np.random.default_rng(seed)
         present = np.unique(pids[pids > 0])
@@ -90,7 +90,7 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
         cfg = load_method_config(params, spec.method, method_class(spec.method).config,
                                  {k: v for k, v in spec.overrides.items() if not k.startswith("model.")},
                                  base=base_section(spec.method))
-        table, _, feats = _features(params, run, runs_dir, dataset, ("train",))
+        table, feats = stored_features(runs_dir, run, ("train",))
         labels = relabel(dbscan_labels(jaccard_distance(feats, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
         pids = table["pid"].to_numpy()
         rng = np.random.default_rng(seed)
@@ -124,7 +124,8 @@ def ise_support_figure(params: dict, runs_dir: Path, baseline: str, ise: str, da
 def retrieval_grid(params: dict, runs_dir: Path, run: str, dataset: str, out: Path, queries: int = 6,
                    top: int = 5, seed: int = 0) -> Path:
     """ICE Fig. 9: queries and their top-5 gallery matches (other cameras), green = correct, red = wrong."""
-    table, cache, feats = _features(params, run, runs_dir, dataset, ("query", "gallery"))
+    table, feats = stored_features(runs_dir, run, ("query", "gallery"))
+    cache = _images(params, dataset, table)
     q = np.flatnonzero((table["split"] == "query").to_numpy())
     g = np.flatnonzero((table["split"] == "gallery").to_numpy())
     pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()

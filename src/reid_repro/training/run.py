@@ -1,8 +1,9 @@
 """One training run from params.yaml: build the model and method, train on the shared loop, evaluate, write.
 
 Outputs in ``out``: ``metrics.json`` (final mAP/CMC/mINP and the last epoch's clustering scores, a DVC
-metrics file), ``history.parquet`` (one row per epoch), ``model.pt`` (the encoder's weights) and ``run.json``
-(resolved settings and provenance). The resumable checkpoint lives in ``.cache/checkpoints`` until the run ends.
+metrics file), ``history.parquet`` (one row per epoch), ``features.parquet`` (the embeddings of the test and
+training images, evaluation/stored.py), ``model.pt`` (the encoder's weights) and ``run.json`` (resolved settings and
+provenance); a run of several seeds gathers each seed's features in ``features/<seed>.parquet``. The resumable checkpoint lives in ``.cache/checkpoints`` until the run ends.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from reid_repro.device import device_info, params_device, prepare_device
 from reid_repro.errors import ReidReproError
 from reid_repro.evaluation import features_to_metrics
 from reid_repro.evaluation.probe import camera_probe
+from reid_repro.evaluation.stored import write_features
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
 from reid_repro.models import ReidNet, check_bf16_kernels, load_weights as load_encoder, save_state
@@ -110,11 +112,15 @@ def test_set(params: dict, test: str, model_cfg) -> tuple[pd.DataFrame, ImageCac
                              interpolation=model_cfg.interpolation)
 
 
-def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device, probe: bool = True) -> dict:
-    """mAP/CMC/mINP on the test set and, with ``probe``, the camera probe (not in the per-epoch evaluations)."""
+def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device, probe: bool = True,
+             keep: dict | None = None) -> dict:
+    """mAP/CMC/mINP on the test set and, with ``probe``, the camera probe (not in the per-epoch evaluations);
+    ``keep["features"]`` receives the features scored (a dict passed in)."""
     table, cache = test
     feats = extract_features(encoder, cache.images, device)
     check_array("features of the test images", feats, epoch=None)
+    if keep is not None:
+        keep["features"] = feats
     q = (table["split"] == "query").to_numpy()
     pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
     m = features_to_metrics(feats[q], feats[~q], pids[q], pids[~q], cams[q], cams[~q])
@@ -167,7 +173,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             models_dir: str | Path = "models", track: bool = True, stop_after: int | None = None,
             section: str | None = None, evaluate_start: bool = False, results: str | Path | None = None,
             loaded: dict | None = None, keep_model: bool = True, epoch_report=None,
-            extra_tags: dict | None = None) -> dict:
+            extra_tags: dict | None = None, features: bool = True) -> dict:
     """Train and evaluate run ``name``; returns the metrics written to ``out/metrics.json``.
 
     With ``stop_after`` the run stops after that many epochs, leaving its checkpoint (to test resuming).
@@ -175,7 +181,8 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     once for every run). With ``results`` (a folder) a finished run is kept there under the hash of its inputs
     and copied back instead of trained again when the same inputs come back (another seed count, a resumed
     stage). ``loaded`` shares decoded image sets between calls of one process (the seeds of a run).
-    ``keep_model=False`` writes no ``model.pt`` (a run's later seeds: one model per run is kept).
+    ``keep_model=False`` writes no ``model.pt`` (a run's later seeds: one model per run is kept);
+    ``features=False`` no ``features.parquet`` (the starts, the warm-ups and the trials of a study).
     ``epoch_report(mAP)`` is called after every epoch with the test set's mAP (an Optuna trial, whose "test
     set" in ``loaded`` is the validation split, reports and prunes through it); ``extra_tags`` go to MLflow.
     """
@@ -258,7 +265,11 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             return {"stopped_after_epoch": len(history)}
         if not main:                     # rank 0 evaluates and writes
             return {"rank": distributed.rank(), "epochs": len(history)}
-        metrics = evaluate(method.eval_encoder(), test_images(), device)
+        scored: dict = {}
+        metrics = evaluate(method.eval_encoder(), test_images(), device, keep=scored)
+        if features:     # the features as an output (evaluation/stored.py): the test set's as scored, the training set's
+            train_feats = extract_features(method.eval_encoder(), images.images, device)
+            check_array("features of the training images", train_feats, epoch=None)
     except NonFiniteError as exc:
         if tracker:
             tracker.finish("FAILED")
@@ -281,6 +292,9 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         metrics.update(best_epoch=int(best["epoch"]), best_epoch_mAP=float(best["test_mAP"]))
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(out / "history.parquet", pd.DataFrame(history))
+    if features:
+        write_features(out / "features.parquet", pd.concat([test_images()[0], table], ignore_index=True),
+                       np.concatenate([scored["features"], train_feats]))
     if keep_model:
         save_state(method.eval_encoder().state_dict(), out / "model.pt")
         save_state(method.artifacts(), out / "artifacts.pt")     # Method.artifacts(): GCL+'s generator
@@ -406,6 +420,9 @@ def execute_seeds(params: dict, name: str, spec: RunSpec, out: str | Path, stage
             raise ReidReproError(f"{first / 'model.pt'}: missing after seed {seeds[0]} finished")
         (first / "model.pt").replace(staging / "model.pt")   # one model per run: the first seed's (the figures')
         (first / "artifacts.pt").replace(staging / "artifacts.pt")
+        (staging / "features").mkdir()        # every seed's embeddings (evaluation/stored.py), a cached output
+        for s in seeds:
+            (staging / "seeds" / str(s) / "features.parquet").replace(staging / "features" / f"{s}.parquet")
         info = json.loads((first / "run.json").read_text())
         info.update({"name": name, "stage": stage, "seeds": seeds,
                      "seed_input_keys": {str(s): json.loads((staging / "seeds" / str(s) / "run.json").read_text())
@@ -431,6 +448,9 @@ def _publish_run(staging: Path, out: Path) -> None:
         (out / "seeds").rename(old)
     (staging / "seeds").rename(out / "seeds")
     shutil.rmtree(old, ignore_errors=True)
+    if (out / "features").exists():
+        shutil.rmtree(out / "features")
+    (staging / "features").rename(out / "features")
     for f in ("model.pt", "artifacts.pt", "run.json", "metrics.json"):
         (staging / f).replace(out / f)
     shutil.rmtree(staging, ignore_errors=True)
@@ -452,7 +472,7 @@ def train_source(params: dict, dataset: str, out: str | Path, root: str | Path |
     for i, net in enumerate(("net1", "net2")):
         run = dataclasses.replace(spec, overrides={"seed": seed + i * SOURCE_SECOND_SEED})
         found.append(execute(params, f"source_{dataset}-{net}", run, out / net, stage=f"source@{dataset}",
-                             root=root, models_dir=models_dir, track=track, section="source"))
+                             root=root, models_dir=models_dir, track=track, section="source", features=False))
     # a start folder holds model.pt and artifacts.pt, the two files the runs starting from it depend on
     (out / "net1" / "model.pt").replace(out / "model.pt")
     save_state({"model_2": torch.load(out / "net2" / "model.pt", map_location="cpu", weights_only=True)},
