@@ -40,12 +40,17 @@ def test_a_row_is_expanded_with_what_follows_from_its_method_and_dataset(tmp_pat
         "cc_big": {"method": "cluster_contrast", "dataset": "market", "table": "6", "row": "B", "larger": True}})
     out = declare.generate(tmp_path)
     assert list(out["runs"]) == ["ise_market", "ise_duke", "ise_msmt2market"]
+    # code: what ISE imports beyond every run (its module and Cluster-Contrast's, which it subclasses), padded to
+    # the three slots CANU needs (its module, MMT's, the shared camera adversaries)
+    code = ["src/reid_repro/methods/cluster_contrast.py", "src/reid_repro/methods/ise.py",
+            "src/reid_repro/methods/ise.py"]
     assert out["runs"]["ise_duke"] == {"method": "ise", "base": "cluster_contrast", "dataset": "duke", "test": "duke",
                                        "init": "pretrain", "paper": "ise", "table": "6", "row": "ISE",
-                                       "overrides": {}}
+                                       "overrides": {}, "code": code}
     assert out["runs"]["ise_msmt2market"] == {
         "method": "ise", "base": "cluster_contrast", "dataset": "msmt", "test": "market", "init": "source_msmt",
-        "paper": "ise", "table": "5", "row": "ISE", "overrides": {"lambda0": 2.0}, "also": ["1/x"]}
+        "paper": "ise", "table": "5", "row": "ISE", "overrides": {"lambda0": 2.0}, "also": ["1/x"], "code": code}
+    assert out["tuning"] == {}                          # no params.yaml here: no studies
     assert list(out["larger_runs"]) == ["cc_big"] and "larger" not in out["larger_runs"]["cc_big"]
     assert out["larger_runs"]["cc_big"]["base"] == "cluster_contrast"
     # the written file parses back to the same runs, one run per line
@@ -68,6 +73,23 @@ def test_a_bad_row_is_named_with_its_file(tmp_path, runs, message):
     assert str(path) in str(caught.value)
 
 
+def test_a_study_is_templated_from_its_run_and_its_methods_code(tmp_path):
+    """The tune and tuned stages read ``tuning``: a study's run with its dataset, start and sections, and the code
+    its method imports (CANU on MMT: its module, MMT's and the camera adversaries shared with CANU-SSG)."""
+    _paper(tmp_path, "canu", {"canu_m2d": {"method": "canu", "dataset": "duke", "init": "source_market",
+                                           "table": "I", "row": "CANU-MMT"}})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"studies": {"canu_mmt": {"run": "canu_m2d"}}}))
+    out = declare.generate(tmp_path)
+    assert out["tuning"] == {"canu_mmt": {
+        "run": "canu_m2d", "dataset": "duke", "init": "source_market", "method": "canu", "base": "mmt",
+        "code": ["src/reid_repro/methods/adversary.py", "src/reid_repro/methods/canu.py",
+                 "src/reid_repro/methods/mmt.py"]}}
+    assert out["runs"]["canu_m2d"]["code"] == out["tuning"]["canu_mmt"]["code"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"studies": {"canu_mmt": {"run": "nope"}}}))
+    with pytest.raises(ReidReproError, match=r"studies.canu_mmt.run='nope'; expected a declared run"):
+        declare.generate(tmp_path)
+
+
 def test_a_run_in_two_paper_files_is_an_error(tmp_path):
     row = {"method": "ice", "dataset": "market", "table": "4a", "row": "r"}
     _paper(tmp_path, "ice", {"same": row})
@@ -78,11 +100,12 @@ def test_a_run_in_two_paper_files_is_an_error(tmp_path):
 
 def test_an_edited_paper_file_makes_the_runs_file_stale_until_written(tmp_path):
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")       # its studies are part of the file too
     assert declare.stale(tmp_path) is None
     path = tmp_path / declare.PAPERS / "ise.yaml"
     path.write_text(path.read_text() + "  extra_market: {method: ise, "
                     'dataset: market, table: "6", row: ISE}\n')
-    assert "a paper file was edited" in declare.stale(tmp_path)
+    assert "a paper file or a study was edited" in declare.stale(tmp_path)
     declare.write(tmp_path)
     assert declare.stale(tmp_path) is None
     assert "extra_market" in json.loads((tmp_path / declare.GENERATED).read_text())["runs"]

@@ -15,7 +15,8 @@ from reid_repro.assemble import validate_params
 from reid_repro.config import load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import base_section, method_class
-from reid_repro.methods.base import CameraDiscriminator, Step, camera_loss
+from reid_repro.methods.adversary import CameraDiscriminator, camera_loss
+from reid_repro.methods.base import Step
 from reid_repro.methods.canu import DISCS
 from reid_repro.methods.mmt import Output, ema_momentum, hard_triplet, soft_ce, soft_triplet
 from reid_repro.models import ReidNet

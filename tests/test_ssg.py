@@ -15,7 +15,8 @@ from reid_repro.assemble import validate_params
 from reid_repro.config import RunSpec, load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import base_section, method_class
-from reid_repro.methods.base import Step, camera_loss
+from reid_repro.methods.adversary import camera_loss
+from reid_repro.methods.base import Step
 from reid_repro.methods.ssg import PartEncoder, keep_in_all, semi_hard_triplet, split_parts
 from reid_repro.models import ReidNet
 from reid_repro.training.loop import run_steps

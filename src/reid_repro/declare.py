@@ -12,6 +12,11 @@ A paper file holds ``paper:`` and ``runs:``; each run is ``name: {fields}`` with
 - ``seeds: n``: the run trains at least n seeds (the baselines: their gain over the start needs more seeds than
   a row's; verdicts pair a row's seeds with the baseline's same seeds).
 
+Each expanded run also carries ``code``: the files its method imports beyond every run stage's
+(reid_repro.wiring.method_code), which dvc.yaml's run stages list as ``${item.code[i]}``. ``tuning`` holds, per
+study of params.yaml ``studies``, what the tune and tuned stages template from: its run, that run's dataset, start,
+method and sections, and its method's ``code``.
+
 ``reid-repro pipeline --write`` writes ``conf/runs.json`` (one run per line, so a diff shows the rows that
 changed); ``reid-repro pipeline`` and a test check that the committed file is what the paper files declare. DVC
 parses the JSON file in milliseconds where params.yaml with the runs in it took a ruamel parse per stage
@@ -30,6 +35,26 @@ from reid_repro.errors import ReidReproError
 ORDER = ("method", "base", "dataset", "test", "init", "paper", "table", "row", "overrides")
 FIELDS = {"method", "dataset", "test", "init", "table", "row", "overrides", "paper_overrides", "also",
           "ours_only", "column", "larger", "seeds", "for"}
+
+
+def _code(method: str) -> list[str]:
+    from reid_repro.wiring import method_code
+
+    return method_code(method)
+
+
+def tuning(studies: dict | None, runs: dict) -> dict:
+    """{study: {run, dataset, init, method, base, code}} for the tune and tuned stages: each study's run (a key of
+    ``runs``), with the study's own dataset, start, method and base where it names them, else its run's."""
+    out = {}
+    for name, study in (studies or {}).items():
+        run = runs.get((study or {}).get("run"))
+        if run is None:
+            raise ReidReproError(f"params.yaml: studies.{name}.run={(study or {}).get('run')!r}; expected a declared "
+                                 "run (conf/runs/<paper>.yaml)")
+        entry = {"run": study["run"], **{k: study.get(k, run[k]) for k in ("dataset", "init", "method", "base")}}
+        out[name] = {**entry, "code": _code(entry["method"])}
+    return out
 
 
 def _base(method: str) -> str:
@@ -78,6 +103,7 @@ def expand_file(path: Path) -> tuple[dict, dict]:
                     "paper": doc["paper"], "table": fields["table"], "row": fields["row"],
                     "overrides": fields.get("overrides") or {}}
             full.update({k: v for k, v in fields.items() if k not in ORDER and k != "larger"})
+            full["code"] = _code(fields["method"])
             target = larger if fields.get("larger") else runs
             if key in runs or key in larger:
                 raise ReidReproError(f"{where}: run {key!r} is declared twice")
@@ -86,7 +112,10 @@ def expand_file(path: Path) -> tuple[dict, dict]:
 
 
 def generate(root: str | Path = ".") -> dict:
-    """{"runs": ..., "larger_runs": ...} from every paper file under ``root``/conf/runs, in file name order."""
+    """{"runs": ..., "larger_runs": ..., "tuning": ...} from every paper file under ``root``/conf/runs, in file
+    name order, and the studies of ``root``/params.yaml."""
+    import yaml
+
     folder = Path(root) / PAPERS
     files = sorted(folder.glob("*.yaml"))
     if not files:
@@ -100,19 +129,24 @@ def generate(root: str | Path = ".") -> dict:
                 raise ReidReproError(f"{path}: run {name!r} is also declared in another paper file")
         runs.update(more)
         larger.update(more_larger)
-    return {"runs": runs, "larger_runs": larger}
+    settings = Path(root) / "params.yaml"
+    studies = (yaml.safe_load(settings.read_text()) or {}).get("studies") if settings.is_file() else None
+    return {"runs": runs, "larger_runs": larger, "tuning": tuning(studies, {**runs, **larger})}
+
+
+SECTIONS = ("runs", "larger_runs", "tuning")
 
 
 def dumps(data: dict) -> str:
     """The generated file's text: JSON with one run per line."""
     lines = ["{"]
-    for i, section in enumerate(("runs", "larger_runs")):
+    for i, section in enumerate(SECTIONS):
         lines.append(f' "{section}": {{')
         items = list(data[section].items())
         for j, (name, entry) in enumerate(items):
             comma = "," if j < len(items) - 1 else ""
             lines.append(f"  {json.dumps(name)}: {json.dumps(entry, ensure_ascii=False)}{comma}")
-        lines.append(" }" + ("," if i == 0 else ""))
+        lines.append(" }" + ("," if i < len(SECTIONS) - 1 else ""))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -132,8 +166,8 @@ def stale(root: str | Path = ".") -> str | None:
     if not path.is_file():
         return f"{path}: missing; `reid-repro pipeline --write` writes it from {PAPERS}/*.yaml"
     if path.read_text() != dumps(generate(root)):
-        return (f"{path} is not what {PAPERS}/*.yaml declare (a paper file was edited); "
-                "`reid-repro pipeline --write` writes it again")
+        return (f"{path} is not what {PAPERS}/*.yaml and params.yaml's studies declare (a paper file or a study was "
+                "edited, or a method imports other code); `reid-repro pipeline --write` writes it again")
     return None
 
 
@@ -148,5 +182,7 @@ def write_project(folder: str | Path, params: dict) -> None:
     settings["larger"] = {k: v for k, v in larger.items() if k != "runs"}
     (folder / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
     (folder / GENERATED).parent.mkdir(parents=True, exist_ok=True)
-    (folder / GENERATED).write_text(dumps({"runs": params.get("runs") or {},
-                                           "larger_runs": larger.get("runs") or {}}))
+    runs = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (params.get("runs") or {}).items()}
+    more = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (larger.get("runs") or {}).items()}
+    (folder / GENERATED).write_text(dumps({"runs": runs, "larger_runs": more,
+                                           "tuning": tuning(params.get("studies"), {**runs, **more})}))

@@ -2,8 +2,10 @@
 
 Each stage of ``dvc.yaml`` (and ``synthetic/dvc.yaml``) depends on exactly the package files its command imports
 (:mod:`reid_repro.codedeps`); the run stages (train, train_larger, tune, tuned) load their method by name, so their
-blocks end with the two template lines ``methods/${item.base}.py`` and ``methods/${item.method}.py`` that DVC
-expands per run. :func:`write` replaces the ``- src/reid_repro/...`` lines of every stage block with the generated
+blocks end with template lines ``${item.code[i]}`` that DVC expands per run: each run's (and study's) entry in
+conf/runs.json lists the files its method imports beyond every run's (:func:`method_code`: the method's module or
+package, the module it builds on, the parts it shares with another method), as many slots as the method that
+imports the most, the last repeated to fill them (DVC cannot expand a list into dependencies). :func:`write` replaces the ``- src/reid_repro/...`` lines of every stage block with the generated
 list, leaving every other line (data deps, params, outputs, comments) as it is; :func:`drift` says which blocks
 differ. ``reid-repro pipeline --write`` runs it after a change to what a stage imports; a test checks the committed
 files are what it writes.
@@ -13,6 +15,7 @@ No stage imports this module: editing it leaves every stage current.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -22,8 +25,7 @@ ROOT = codedeps.SRC.parents[1]
 FILES = ("dvc.yaml", "synthetic/dvc.yaml")
 # the stage kinds that load their method's module by name (reid_repro.methods.method_class)
 BY_METHOD = ("train", "train_larger", "tune", "tuned")
-METHOD_LINES = ("src/reid_repro/methods/${item.base}.py", "src/reid_repro/methods/${item.method}.py")
-CODE = re.compile(r"^(\s+)- (src/reid_repro/\S+)\s*$")
+CODE = re.compile(r"^(\s+)- (src/reid_repro/\S+|\$\{item\.code\[\d+\]\})\s*$")
 STAGE = re.compile(r"^  ([A-Za-z_][\w-]*):\s*$")
 
 
@@ -45,11 +47,32 @@ def _folders(files: set[str], root: Path = ROOT) -> list[str]:
     return sorted(out)
 
 
+@functools.lru_cache(maxsize=None)
+def _own_code(method: str) -> list[str]:
+    generic = set(codedeps.relative(codedeps.stage_files("train"), ROOT))
+    return _folders(set(codedeps.relative(codedeps.stage_files("train", method), ROOT)) - generic)
+
+
+@functools.lru_cache(maxsize=None)
+def slots() -> int:
+    """How many ``${item.code[i]}`` lines a run stage has: the most any registered method needs."""
+    from reid_repro.methods import method_names
+
+    return max(len(_own_code(m)) for m in method_names())
+
+
+def method_code(method: str) -> list[str]:
+    """The code a run of ``method`` imports beyond what every run stage lists, as :func:`slots` entries (the last
+    repeated): what its conf/runs.json entry's ``code`` holds."""
+    own = _own_code(method)
+    return own + [own[-1]] * (slots() - len(own))
+
+
 def code_lines(kind: str) -> list[str]:
     """The code dependencies a stage of ``kind`` declares, in the order dvc.yaml lists them (paths from the
-    repository root): files, and folders whose every file the stage reads."""
+    repository root): files, and folders whose every file the stage reads; a run stage's per-method slots last."""
     files = set(codedeps.relative(codedeps.stage_files(kind), ROOT))
-    return _folders(files) + (list(METHOD_LINES) if kind in BY_METHOD else [])
+    return _folders(files) + ([f"${{item.code[{i}]}}" for i in range(slots())] if kind in BY_METHOD else [])
 
 
 def _blocks(lines: list[str]) -> list[tuple[str, int, int]]:

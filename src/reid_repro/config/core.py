@@ -89,7 +89,7 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
 
 
 def load_declared(params_file: str | Path) -> dict:
-    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``): {runs, larger_runs}."""
+    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``): {runs, larger_runs, tuning}."""
     path = Path(params_file).parent / GENERATED
     if not path.is_file():
         raise ReidReproError(f"{path}: runs file not found; `reid-repro pipeline --write` writes it from "
@@ -99,8 +99,9 @@ def load_declared(params_file: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise ReidReproError(f"{path}: not valid JSON ({exc}); `reid-repro pipeline --write` writes it again") \
             from None
-    if not isinstance(data, dict) or sorted(data) != ["larger_runs", "runs"]:
-        raise ReidReproError(f"{path}: expected the keys runs and larger_runs")
+    if not isinstance(data, dict) or sorted(data) != ["larger_runs", "runs", "tuning"]:
+        raise ReidReproError(f"{path}: expected the keys runs, larger_runs and tuning; `reid-repro pipeline --write` "
+                             "writes it again")
     return data
 
 

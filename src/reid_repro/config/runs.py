@@ -105,6 +105,7 @@ def load_run(params: dict, key: str) -> RunSpec:
     if key not in runs:
         raise ReidReproError(f"runs.{key}: no such run; expected one of {sorted(runs)}")
     spec = dict(runs[key])
+    spec.pop("code", None)              # the pipeline's wiring (dvc.yaml ${item.code[i]}), not a setting
     spec["larger"] = key not in (params.get("runs") or {})
     for field in ("overrides", "paper_overrides"):
         spec[field] = spec.get(field) or {}

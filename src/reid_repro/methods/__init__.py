@@ -13,11 +13,11 @@ import pkgutil
 
 from reid_repro.errors import ReidReproError
 
-NOT_METHODS = ("base",)
+NOT_METHODS = ("base", "adversary")          # the plug-in contract; CANU's camera adversaries (two methods use them)
 
 
 def method_names() -> tuple[str, ...]:
-    """Every method: each module of this package except the plug-in base."""
+    """Every method: each module of this package except the contract and the parts several methods share."""
     return tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)
                         if m.name not in NOT_METHODS and not m.name.startswith("_")))
 

@@ -6,7 +6,7 @@ Each of MMT's two students gets a camera discriminator D^k (Eq. 11: one per embe
 L2-normalised BN-neck feature, the space that is clustered, and, for CANU (``adversary: conditional``, Eq. 8-9),
 the centroid of the sample's cluster: this epoch's clustering centroids, the same ones the classifiers are reset
 to, detached. The discriminators, the min-max as two alternating ``Step``s per batch and the outlier rule are
-CANU's on both baselines (methods/base.py, "camera adversaries"); ``adversary: none`` is plain MMT, step for
+CANU's on both baselines (methods/adversary.py); ``adversary: none`` is plain MMT, step for
 step, and ``plain`` is +Adv. (Eq. 4-5).
 
 The min-max of Eq. 11: min over phi^1, phi^2, C of L_MMT - mu sum_k L_C-CAM(phi^k, D^k), max over D^1, D^2. The
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_repro.methods.base import CameraAdversaries, WithCameraAdversaries, check_adversary
+from reid_repro.methods.adversary import CameraAdversaries, WithCameraAdversaries, check_adversary
 from reid_repro.methods.mmt import NETS, Mmt, MmtConfig
 
 DISCS = ("disc_1", "disc_2")    # the discriminators' optimisers, one per student

@@ -5,7 +5,7 @@ for Unsupervised person Re-Identification*, ICPR 2021, Eq. 10, on SSG (methods/s
 SSG's three embeddings each get a camera discriminator: D^F, D^U and D^L see the L2-normalised phi^F, phi^U and
 phi^L of the trained network and, for CANU (``adversary: conditional``), the centroid of the sample's *global*
 (phi^F) cluster, detached (Eq. 10: "conditioned on the global cluster"). The discriminators and the min-max as two
-alternating ``Step``s per batch are CANU's on both baselines (methods/base.py, "camera adversaries"):
+alternating ``Step``s per batch are CANU's on both baselines (methods/adversary.py):
 
     min over phi of L_SSG - mu (L_C-CAM(phi^F, D^F) + L_C-CAM(phi^U, D^U) + L_C-CAM(phi^L, D^L)), max over D.
 
@@ -23,7 +23,7 @@ import dataclasses
 
 import torch.nn.functional as F
 
-from reid_repro.methods.base import CameraAdversaries, WithCameraAdversaries, check_adversary
+from reid_repro.methods.adversary import CameraAdversaries, WithCameraAdversaries, check_adversary
 from reid_repro.methods.ssg import PARTS, Ssg, SsgConfig
 
 
