@@ -375,3 +375,31 @@ def test_warm_up_then_a_killed_stage_3_run_resumes_to_the_same_metrics(world, tm
         assert torch.allclose(views.structure([1], kind, angle)[0, 0].double(), want, atol=1e-6), kind
     shown = gen.shown(views.structure([0, 1], "mesh_switch"))
     assert shown.shape == (2, 3, 64, 32) and shown.dtype == torch.uint8
+
+
+def test_the_generator_and_discriminator_keep_their_lr_while_the_encoder_decays(tmp_path):
+    """The released code never decays G's and D's Adam (its MultiStepLR is not stepped in stage 2 and is resumed
+    past its milestone in stage 3); E_id follows the loop's step (x0.1 after lr_step epochs). Each optimiser
+    declares its schedule: stepping them for lr_step + 1 epochs shows it."""
+    method, _ = _method(tmp_path, lr_step=2, warmup_epochs=0, lr=3.5e-4, g_lr=1e-4, d_lr=2e-4)
+    opts = method.optimizers()
+    assert set(opts) == {"model", G.GEN, G.DIS} and all(s is not None for _, s in opts.values())
+    seen = {name: [] for name in opts}
+    for _epoch in range(3):
+        for name, (opt, sched) in opts.items():
+            seen[name].append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+    assert seen[G.GEN] == pytest.approx([1e-4] * 3) and seen[G.DIS] == pytest.approx([2e-4] * 3)
+    assert seen["model"] == pytest.approx([3.5e-4, 3.5e-4, 3.5e-5])
+
+
+def test_the_loop_refuses_an_optimiser_without_a_schedule(tmp_path):
+    from reid_repro.training.loop import TrainData, fit
+
+    method, _ = _method(tmp_path, positive_view="augmented", mixup="none", proto_loss=False, mix_loss_on=False)
+    opt = torch.optim.SGD(method.model.parameters(), lr=0.1)
+    method.optimizers = lambda: {"model": (opt, None)}
+    data = TrainData(torch.zeros(8, 3, 64, 32, dtype=torch.uint8), np.arange(8) // 2, np.arange(8) % 2)
+    with pytest.raises(ReidReproError, match=r"GclPlus.optimizers\(\): \['model'\] declare no schedule"):
+        fit(method, method.cfg, data, tmp_path / "ckpt.pt")

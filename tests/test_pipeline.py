@@ -252,7 +252,8 @@ def test_more_seeds_train_only_the_new_seeds(project):
         assert metrics["mAP"] == pytest.approx(sum(values) / 2)
     # every other run and the study's retrained run read `seeds`; a larger warm-up reads its stage-1 run's whole
     # folder (that run may be a larger one, whose folder holds only a marker while the profile is off), which the
-    # new seed's results changed; the report reads the runs. The figures stage reads the runs' first-seed models.
+    # new seed's results changed; the report reads the runs. The figures stage reads the runs' first seed (its
+    # model and features/0.parquet), which comes back unchanged.
     waiting = ({f"train@{r}" for r in params["runs"] if r not in targets}
                | {f"tuned@{s}" for s in params["studies"]}
                | {f"train_larger@{r}" for r in params["larger"]["runs"]}

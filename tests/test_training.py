@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from reid_repro.config import LoopConfig, RunSpec, load_method_config
 from reid_repro.errors import ReidReproError
 from reid_repro.training.data import PKSampler
-from reid_repro.training.loop import lr_factor
+from reid_repro.methods.base import lr_factor
 from reid_repro.methods.cluster_contrast import ClusterMemory
 
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Step, frozen
+from reid_repro.methods.base import Step, frozen, step_schedule
 
 # One camera discriminator D^k per embedding phi^k. D^k sees the L2-normalised embedding and is trained to
 # recognise the image's camera, while the encoder is trained to make it fail. The setting ``adversary`` picks it:
@@ -47,7 +47,7 @@ from reid_repro.methods.base import Step, frozen
 # the same samples.
 #
 # What the paper leaves open, and what we chose: the D sees the students (MMT) or the trained network (SSG), not
-# EMA teachers; D's optimiser is Adam at the loop's lr and weight decay, whose state persists across epochs; K is
+# EMA teachers; D's optimiser is Adam at the loop's lr, weight decay and schedule, whose state persists across epochs; K is
 # the training set's cameras.
 
 ADVERSARIES = ("none", "plain", "conditional")
@@ -116,8 +116,10 @@ class CameraAdversaries:
         return bool(self.discs)
 
     def optimizers(self) -> dict:
-        return {name: (torch.optim.Adam(d.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay), None)
+        # our choice (the paper states no schedule and its code is not public): the encoder's, the loop's
+        opts = {name: torch.optim.Adam(d.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
                 for name, d in zip(self.names, self.discs)}
+        return {name: (opt, step_schedule(opt, self.cfg)) for name, opt in opts.items()}
 
     def reset_metrics(self) -> None:
         self._ce: list[list[float]] = [[] for _ in self.discs]

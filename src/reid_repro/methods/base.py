@@ -3,8 +3,9 @@ losses and its per-epoch hooks.
 
 Every hook has a default that is the plain single-network case, so a method overrides only what it changes:
 
-- ``optimizers()``: every optimiser the loop steps, by name (default: Adam over the model). A method with more
-  networks (MMT's second net, a GAN's generator and discriminator, CANU's camera adversary) adds its own.
+- ``optimizers()``: every optimiser the loop steps, by name, each with the schedule it declares (default: Adam
+  over the model on the loop's schedule). A method with more networks (MMT's second net, a GAN's generator and
+  discriminator, CANU's camera adversary) adds its own.
 - ``training_step(batch)``: returns the named losses of one update of every optimiser, or yields ``Step``s: each
   is one backward and one step of the optimisers it names, run by the loop before the generator resumes, so a
   later step sees the parameters an earlier one changed (a discriminator step, then the generator's step).
@@ -107,11 +108,13 @@ class Method:
                 found.append(net)
         return found
 
-    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, object | None]]:
-        """{name: (optimizer, scheduler or None)} stepped by the loop; None = the loop's warm-up and step
-        schedule. Default: Adam over the model's trainable parameters at the loop's lr and weight decay."""
+    def optimizers(self) -> dict[str, tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]]:
+        """{name: (optimizer, its per-epoch schedule)} stepped by the loop; every optimiser declares its schedule
+        (:func:`step_schedule`, :func:`constant_schedule` or any torch scheduler). Default: Adam over the model's
+        trainable parameters at the loop's lr and weight decay, on the loop's schedule."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return {"model": (torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay), None)}
+        opt = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        return {"model": (opt, step_schedule(opt, self.cfg))}
 
     def pseudo_labels(self, epoch: int, features: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """This epoch's training labels 0..C-1 (-1 = outlier) from the encoder's ``features``: the k-reciprocal
@@ -147,6 +150,23 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def lr_factor(cfg, epoch: int) -> float:
+    """The loop's schedule (LoopConfig): a linear warm-up from 0.1 over ``warmup_epochs``, then a step decay by
+    ``lr_gamma`` every ``lr_step`` epochs."""
+    warm = 0.1 + 0.9 * epoch / cfg.warmup_epochs if epoch < cfg.warmup_epochs else 1.0
+    return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
+
+
+def step_schedule(optimizer: torch.optim.Optimizer, cfg) -> torch.optim.lr_scheduler.LambdaLR:
+    """``optimizer`` on the loop's schedule (:func:`lr_factor` of the run's loop settings), stepped per epoch."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(cfg, epoch))
+
+
+def constant_schedule(optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    """``optimizer`` at its own lr for the whole run."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
 @contextlib.contextmanager

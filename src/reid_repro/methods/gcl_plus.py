@@ -70,7 +70,7 @@ from torch import nn
 from reid_repro.clustering import dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method, Step, frozen
+from reid_repro.methods.base import Fidelity, Method, Step, constant_schedule, frozen, step_schedule
 
 SWITCHES = ("feat_loss", "vi_positive", "mix_loss", "angles", "gen_adv", "r1")
 STAGES = ("joint", "warmup")
@@ -452,17 +452,19 @@ class GclPlus(Method):
     def optimizers(self) -> dict:
         cfg = self.cfg
         opts = {}
-        if not self.warmup:
+        if not self.warmup:     # E_id: the loop's schedule (the code: x0.1 after joint epoch 10, no warm-up)
             params = [p for p in self.model.parameters() if p.requires_grad]
-            opts["model"] = ((torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True,
-                                              weight_decay=cfg.weight_decay) if cfg.id_optimizer == "sgd" else
-                              torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)), None)
+            opt = (torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+                   if cfg.id_optimizer == "sgd" else torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay))
+            opts["model"] = (opt, step_schedule(opt, cfg))
         if self.gan:
+            # G and D at a constant lr in both stages, as the released code runs them: its MultiStepLR (milestone
+            # 10) is never stepped in stage 2 and is rebuilt in stage 3 with last_epoch = the stage-2 iteration
+            # count, past its milestone (GCL trainer.py L44-61, L226-227; examples/main.py L313-314)
             betas = (cfg.adam_beta1, cfg.adam_beta2)
-            opts[GEN] = (torch.optim.Adam(self.gen.parameters(), lr=cfg.g_lr, betas=betas,
-                                          weight_decay=cfg.g_weight_decay), None)
-            opts[DIS] = (torch.optim.Adam(self.dis.parameters(), lr=cfg.d_lr, betas=betas,
-                                          weight_decay=cfg.g_weight_decay), None)
+            gen = torch.optim.Adam(self.gen.parameters(), lr=cfg.g_lr, betas=betas, weight_decay=cfg.g_weight_decay)
+            dis = torch.optim.Adam(self.dis.parameters(), lr=cfg.d_lr, betas=betas, weight_decay=cfg.g_weight_decay)
+            opts[GEN], opts[DIS] = (gen, constant_schedule(gen)), (dis, constant_schedule(dis))
         return opts
 
     @property

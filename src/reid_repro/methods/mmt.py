@@ -70,7 +70,7 @@ from torch import nn
 from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Method
+from reid_repro.methods.base import Method, step_schedule
 from reid_repro.models import load_state
 
 EPS_RULES = ("fixed", "quantile")
@@ -232,7 +232,8 @@ class Mmt(Method):
     def optimizers(self) -> dict:
         def adam(peer):
             params = [p for p in peer.parameters() if p.requires_grad]
-            return torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay), None
+            opt = torch.optim.Adam(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+            return opt, step_schedule(opt, self.cfg)
         return {name: adam(peer) for name, peer in zip(NETS, self.students)}
 
     def pseudo_labels(self, epoch, features, pids) -> np.ndarray:

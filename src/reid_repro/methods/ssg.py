@@ -53,7 +53,7 @@ from torch import nn
 from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method
+from reid_repro.methods.base import Fidelity, Method, step_schedule
 from reid_repro.training import distributed
 
 EPS_RULES = ("fixed", "quantile")
@@ -175,7 +175,7 @@ class Ssg(Method):
             opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
         else:
             opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        return {"model": (opt, None)}
+        return {"model": (opt, step_schedule(opt, self.cfg))}
 
     def pseudo_labels(self, epoch, features, pids) -> np.ndarray:
         """Three groupings (phi^F, phi^U, phi^L), intersected by :func:`keep_in_all`; returns the global labels

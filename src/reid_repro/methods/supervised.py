@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from reid_repro.config import LoopConfig
-from reid_repro.methods.base import Method
+from reid_repro.methods.base import Method, step_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Supervised(Method):
 
     def optimizers(self) -> dict:
         opt = torch.optim.Adam(self.classifier.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        return {**super().optimizers(), "classifier": (opt, None)}
+        return {**super().optimizers(), "classifier": (opt, step_schedule(opt, self.cfg))}
 
     def training_step(self, batch: dict) -> dict[str, torch.Tensor]:
         f = self.model(batch["images"])

@@ -54,12 +54,6 @@ def seed_everything(seed: int, epoch: int, *more: int) -> int:
     return s
 
 
-def lr_factor(cfg: LoopConfig, epoch: int) -> float:
-    """Linear warm-up from 0.1 over ``warmup_epochs``, then a step decay by ``lr_gamma`` every ``lr_step``."""
-    warm = 0.1 + 0.9 * epoch / cfg.warmup_epochs if epoch < cfg.warmup_epochs else 1.0
-    return warm * cfg.lr_gamma ** (epoch // cfg.lr_step)
-
-
 def run_steps(result, optimizers: dict, sums: dict, encoder: tuple[str, ...] | None = None, sync=None,
               where: tuple[int, int] | None = None, param_names: dict[int, str] | None = None) -> float:
     """Carry out one batch's updates: ``result`` is a dict of losses (one update of every optimiser) or an
@@ -167,8 +161,11 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
     checkpoint = Path(checkpoint)
     opts = method.optimizers()
     optimizers = {name: o for name, (o, _) in opts.items()}
-    schedulers = {name: s if s is not None else torch.optim.lr_scheduler.LambdaLR(o, lambda e: lr_factor(cfg, e))
-                  for name, (o, s) in opts.items()}
+    schedulers = {name: s for name, (_, s) in opts.items()}
+    undeclared = [name for name, s in schedulers.items() if s is None]
+    if undeclared:
+        raise ReidReproError(f"{type(method).__name__}.optimizers(): {undeclared} declare no schedule; expected a "
+                             "scheduler each (methods/base.py: step_schedule, constant_schedule)")
     key = key or params_hash(dataclasses.asdict(cfg))
     if distributed.active():
         distributed.check_batch(cfg.batch_ids)
