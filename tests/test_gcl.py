@@ -1,4 +1,4 @@
-"""GCL+ and GCL (methods/gcl_plus.py) against hand computations: each loss of Eq. 1-14, D-Mixup's lambda*, the
+"""GCL+ and GCL (methods/gcl_plus/) against hand computations: each loss of Eq. 1-14, D-Mixup's lambda*, the
 angles drawn, the R1 penalty on a toy discriminator; stage 2 leaves the identity encoder unchanged, the
 discriminator's step changes only the discriminator, a stage-3 step gives finite losses and a gradient on every
 trainable parameter, and a killed stage-3 run on the smoke world resumes to the same metrics."""

@@ -2,7 +2,7 @@
 run rendered at 45, ..., 315 degrees by its generator, in GCL's layout, with the FID and KID per angle (GCL supp.
 Table 1) in a feature space we have (evaluation/fid.py), and the generation grid of GCL+ Table 3.
 
-Kept out of methods/gcl_plus.py so that the runs do not depend on the evaluation-only code used here.
+Kept out of methods/gcl_plus/ so that the runs do not depend on the evaluation-only code used here.
 """
 
 from __future__ import annotations

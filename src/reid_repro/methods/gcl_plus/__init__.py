@@ -64,13 +64,19 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from reid_repro.clustering import dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, Step, constant_schedule, frozen, step_schedule
+from reid_repro.methods.gcl_plus.losses import (contrast, feature_reconstruction, image_reconstruction, lsgan_d,
+                                               lsgan_g, mix_loss_code, mix_loss_paper, mixup_lambda, prototype_loss,
+                                               r1_penalty)
+from reid_repro.methods.gcl_plus.networks import (Discriminator, Generator, StructureEncoder, init_weights,
+                                                 load_generator)
+from reid_repro.methods.gcl_plus.renders import ANGLES as ANGLES  # re-exported: the angles callers draw
+from reid_repro.methods.gcl_plus.renders import grey_image, grey_render, load_renders
 
 SWITCHES = ("feat_loss", "vi_positive", "mix_loss", "angles", "gen_adv", "r1")
 STAGES = ("joint", "warmup")
@@ -78,7 +84,6 @@ STRUCTURES = ("rotation", "mesh_switch", "gray_switch")
 POSITIVE_VIEWS = ("generated", "augmented")
 MIXUPS = ("disentangled", "image", "none")
 EPS_RULES = ("fixed", "quantile")
-ANGLES = (45, 90, 135, 180, 225, 270, 315)
 GEN, DIS = "gen", "dis"                # the generator's and the discriminator's optimisers
 
 
@@ -140,258 +145,6 @@ class GclPlusConfig(Fidelity, LoopConfig):
             if not ok:
                 raise ReidReproError(f"params.yaml: {key}={getattr(self, key)!r} is out of range"
                                      + (" (GCL+ draws distinct images: instances 1)" if key == "instances" else ""))
-
-
-# ---- networks (MUNIT-style blocks, as the code's gcl/models/gan.py) ----------------------------------------------
-
-class LayerNorm2d(nn.Module):
-    """Per-sample normalisation over (C, H, W) with a per-channel affine, gamma ~ U(0, 1) (the code's ``ln``)."""
-
-    def __init__(self, channels: int, eps: float = 1e-5):
-        super().__init__()
-        self.gamma = nn.Parameter(torch.rand(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x):
-        flat = x.flatten(1)
-        x = (x - flat.mean(1).view(-1, 1, 1, 1)) / (flat.std(1).view(-1, 1, 1, 1) + self.eps)
-        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
-
-
-class AdaIN(nn.Module):
-    """Instance norm whose per-sample scale and bias are set before each forward (from the MLPs)."""
-
-    def __init__(self):
-        super().__init__()
-        self.scale = self.bias = None
-
-    def forward(self, x):
-        return F.instance_norm(x) * self.scale[:, :, None, None] + self.bias[:, :, None, None]
-
-
-def conv(n_in, n_out, k, stride=1, norm="none", act="lrelu", dilation=1, pad="reflect"):
-    """Pad, convolve, normalise, activate (the code's Conv2dBlock)."""
-    layers: list[nn.Module] = [nn.ReflectionPad2d(dilation * (k // 2)) if pad == "reflect" else
-                               nn.ZeroPad2d(dilation * (k // 2)),
-                               nn.Conv2d(n_in, n_out, k, stride, dilation=dilation)]
-    layers += {"in": [nn.InstanceNorm2d(n_out)], "ln": [LayerNorm2d(n_out)], "adain": [AdaIN()],
-               "none": []}[norm]
-    layers += {"lrelu": [nn.LeakyReLU(0.2)], "relu": [nn.ReLU()], "none": []}[act]
-    return nn.Sequential(*layers)
-
-
-class ResBlock(nn.Module):
-    def __init__(self, dim: int, norm: str):
-        super().__init__()
-        self.body = nn.Sequential(conv(dim, dim, 3, norm=norm, act="lrelu"), conv(dim, dim, 3, norm=norm, act="none"))
-
-    def forward(self, x):
-        return x + self.body(x)
-
-
-class StructureEncoder(nn.Module):
-    """E_str: grey render (1 channel) -> structure code at 1/4 resolution, 8 x ``dim`` channels. The code's ASPP
-    uses dilations 3/6/9 with reflect padding, which fails on the 16 x 8 map of a 64 x 32 input; ours pads with
-    zeros (works at any size)."""
-
-    def __init__(self, dim: int, dilations=(3, 6, 9)):
-        super().__init__()
-        self.body = nn.Sequential(conv(1, dim, 7, norm="in"), conv(dim, 2 * dim, 4, 2, norm="in"),
-                                  conv(2 * dim, 4 * dim, 4, 2, norm="in"), *[ResBlock(4 * dim, "in") for _ in range(4)])
-        self.aspp = nn.ModuleList([conv(4 * dim, 4 * dim, 1, norm="in")] +
-                                  [conv(4 * dim, 4 * dim, 3, norm="in", dilation=d, pad="zero") for d in dilations])
-        self.merge = conv(4 * dim * (1 + len(dilations)), 8 * dim, 1, norm="in")
-
-    def forward(self, s):
-        h = self.body(s)
-        h = h[..., :s.shape[2] // 4, :s.shape[3] // 4]          # stride-2 kernels of 4 with padding 2 round up
-        return self.merge(torch.cat([b(h) for b in self.aspp], 1))
-
-
-class Generator(nn.Module):
-    """G with its AdaIN MLPs: (f_id, structure code) -> image in the loop's normalised pixel space (no tanh, as
-    the code). 4 residual blocks of 2 AdaIN layers; MLP k (scale and bias) reads the k-th quarter of f_id."""
-
-    def __init__(self, dim: int, id_dim: int, mlp_dim: int):
-        super().__init__()
-        width = 8 * dim
-        self.blocks = nn.ModuleList([ResBlock(width, "adain") for _ in range(4)])
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2), conv(width, width // 2, 5, norm="ln"),
-                                nn.Upsample(scale_factor=2), conv(width // 2, width // 4, 5, norm="ln"),
-                                conv(width // 4, width // 4, 3), conv(width // 4, width // 4, 3),
-                                nn.Conv2d(width // 4, 3, 1))
-        if id_dim % 4:
-            raise ReidReproError(f"gcl_plus: f_id of {id_dim} values is not 4 groups")
-        self.group = id_dim // 4
-
-        def mlp():
-            return nn.Sequential(nn.Linear(self.group, mlp_dim), nn.LeakyReLU(0.2), nn.Linear(mlp_dim, mlp_dim),
-                                 nn.LeakyReLU(0.2), nn.Linear(mlp_dim, 2 * width))
-        self.mlp_scale = nn.ModuleList([mlp() for _ in range(4)])
-        self.mlp_bias = nn.ModuleList([mlp() for _ in range(4)])
-
-    def forward(self, f_id: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        h = code
-        for k, block in enumerate(self.blocks):
-            part = f_id[:, k * self.group:(k + 1) * self.group]
-            scale, bias = self.mlp_scale[k](part).chunk(2, 1), self.mlp_bias[k](part).chunk(2, 1)
-            for layer, s, b in zip([m for m in block.modules() if isinstance(m, AdaIN)], scale, bias):
-                layer.scale, layer.bias = s, b
-            h = block(h)
-        return self.up(h)
-
-
-class Discriminator(nn.Module):
-    """Multi-scale LSGAN PatchGAN (the code's MsImageDis): 3 scales, average-pooled between them. A scale whose
-    input is too small for its two stride-2 convolutions and reflect padding (under 8 x 8 pixels: only in
-    test-sized images below 64 x 32) is skipped."""
-
-    def __init__(self, dim: int, scales: int = 3):
-        super().__init__()
-
-        def one():
-            return nn.Sequential(conv(3, dim, 1), conv(dim, dim, 3), conv(dim, dim, 3, 2), conv(dim, dim, 3),
-                                 conv(dim, 2 * dim, 3, 2), *[ResBlock(2 * dim, "none") for _ in range(4)],
-                                 nn.Conv2d(2 * dim, 1, 1))
-        self.nets = nn.ModuleList([one() for _ in range(scales)])
-        self.down = nn.AvgPool2d(3, 2, 1, count_include_pad=False)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        outs = []
-        for net in self.nets:
-            if min(x.shape[2], x.shape[3]) < 8:
-                break
-            outs.append(net(x))
-            x = self.down(x)
-        return outs
-
-
-def load_generator(gen: nn.Module, dis: nn.Module, state: dict, path) -> None:
-    """A warm-up's or run's generator and discriminator (artifacts.pt); an error naming the file if they do not
-    fit the configured widths."""
-    try:
-        gen.load_state_dict(state["gen"])
-        dis.load_state_dict(state["dis"])
-    except RuntimeError as exc:
-        raise ReidReproError(f"{path}: its generator does not fit gcl_plus's gen_dim/mlp_dim/dis_dim ({exc})") \
-            from None
-
-
-def init_weights(module: nn.Module, kind: str) -> None:
-    """The code's initialisations: kaiming for G and E_str, N(0, 0.02) for D; biases 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if kind == "kaiming":
-                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
-            else:
-                nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-# ---- losses (pure functions of tensors) -------------------------------------------------------------------------
-
-def image_reconstruction(x, x_ori, x_cycle) -> torch.Tensor:
-    """Eq. 1: mean |x - x'_ori| + mean |x - x''_ori| (the target is a constant)."""
-    x = x.detach()
-    return (x - x_ori).abs().mean() + (x - x_cycle).abs().mean()
-
-
-def feature_reconstruction(f_id, f_a, f_b) -> torch.Tensor:
-    """Eq. 2: mean |f_id - f_a| + mean |f_id - f_b|, f_id a constant."""
-    f_id = f_id.detach()
-    return (f_id - f_a).abs().mean() + (f_id - f_b).abs().mean()
-
-
-def lsgan_d(d_real: list, d_fake: list) -> torch.Tensor:
-    """D's LSGAN loss for one fake type: sum over scales of mean(D(fake)^2) + mean((D(real) - 1)^2)."""
-    return sum((f ** 2).mean() + ((r - 1) ** 2).mean() for r, f in zip(d_real, d_fake))
-
-
-def lsgan_g(d_fake: list, factor: float = 1.0) -> torch.Tensor:
-    """G's LSGAN loss for one fake type: sum over scales of factor x mean((D(fake) - 1)^2) (the released
-    ``calc_gen_loss``: factor 2)."""
-    return sum(factor * ((f - 1) ** 2).mean() for f in d_fake)
-
-
-def r1_penalty(d_real: list, x_real: torch.Tensor, per_scale: bool = True) -> torch.Tensor:
-    """R1 on the real images (``x_real`` must require grad): the squared gradient with respect to them, summed
-    over pixels, averaged over the batch. per_scale (the released ``calc_dis_loss``): of each scale's summed
-    outputs, summed over the scales; otherwise of D's outputs summed over every scale."""
-    outputs = [r.sum() for r in d_real] if per_scale else [sum(r.sum() for r in d_real)]
-    return sum(torch.autograd.grad(out, x_real, create_graph=True)[0].pow(2).flatten(1).sum(1).mean()
-               for out in outputs)
-
-
-def mixup_lambda(alpha: float, rng: np.random.Generator) -> float:
-    """Eq. 4: lambda ~ Beta(alpha, alpha), lambda* = max(lambda, 1 - lambda) (>= 0.5: the first image leads)."""
-    lam = float(rng.beta(alpha, alpha))
-    return max(lam, 1.0 - lam)
-
-
-def contrast(query: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor, tau: float) -> torch.Tensor:
-    """Eq. 8-10: mean over the batch of log(1 + sum_k exp(<q', k>/tau) / exp(<q, pos>/tau)) = CE over [positive,
-    negatives] with target 0. ``positive`` is the per-sample positive logit <., .> (B), ``negatives`` the B x K
-    negative logits (-inf where a sample has fewer negatives)."""
-    logits = torch.cat([positive[:, None], negatives], 1) / tau
-    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
-
-
-def prototype_loss(f: torch.Tensor, prototypes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Eq. 12: CE(f P^T, y), f the un-normalised BN-neck feature, no temperature."""
-    return F.cross_entropy(f @ prototypes.t(), labels)
-
-
-def mix_loss_paper(f_mix, prototypes, y_i, y_j, lam: float) -> torch.Tensor:
-    """Eq. 13-14: positive f'_mix . p_mix with p_mix = lam p_yi + (1 - lam) p_yj; negatives every prototype
-    other than y_i and y_j."""
-    p_mix = lam * prototypes[y_i] + (1 - lam) * prototypes[y_j]
-    logits = f_mix @ prototypes.t()
-    rows = torch.arange(len(f_mix), device=f_mix.device)
-    logits = logits.index_put((rows, y_i), torch.tensor(float("-inf"))).index_put((rows, y_j),
-                                                                                 torch.tensor(float("-inf")))
-    pos = (f_mix * p_mix).sum(1)
-    return F.cross_entropy(torch.cat([pos[:, None], logits], 1),
-                           torch.zeros(len(f_mix), dtype=torch.long, device=f_mix.device))
-
-
-def mix_loss_code(f_mix, prototypes, y_i, y_j, lam: float) -> torch.Tensor:
-    """The code's ``CrossEntropyOneHot``: lam CE(y_i) + (1 - lam) CE(y_j) over all prototypes."""
-    logp = F.log_softmax(f_mix @ prototypes.t(), 1)
-    rows = torch.arange(len(f_mix), device=f_mix.device)
-    return -(lam * logp[rows, y_i] + (1 - lam) * logp[rows, y_j]).mean()
-
-
-# ---- structure renders -------------------------------------------------------------------------------------------
-
-def load_renders(root: Path, names: list[str], height: int, width: int) -> torch.Tensor:
-    """N x 8 x H x W uint8: each training image's grey render at 0, 45, ... 315 degrees (meshes stage layout)."""
-    folders = ["render"] + [f"render_{a}" for a in ANGLES]
-    out = torch.empty(len(names), len(folders), height, width, dtype=torch.uint8)
-    for i, name in enumerate(names):
-        for k, folder in enumerate(folders):
-            path = root / folder / name
-            if not path.is_file():
-                raise ReidReproError(f"{path}: missing; expected the meshes stage's render of every training image "
-                                     f"(dvc repro meshes@<dataset>)")
-            with Image.open(path) as img:
-                out[i, k] = torch.from_numpy(np.array(img.convert("L").resize((width, height), Image.BICUBIC)))
-    return out
-
-
-def grey_render(renders_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 renders -> [-1, 1] (the code's mean 0.5, std 0.5)."""
-    return renders_u8.float().div(255).sub(0.5).div(0.5)
-
-
-def grey_image(x: torch.Tensor) -> torch.Tensor:
-    """DG-Net's structure input for ``gray_switch``: the luminance of a normalised image, scaled to [-1, 1]."""
-    mean = torch.tensor([0.485, 0.456, 0.406], device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225], device=x.device).view(1, 3, 1, 1)
-    rgb = (x * std + mean).clamp(0, 1)
-    lum = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
-    return lum[:, None].sub(0.5).div(0.5)
 
 
 # ---- the method -------------------------------------------------------------------------------------------------
