@@ -17,6 +17,7 @@ from reid_repro.assemble import validate_params
 from reid_repro.config import RunSpec, load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import gcl_plus as G
+from reid_repro.methods.base import RunContext
 from reid_repro.models import ReidNet
 from reid_repro.training.loop import run_steps
 
@@ -46,11 +47,11 @@ def _method(tmp_path, n=8, init_dir=None, **overrides):
     cfg = _cfg(meshes_root=str(tmp_path / "meshes"), **overrides)
     if cfg.stage == "joint" and cfg.positive_view == "generated" and init_dir is None:
         warm = G.GclPlus(_cfg(meshes_root=str(tmp_path / "meshes"), stage="warmup"), ReidNet("resnet18"),
-                         torch.device("cpu"), table)
+                         torch.device("cpu"), RunContext(train_table=table))
         init_dir = tmp_path / "warm"
         init_dir.mkdir(exist_ok=True)
         torch.save(warm.artifacts(), init_dir / "artifacts.pt")
-    method = G.GclPlus(cfg, model, torch.device("cpu"), table, init_dir)
+    method = G.GclPlus(cfg, model, torch.device("cpu"), RunContext(train_table=table, init_dir=init_dir))
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(n, model.dim, generator=g), dim=1).numpy()
     labels = method.pseudo_labels(0, feats, table["pid"].to_numpy()) if cfg.stage == "warmup" else table["pid"].to_numpy()

@@ -16,7 +16,7 @@ from reid_repro.config import load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import base_section, method_class
 from reid_repro.methods.adversary import CameraDiscriminator, camera_loss
-from reid_repro.methods.base import Step
+from reid_repro.methods.base import RunContext, Step
 from reid_repro.methods.canu import DISCS
 from reid_repro.methods.mmt import Output, ema_momentum, hard_triplet, soft_ce, soft_triplet
 from reid_repro.models import ReidNet
@@ -35,10 +35,9 @@ def _method(name="mmt", init_dir=None, **overrides):
     """A method on ReidNet-18 with 16 training images in 4 clusters of 4 and 3 cameras, and an 8-image batch."""
     torch.manual_seed(0)
     model = ReidNet("resnet18").train()
-    extras = {"num_train": 16, "init_dir": init_dir}
-    if name == "canu":
-        extras["train_table"] = pd.DataFrame({"camid": np.arange(16) % 3})
-    method = method_class(name)(_cfg(name, **overrides), model, torch.device("cpu"), **extras)
+    context = RunContext(train_table=pd.DataFrame({"pid": np.arange(16) // 4, "camid": np.arange(16) % 3}),
+                         init_dir=init_dir)
+    method = method_class(name)(_cfg(name, **overrides), model, torch.device("cpu"), context)
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(16, model.dim, generator=g), dim=1).numpy()
     labels = np.repeat(np.arange(4), 4)

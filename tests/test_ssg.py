@@ -16,7 +16,7 @@ from reid_repro.config import RunSpec, load_method_config, load_params
 from reid_repro.errors import ReidReproError
 from reid_repro.methods import base_section, method_class
 from reid_repro.methods.adversary import camera_loss
-from reid_repro.methods.base import Step
+from reid_repro.methods.base import RunContext, Step
 from reid_repro.methods.ssg import PartEncoder, keep_in_all, semi_hard_triplet, split_parts
 from reid_repro.models import ReidNet
 from reid_repro.training.loop import run_steps
@@ -35,9 +35,9 @@ def _method(name="ssg", **overrides):
     8-image batch of 2 blocks of 4 (the sampler's layout, instances 4)."""
     torch.manual_seed(0)
     model = ReidNet("resnet18").train()
-    extras = {"train_table": pd.DataFrame({"camid": np.arange(16) % 3})} if name == "canu_ssg" else {}
+    context = RunContext(train_table=pd.DataFrame({"pid": np.arange(16) // 4, "camid": np.arange(16) % 3}))
     method = method_class(name)(_cfg(name, **{"eps_rule": "fixed", **overrides}), model, torch.device("cpu"),
-                                **extras)
+                                context)
     g = torch.Generator().manual_seed(1)
     feats = F.normalize(torch.randn(16, 3 * model.dim, generator=g), dim=1).numpy()
     labels = np.repeat(np.arange(4), 4)

@@ -495,7 +495,9 @@ def test_a_dict_of_losses_is_one_update_of_every_optimiser():
         assert torch.allclose(p, p0 - lr)
 
 
-def test_constructor_extras_go_only_to_methods_that_name_them(tmp_path):
+def test_every_method_is_built_with_the_runs_context(tmp_path):
+    """make_method hands each method a RunContext (the training table, the start's folder): the supervised start's
+    classifier counts the true identities from it, and a method that needs the table says so when it is missing."""
     import pandas as pd
 
     from reid_repro.assemble import resolve_run
@@ -513,6 +515,12 @@ def test_constructor_extras_go_only_to_methods_that_name_them(tmp_path):
     cc_cfg = load_method_config(params, "cluster_contrast", ClusterContrastConfig)
     cc = make_method("cluster_contrast", cc_cfg, ReidNet("resnet18"), torch.device("cpu"), table, tmp_path)
     assert list(cc.optimizers()) == ["model"] and cc.eval_encoder() is cc.model
+    assert cc.context.train_table is table and cc.context.init_dir == tmp_path     # every method, the same context
+    from reid_repro.methods import method_class
+    from reid_repro.methods.base import RunContext
+
+    with pytest.raises(ReidReproError, match=r"supervised: needs the training set's table \(RunContext.train_table\)"):
+        method_class("supervised")(cfg, ReidNet("resnet18"), torch.device("cpu"), RunContext())
 
 
 def test_precision_auto_is_fp32_on_the_cpu_and_bf16_only_on_a_native_gpu(monkeypatch):

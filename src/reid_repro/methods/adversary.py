@@ -47,8 +47,8 @@ from reid_repro.methods.base import Step, frozen, step_schedule
 # the same samples.
 #
 # What the paper leaves open, and what we chose: the D sees the students (MMT) or the trained network (SSG), not
-# EMA teachers; D's optimiser is Adam at the loop's lr, weight decay and schedule, whose state persists across epochs; K is
-# the training set's cameras.
+# EMA teachers; D's optimiser is Adam at the loop's lr, weight decay and schedule, whose state persists across
+# epochs; K is the training set's cameras.
 
 ADVERSARIES = ("none", "plain", "conditional")
 

@@ -19,14 +19,17 @@ Every hook has a default that is the plain single-network case, so a method over
 - ``encoder_optimizers``: the optimisers of the networks being trained (None: all). The history's ``loss`` is
   the sum of the losses of the steps that update them; an adversary's own losses are logged only as
   ``loss_<name>``, so ``loss`` stays comparable across methods.
-- constructor extras: ``training/run.py`` passes ``num_classes``, ``num_train``, ``train_table`` and
-  ``init_dir`` to a method whose ``__init__`` names them.
+- ``context``: every method is built as ``Method(cfg, model, device, context)``; the :class:`RunContext` holds
+  what a run knows beside the settings: the training set's table (its image count, identity count and cameras)
+  and the folder of the weights it starts from (MMT's second network, a GCL+ warm-up's generator).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import typing
+from pathlib import Path
 from typing import Iterator, Union
 
 import numpy as np
@@ -70,6 +73,29 @@ class Step:
 StepResult = Union[dict, Iterator[Step]]
 
 
+@dataclasses.dataclass(frozen=True)
+class RunContext:
+    """What a run hands a method beside its settings, network and device (training/run.py ``make_method``): the
+    training set's table (path, pid, camid, dataset of each image, in the loop's index order) and ``init_dir``,
+    the folder of the weights it starts from."""
+
+    train_table: typing.Any = None          # a pandas DataFrame; None where a method needs none (tests)
+    init_dir: typing.Optional[Path] = None
+
+    def table(self, who: str):
+        if self.train_table is None:
+            raise ReidReproError(f"{who}: needs the training set's table (RunContext.train_table); none was given")
+        return self.train_table
+
+    def num_train(self, who: str) -> int:
+        """How many training images (MMT's and SSG's per-image classifiers)."""
+        return len(self.table(who))
+
+    def num_classes(self, who: str) -> int:
+        """How many true identities (the supervised start's classifier)."""
+        return int(self.table(who)["pid"].nunique())
+
+
 class Method:
     """Base plug-in (module docstring). The loop owns the device, the schedule, checkpoints and the order of
     updates; the method owns its networks, optimisers, memories and losses."""
@@ -88,8 +114,9 @@ class Method:
     distributed: bool = True
     distributed_why: str = ""
 
-    def __init__(self, cfg, model: torch.nn.Module, device: torch.device):
+    def __init__(self, cfg, model: torch.nn.Module, device: torch.device, context: RunContext | None = None):
         self.cfg, self.model, self.device = cfg, model, device
+        self.context = context if context is not None else RunContext()
 
     def encoder(self) -> torch.nn.Module:
         """The network used for clustering and memories (ICE: the momentum encoder)."""

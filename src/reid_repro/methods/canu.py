@@ -18,13 +18,13 @@ history's ``loss`` is the networks' (the discriminators' own losses are ``loss_d
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from reid_repro.methods.adversary import CameraAdversaries, WithCameraAdversaries, check_adversary
+from reid_repro.methods.base import RunContext
 from reid_repro.methods.mmt import NETS, Mmt, MmtConfig
 
 DISCS = ("disc_1", "disc_2")    # the discriminators' optimisers, one per student
@@ -46,9 +46,9 @@ class Canu(WithCameraAdversaries, Mmt):
     config = CanuConfig
     base_section = "mmt"
 
-    def __init__(self, cfg, model, device, num_train: int, train_table=None, init_dir: Path | None = None):
-        super().__init__(cfg, model, device, num_train, init_dir)
-        self.adversaries = CameraAdversaries(cfg, model.dim, len(NETS), train_table, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
+        self.adversaries = CameraAdversaries(cfg, model.dim, len(NETS), self.context.train_table, device)
 
     @property
     def discs(self) -> list[nn.Module]:

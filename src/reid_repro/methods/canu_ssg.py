@@ -24,6 +24,7 @@ import dataclasses
 import torch.nn.functional as F
 
 from reid_repro.methods.adversary import CameraAdversaries, WithCameraAdversaries, check_adversary
+from reid_repro.methods.base import RunContext
 from reid_repro.methods.ssg import PARTS, Ssg, SsgConfig
 
 
@@ -44,9 +45,9 @@ class CanuSsg(WithCameraAdversaries, Ssg):
     base_section = "ssg"
     encoder_optimizers = ("model",)        # the history's loss: SSG's terms and the adversarial ones, not D's
 
-    def __init__(self, cfg, model, device, train_table=None):
-        super().__init__(cfg, model, device)
-        self.adversaries = CameraAdversaries(cfg, model.dim, len(PARTS), train_table, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
+        self.adversaries = CameraAdversaries(cfg, model.dim, len(PARTS), self.context.train_table, device)
 
     def training_step(self, batch: dict):
         if not self.adversaries.active:

@@ -29,7 +29,7 @@ from torch import nn
 from reid_repro.clustering import centroids
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method
+from reid_repro.methods.base import Fidelity, Method, RunContext
 
 
 # The cluster-centroid memory (ISE §3.1, Eq. 1-2); ISE and Mixup use it through ClusterContrast.
@@ -115,8 +115,8 @@ class ClusterContrastConfig(Fidelity, LoopConfig):
 class ClusterContrast(Method):
     config = ClusterContrastConfig
 
-    def __init__(self, cfg, model, device):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
         self.views = (cfg.augment,)
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from reid_repro.clustering import camera_centroids, centroids
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method
+from reid_repro.methods.base import Fidelity, Method, RunContext
 from reid_repro.training import distributed
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
@@ -208,8 +208,8 @@ class Ice(Method):
     config = IceConfig
     camera_sampler = "more_camera"         # the code's MoreCameraSampler (cross_camera: true)
 
-    def __init__(self, cfg, model, device):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
         self.ema = copy.deepcopy(model).eval()
         for p in self.ema.parameters():
             p.requires_grad_(False)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from reid_repro.errors import ReidReproError
+from reid_repro.methods.base import RunContext
 from reid_repro.methods.cluster_contrast import ClusterContrast, ClusterContrastConfig
 
 SCHEDULES = ("constant", "linear", "square", "logarithm")
@@ -119,8 +120,8 @@ class Ise(ClusterContrast):
     config = IseConfig
     base_section = "cluster_contrast"
 
-    def __init__(self, cfg, model, device):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
         self.step, self.total = 0, cfg.epochs * cfg.iters
 
     def on_epoch_start(self, epoch, features, labels, cams) -> None:

@@ -70,7 +70,7 @@ from torch import nn
 from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Method, step_schedule
+from reid_repro.methods.base import Method, RunContext, step_schedule
 from reid_repro.models import load_state
 
 EPS_RULES = ("fixed", "quantile")
@@ -197,8 +197,9 @@ class Mmt(Method):
     reset_optimizers_each_epoch = NETS     # the code re-creates the networks' Adam every epoch
     encoder_optimizers = NETS
 
-    def __init__(self, cfg, model, device, num_train: int, init_dir: Path | None = None):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
+        num_train, init_dir = self.context.num_train(type(self).__name__), self.context.init_dir
         net_2 = copy.deepcopy(model)
         path = Path(init_dir) / "artifacts.pt" if init_dir is not None else None
         state_2 = second_source(path)

@@ -53,7 +53,7 @@ from torch import nn
 from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method, step_schedule
+from reid_repro.methods.base import Fidelity, Method, RunContext, step_schedule
 from reid_repro.training import distributed
 
 EPS_RULES = ("fixed", "quantile")
@@ -152,8 +152,8 @@ def keep_in_all(part_labels: list[np.ndarray]) -> list[np.ndarray]:
 class Ssg(Method):
     config = SsgConfig
 
-    def __init__(self, cfg, model, device):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
         if not hasattr(model, "stripe_features"):
             raise ReidReproError("ssg: the model has no stripe_features (expected a reid_repro ReidNet)")
         self.head = Head(model.dim).to(device)

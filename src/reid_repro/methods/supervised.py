@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from reid_repro.config import LoopConfig
-from reid_repro.methods.base import Method, step_schedule
+from reid_repro.methods.base import Method, RunContext, step_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +33,9 @@ def batch_hard_triplet(features: torch.Tensor, labels: torch.Tensor, margin: flo
 class Supervised(Method):
     config = SupervisedConfig
 
-    def __init__(self, cfg, model, device, num_classes: int):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
+        num_classes = self.context.num_classes("supervised")
         self.views = ("jitter",) if cfg.strong_augment else ("base",)
         self.classifier = torch.nn.Linear(model.dim, num_classes, bias=False).to(device)
         torch.nn.init.normal_(self.classifier.weight, std=0.001)

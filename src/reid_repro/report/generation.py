@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from reid_repro.errors import ReidReproError
+from reid_repro.methods.base import RunContext
 from reid_repro.methods.gcl_plus import ANGLES, GclPlus, grey_image, grey_render, load_renders
 from reid_repro.training.data import normalize_batch
 
@@ -54,7 +55,8 @@ def generate_dataset(params: dict, run: str, out: str | Path, runs_dir: str | Pa
     device = torch.device("cpu")
     model = ReidNet.from_config(model_cfg)
     load_weights(model, Path(runs_dir) / run / "model.pt", f"{model_cfg.arch}/{model_cfg.pooling}")
-    method = GclPlus(dataclasses.replace(cfg, stage="joint"), model.eval(), device, table, Path(runs_dir) / run)
+    method = GclPlus(dataclasses.replace(cfg, stage="joint"), model.eval(), device,
+                     RunContext(train_table=table, init_dir=Path(runs_dir) / run))
     method.gen.eval()
     renders = load_renders(method.render_dir, method.render_names, model_cfg.height, model_cfg.width)
     names = method.render_names
@@ -178,7 +180,7 @@ class _Views:
         load_weights(model, weights, f"{model_cfg.arch}/{model_cfg.pooling}")
         self.method = GclPlus(dataclasses.replace(cfg, stage="joint", structure="rotation",
                                                   positive_view="generated"),
-                              model.eval(), torch.device("cpu"), table, artifacts_dir)
+                              model.eval(), torch.device("cpu"), RunContext(train_table=table, init_dir=artifacts_dir))
         self.method.gen.eval()
         wanted = table[table["path"].map(lambda p: Path(p).name).isin(set(names))]
         order = {n: i for i, n in enumerate(names)}

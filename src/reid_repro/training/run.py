@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import inspect
 import json
 import shutil
 import time
@@ -30,6 +29,7 @@ from reid_repro.evaluation.probe import camera_probe
 from reid_repro.evaluation.stored import write_features
 from reid_repro.io import atomic_path, write_json, write_parquet
 from reid_repro.methods import method_class
+from reid_repro.methods.base import RunContext
 from reid_repro.models import ReidNet, check_bf16_kernels, load_weights as load_encoder, save_state
 from reid_repro.training import distributed
 from reid_repro.training.data import ImageCache, extract_features, load_split
@@ -131,13 +131,9 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device, probe: bool
 
 
 def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Path):
-    """The plug-in ``name`` for a run on the training ``table``; the constructor extras it names (methods/base.py)
-    are passed: ``num_classes`` (true identities), ``num_train`` (images), ``train_table`` and ``init_dir``."""
-    cls = method_class(name)
-    extras = {"num_classes": int(table["pid"].nunique()), "num_train": len(table), "train_table": table,
-              "init_dir": init_dir}
-    wanted = inspect.signature(cls.__init__).parameters
-    return cls(cfg, model, device, **{k: v for k, v in extras.items() if k in wanted})
+    """The plug-in ``name`` for a run on the training ``table`` from the weights in ``init_dir``: every method gets
+    the same :class:`~reid_repro.methods.base.RunContext`."""
+    return method_class(name)(cfg, model, device, RunContext(train_table=table, init_dir=init_dir))
 
 
 def _file_digest(path: Path, full: bool = False) -> str:

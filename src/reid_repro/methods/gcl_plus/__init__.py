@@ -61,7 +61,6 @@ import typing
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -69,7 +68,7 @@ from torch import nn
 from reid_repro.clustering import dbscan_labels, eps_from_quantile, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
-from reid_repro.methods.base import Fidelity, Method, Step, constant_schedule, frozen, step_schedule
+from reid_repro.methods.base import Fidelity, Method, RunContext, Step, constant_schedule, frozen, step_schedule
 from reid_repro.methods.gcl_plus.losses import (contrast, feature_reconstruction, image_reconstruction, lsgan_d,
                                                lsgan_g, mix_loss_code, mix_loss_paper, mixup_lambda, prototype_loss,
                                                r1_penalty)
@@ -155,8 +154,9 @@ class GclPlus(Method):
     distributed = False
     distributed_why = "the memory, the batch's mixup partners and the discriminator step are per process"
 
-    def __init__(self, cfg, model, device, train_table: pd.DataFrame, init_dir: Path | None = None):
-        super().__init__(cfg, model, device)
+    def __init__(self, cfg, model, device, context: RunContext | None = None):
+        super().__init__(cfg, model, device, context)
+        train_table, init_dir = self.context.table("gcl_plus"), self.context.init_dir
         self.gan = cfg.positive_view == "generated"
         self.warmup = cfg.stage == "warmup"
         if self.warmup and not self.gan:
