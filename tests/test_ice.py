@@ -325,3 +325,14 @@ def test_proxy_norm_and_cross_negatives_follow_fidelity():
     torch.testing.assert_close(paper.cam_proxies.norm(dim=1), torch.ones(len(paper.cam_proxies)))
     assert code.cfg.follows("cross_negatives") == "code"
     assert _method("ice", {"fidelity": "paper"})[0].cfg.follows("cross_negatives") == "paper"
+
+
+def test_the_shared_mean_teacher_step_is_the_formula():
+    """models.ema_update, ICE's Eq. 2 and MMT's temporal average: t <- m t + (1 - m) s, in place, worked by hand."""
+    from reid_repro.models import ema_update
+
+    t = [torch.tensor([1.0, -2.0]), torch.tensor([[4.0]])]
+    s = [torch.tensor([3.0, 2.0], requires_grad=True), torch.tensor([[0.0]])]
+    ema_update(t, s, 0.9)
+    assert torch.allclose(t[0], torch.tensor([1.2, -1.6])) and torch.allclose(t[1], torch.tensor([[3.6]]))
+    assert not t[0].requires_grad

@@ -204,6 +204,14 @@ def imagenet_weights_path(arch: str, folder: str | Path | None = None) -> Path:
     return path
 
 
+@torch.no_grad()
+def ema_update(targets, sources, momentum: float) -> None:
+    """t <- momentum t + (1 - momentum) s for each pair of tensors (a mean teacher's step: ICE's momentum encoder,
+    Eq. 2; MMT's temporally averaged networks): in place, on ``sources`` detached."""
+    for t, s in zip(targets, sources):
+        t.mul_(momentum).add_(s.detach(), alpha=1 - momentum)
+
+
 def save_state(obj, path: str | Path) -> Path:
     """``torch.save(obj, path)`` with the same bytes for the same tensors, written atomically.
 

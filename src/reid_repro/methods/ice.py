@@ -54,6 +54,7 @@ from reid_repro.clustering import camera_centroids, centroids
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, RunContext
+from reid_repro.models import ema_update
 from reid_repro.training import distributed
 
 CONSISTENCY = ("kl", "mse", "strong_strong")
@@ -272,14 +273,14 @@ class Ice(Method):
         """Eq. 2 on parameters. ema_bn: paper (our reading): BN running statistics follow the online network's
         the same way; code: parameters only (the teacher's statistics come from its own train-mode passes)."""
         if self.cfg.follows("ema_bn") == "code":
-            for ema_p, p in zip(self.ema.parameters(), self.model.parameters()):
-                ema_p.mul_(self.cfg.alpha).add_(p.detach(), alpha=1 - self.cfg.alpha)
+            ema_update(self.ema.parameters(), self.model.parameters(), self.cfg.alpha)
             return
         online = self.model.state_dict()
+        floating = [(value, online[name]) for name, value in self.ema.state_dict().items()
+                    if value.dtype.is_floating_point]
+        ema_update([t for t, _ in floating], [s for _, s in floating], self.cfg.alpha)
         for name, value in self.ema.state_dict().items():
-            if value.dtype.is_floating_point:
-                value.mul_(self.cfg.alpha).add_(online[name].detach(), alpha=1 - self.cfg.alpha)
-            else:
+            if not value.dtype.is_floating_point:
                 value.copy_(online[name])
 
     def epoch_metrics(self) -> dict[str, float]:

@@ -71,7 +71,7 @@ from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, j
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Method, RunContext, step_schedule
-from reid_repro.models import load_state
+from reid_repro.models import ema_update, load_state
 
 EPS_RULES = ("fixed", "quantile")
 INIT_2 = ("model_2", "auto", "copy")
@@ -285,8 +285,7 @@ class Mmt(Method):
         """Each teacher's parameters (backbone and classifier) follow its student; BN statistics stay its own."""
         a = ema_momentum(self.step, self.cfg.alpha)
         for student, teacher in zip(self.students, self.teachers):
-            for p_t, p in zip(teacher.parameters(), student.parameters()):
-                p_t.mul_(a).add_(p.detach(), alpha=1 - a)
+            ema_update(teacher.parameters(), student.parameters(), a)
         self.step += 1
 
     def epoch_metrics(self) -> dict[str, float]:
