@@ -207,7 +207,7 @@ def coverage(built: set[str], paper: str | None = None, partial: dict[str, int] 
             elif section is not None and section in built:
                 state, why = REPRODUCED, ""
             elif section in MODEL_FIGURES:
-                state, why = NOT_RUN, ("`dvc repro figures` (it reads trained models: ICE's, ISE's, GCL+'s generator), "
+                state, why = NOT_RUN, ("`dvc repro figures` (it reads the runs' stored features and GCL+'s generators), "
                                        "then the report")
             elif section is not None:
                 state, why = NOT_RUN, f"`make paper P={p}` (or `dvc repro`) builds it"
