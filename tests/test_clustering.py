@@ -147,3 +147,15 @@ def test_clustering_scores():
     singletons = np.array([0, 1, 0, 1, 2, 3])
     assert s["nmi"] == pytest.approx(metrics.normalized_mutual_info_score(true, singletons))
     assert s["fmi"] == pytest.approx(metrics.fowlkes_mallows_score(true, singletons))
+
+
+def test_the_eps_rule_shared_by_mmt_ssg_and_gcl():
+    """fixed: the loop's eps; quantile: the mean of the smallest rho fraction of the pairs (worked by hand: 6 pairs,
+    rho 1/3 -> the 2 smallest, 0.1 and 0.2 -> 0.15); anything else a named error."""
+    from reid_repro.clustering import eps_by_rule
+
+    d = np.array([[0, .1, .2, .3], [.1, 0, .4, .5], [.2, .4, 0, .6], [.3, .5, .6, 0]], dtype=np.float32)
+    assert eps_by_rule(d, "fixed", 0.5, 1 / 3) == 0.5
+    assert eps_by_rule(d, "quantile", 0.5, 1 / 3) == pytest.approx(0.15)
+    with pytest.raises(ReidReproError, match=r"eps_rule='median'; expected one of \('fixed', 'quantile'\)"):
+        eps_by_rule(d, "median", 0.5, 1 / 3)

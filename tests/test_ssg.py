@@ -173,7 +173,8 @@ def test_three_groupings_each_with_its_eps_kept_for_a_resume(monkeypatch):
     from reid_repro.methods import ssg
 
     calls = []
-    monkeypatch.setattr(ssg, "eps_from_quantile", lambda d, rho: calls.append(rho) or 0.5 + 0.01 * len(calls))
+    monkeypatch.setattr(ssg, "eps_by_rule",
+                        lambda d, rule, eps, rho: calls.append((rule, rho)) or 0.5 + 0.01 * len(calls))
     method, *_ = _method("ssg", eps_rule="quantile", k1=4, k2=2, min_samples=4)
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(5, 3, 8))

@@ -44,6 +44,19 @@ def _within(distances: sp.csr_matrix, eps: float) -> sp.csr_matrix:
     return sp.csr_matrix((val[order], col[order], indptr), shape=distances.shape)
 
 
+EPS_RULES = ("fixed", "quantile")
+
+
+def eps_by_rule(distances, rule: str, eps: float, rho: float) -> float:
+    """DBSCAN's eps under a method's ``eps_rule``: ``fixed`` is the loop's ``eps``; ``quantile`` the MMT, SSG and GCL
+    code's rule, :func:`eps_from_quantile` of these distances at ``rho`` (each method says when it applies it)."""
+    if rule == "fixed":
+        return eps
+    if rule == "quantile":
+        return eps_from_quantile(distances, rho)
+    raise ReidReproError(f"params.yaml: eps_rule={rule!r}; expected one of {EPS_RULES}")
+
+
 def eps_from_quantile(distances, rho: float = 1.6e-3) -> float:
     """MMT/SSG rule: eps = mean of the smallest ``rho`` fraction of the pairwise distances (upper triangle).
 

@@ -67,13 +67,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
+from reid_repro.clustering import EPS_RULES, centroids, dbscan_labels, eps_by_rule, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Method, RunContext, step_schedule
 from reid_repro.models import ema_update, load_state
 
-EPS_RULES = ("fixed", "quantile")
 INIT_2 = ("model_2", "auto", "copy")
 NETS = ("model", "net_2")       # the optimisers of the two students
 
@@ -243,7 +242,7 @@ class Mmt(Method):
             return super().pseudo_labels(epoch, features, pids)
         dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2)
         if self.eps is None:          # the code: eps from the first epoch's distances, then fixed
-            self.eps = eps_from_quantile(dist, cfg.rho)
+            self.eps = eps_by_rule(dist, cfg.eps_rule, cfg.eps, cfg.rho)
         return relabel(dbscan_labels(dist, self.eps, cfg.min_samples))
 
     @torch.no_grad()

@@ -50,13 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_repro.clustering import centroids, dbscan_labels, eps_from_quantile, jaccard_distance, relabel
+from reid_repro.clustering import EPS_RULES, centroids, dbscan_labels, eps_by_rule, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, RunContext, step_schedule
 from reid_repro.training import distributed
 
-EPS_RULES = ("fixed", "quantile")
 OPTIMIZERS = ("sgd", "adam")
 PARTS = ("global", "upper", "lower")     # phi^F, phi^U, phi^L
 
@@ -186,8 +185,7 @@ class Ssg(Method):
         else:
             dists = [jaccard_distance(p, k1=cfg.k1, k2=cfg.k2) for p in split_parts(features)]
             if self.eps is None:      # the code: each grouping's eps from the first epoch's distances, then fixed
-                self.eps = ([eps_from_quantile(d, cfg.rho) for d in dists] if cfg.eps_rule == "quantile"
-                            else [cfg.eps] * len(PARTS))
+                self.eps = [eps_by_rule(d, cfg.eps_rule, cfg.eps, cfg.rho) for d in dists]
             labels = keep_in_all([relabel(dbscan_labels(d, e, cfg.min_samples)) for d, e in zip(dists, self.eps)])
         self._part_labels = np.stack(labels, 1)                                    # N x 3: g, u, l
         return labels[0]

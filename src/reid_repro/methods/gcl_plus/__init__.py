@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reid_repro.clustering import dbscan_labels, eps_from_quantile, jaccard_distance, relabel
+from reid_repro.clustering import EPS_RULES, dbscan_labels, eps_by_rule, jaccard_distance, relabel
 from reid_repro.config import LoopConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.methods.base import Fidelity, Method, RunContext, Step, constant_schedule, frozen, step_schedule
@@ -82,7 +82,6 @@ STAGES = ("joint", "warmup")
 STRUCTURES = ("rotation", "mesh_switch", "gray_switch")
 POSITIVE_VIEWS = ("generated", "augmented")
 MIXUPS = ("disentangled", "image", "none")
-EPS_RULES = ("fixed", "quantile")
 GEN, DIS = "gen", "dis"                # the generator's and the discriminator's optimisers
 
 
@@ -239,7 +238,7 @@ class GclPlus(Method):
                 labels = relabel(pids)
             else:
                 dist = jaccard_distance(self.memory.cpu().numpy(), k1=cfg.k1, k2=cfg.k2)
-                self.eps = eps_from_quantile(dist, cfg.rho) if cfg.eps_rule == "quantile" else cfg.eps
+                self.eps = eps_by_rule(dist, cfg.eps_rule, cfg.eps, cfg.rho)
                 labels = relabel(dbscan_labels(dist, self.eps, cfg.min_samples))
         self._pseudo = labels
         return labels
