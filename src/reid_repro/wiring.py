@@ -5,10 +5,10 @@ Each stage of ``dvc.yaml`` (and ``synthetic/dvc.yaml``) depends on exactly the p
 blocks end with template lines ``${item.code[i]}`` that DVC expands per run: each run's (and study's) entry in
 conf/runs.json lists the files its method imports beyond every run's (:func:`method_code`: the method's module or
 package, the module it builds on, the parts it shares with another method), as many slots as the method that
-imports the most, the last repeated to fill them (DVC cannot expand a list into dependencies). :func:`write` replaces the ``- src/reid_repro/...`` lines of every stage block with the generated
-list, leaving every other line (data deps, params, outputs, comments) as it is; :func:`drift` says which blocks
-differ. ``reid-repro pipeline --write`` runs it after a change to what a stage imports; a test checks the committed
-files are what it writes.
+imports the most, the last repeated to fill them (DVC cannot expand a list into dependencies). :func:`write`
+replaces the code lines of every stage block with the generated list, leaving every other line (data deps,
+params, outputs, comments) as it is; :func:`drift` says which blocks differ. ``reid-repro pipeline --write`` runs
+it after a change to what a stage imports; a test checks the committed files are what it writes.
 
 No stage imports this module: editing it leaves every stage current.
 """

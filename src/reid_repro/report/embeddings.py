@@ -181,8 +181,8 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
         made.append(structure_grid(params, GCL_GENERATED, runs_dir, out_dir / "gcl_plus_fig2_structures.png"))
         if GCL_ROTATION in declared:
             made.append(contrast_grid(params, GCL_ROTATION, params["runs"][GCL_ROTATION]["init"], runs_dir,
-                                      Path(models_dir), out_dir / "gcl_fig1_view_invariant.png", item="GCL supp. Fig. 1",
-                                      tags=("w/o L_vi", "GCL (with L_vi)"), skip=3))
+                                      Path(models_dir), out_dir / "gcl_fig1_view_invariant.png",
+                                      item="GCL supp. Fig. 1", tags=("w/o L_vi", "GCL (with L_vi)"), skip=3))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))

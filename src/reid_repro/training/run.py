@@ -3,7 +3,8 @@
 Outputs in ``out``: ``metrics.json`` (final mAP/CMC/mINP and the last epoch's clustering scores, a DVC
 metrics file), ``history.parquet`` (one row per epoch), ``features.parquet`` (the embeddings of the test and
 training images, evaluation/stored.py), ``model.pt`` (the encoder's weights) and ``run.json`` (resolved settings and
-provenance); a run of several seeds gathers each seed's features in ``features/<seed>.parquet``. The resumable checkpoint lives in ``.cache/checkpoints`` until the run ends.
+provenance); a run of several seeds gathers each seed's features in ``features/<seed>.parquet``. The resumable
+checkpoint lives in ``.cache/checkpoints`` until the run ends.
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
             return {"rank": distributed.rank(), "epochs": len(history)}
         scored: dict = {}
         metrics = evaluate(method.eval_encoder(), test_images(), device, keep=scored)
-        if features:     # the features as an output (evaluation/stored.py): the test set's as scored, the training set's
+        if features:     # an output (evaluation/stored.py): the test set's features as scored, the training set's
             train_feats = extract_features(method.eval_encoder(), images.images, device)
             check_array("features of the training images", train_feats, epoch=None)
     except NonFiniteError as exc:
