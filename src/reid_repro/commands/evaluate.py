@@ -26,12 +26,12 @@ def _feature_files(paths: list[str]) -> list:
     from pathlib import Path
 
     from reid_repro.errors import ReidReproError
+    from reid_repro.evaluation.stored import seed_files
 
     files = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.parquet"), key=lambda f: (not f.stem.isdigit(), int(f.stem) if f.stem.isdigit()
-                                                                else 0, f.name))
+            found = seed_files(p)
             if not found:
                 raise ReidReproError(f"{p}: no .parquet files; expected a run's features folder (<seed>.parquet)")
             files += found

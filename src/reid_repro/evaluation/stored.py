@@ -45,6 +45,13 @@ def write_features(path: str | os.PathLike, table: pd.DataFrame, features: np.nd
     return path
 
 
+def seed_files(folder: str | os.PathLike) -> list[Path]:
+    """A run's ``features/<seed>.parquet`` files in seed order ([] where the folder is missing or holds none)."""
+    folder = Path(folder)
+    found = [f for f in folder.glob("*.parquet") if f.stem.isdigit()] if folder.is_dir() else []
+    return sorted(found, key=lambda f: int(f.stem))
+
+
 def read_features(path: str | os.PathLike, splits: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """(table with name, split, pid, camid; float32 N x d features) of the rows in ``splits`` (default: all)."""
     import pyarrow.parquet as pq

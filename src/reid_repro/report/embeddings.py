@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from reid_repro.config import load_model, load_run
 from reid_repro.errors import ReidReproError
-from reid_repro.evaluation.stored import read_features
+from reid_repro.evaluation.stored import read_features, seed_files
 from reid_repro.io import atomic_path
 from reid_repro.report.plots import _save
 from reid_repro.training.data import ImageCache
@@ -27,11 +27,11 @@ def stored_features(runs_dir: Path, run: str, splits: tuple[str, ...]):
     """(table, features) of ``splits`` from the run's first seed (``runs/<run>/features/<seed>.parquet``, the seed
     whose model the run keeps), as the run scored them: no model is run again."""
     folder = Path(runs_dir) / run / "features"
-    seeds = sorted(int(f.stem) for f in folder.glob("*.parquet") if f.stem.isdigit()) if folder.is_dir() else []
-    if not seeds:
+    files = seed_files(folder)
+    if not files:
         raise ReidReproError(f"{folder}: no <seed>.parquet; expected the stored features of run {run} "
                              f"(`dvc repro train@{run}` writes them)")
-    return read_features(folder / f"{seeds[0]}.parquet", splits)
+    return read_features(files[0], splits)
 
 
 def _images(params: dict, dataset: str, table):
