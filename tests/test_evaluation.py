@@ -234,6 +234,7 @@ def test_evaluate_scores_a_runs_stored_features_with_and_without_re_ranking(tmp_
     assert [f.rsplit("/", 1)[-1] for f in files] == ["0.parquet", "1.parquet"] and plain["rerank"] is False
     assert plain["files"][files[0]]["mAP"] == pytest.approx(0.75)
     assert plain["mean"]["mAP"] == pytest.approx(np.mean([plain["files"][f]["mAP"] for f in files]))
+    assert plain["std"]["mAP"] == pytest.approx(np.std([plain["files"][f]["mAP"] for f in files], ddof=1))
     reranked = evaluate("--rerank", "--k1", "5", "--k2", "2")
     assert reranked["rerank"] == {"k1": 5, "k2": 2, "lambda_value": 0.3}
     assert reranked["files"][files[1]]["mAP"] >= plain["files"][files[1]]["mAP"] - 1e-6

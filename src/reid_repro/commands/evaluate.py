@@ -58,8 +58,9 @@ def _score_features(args) -> str:
     results = {str(f): score_features(f, rerank=args.rerank, **options) for f in _feature_files(args.features)}
     out = {"rerank": options or False, "files": results}
     if len(results) > 1:
-        for stat, fn in (("mean", np.mean), ("std", np.std)):
-            out[stat] = {k: float(fn([m[k] for m in results.values()])) for k in next(iter(results.values()))}
+        keys = next(iter(results.values()))           # the sd over files as metrics.json's over seeds (ddof 1)
+        out["mean"] = {k: float(np.mean([m[k] for m in results.values()])) for k in keys}
+        out["std"] = {k: float(np.std([m[k] for m in results.values()], ddof=1)) for k in keys}
     write_json(args.out, out)
     shown = out.get("mean") or next(iter(results.values()))
     return (f"evaluate {len(results)} stored feature file(s){' re-ranked' if args.rerank else ''}: "
