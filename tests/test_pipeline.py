@@ -28,6 +28,7 @@ KEEP_WARMUPS = ("gclw_fu_m",)
 KEEP_LARGER = {"warmups": ("gclw_fu_d",), "runs": ("gclp_fu_d_full",)}
 LARGER_WARMUP_SMOKE = {"dataset": "market", "init": "cc_market"}
 WORLD = "synthetic/dvc.yaml:world"          # the world's stage, in its own pipeline file
+VIDEO_WORLD = "synthetic/dvc.yaml:video_world"   # the video stand-ins (issue 42), beside it
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
                  min_samples=2, workers=0)
 
@@ -53,6 +54,7 @@ def _build(work: Path):
     shutil.copytree(ROOT / "src", work / "src")
     params = load_params(ROOT / "params.yaml")
     params["world"]["profile"] = "smoke"
+    params["video"]["profile"] = "smoke"
     params["seeds"] = 1                     # test_more_seeds_train_only_the_new_seeds adds a second
     params["model"]["cpu"].update(height=32, width=16)
     for section in ("pretrain", "source", "cluster_contrast", "ice", "mmt"):
@@ -125,7 +127,7 @@ def project(built, tmp_path):
 def test_repro_builds_every_stage(project):
     work, params, out = project
     runs = set(params["runs"])
-    expected = {WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
+    expected = {WORLD, VIDEO_WORLD, "pretrain", "start", "figures", "report"} | {f"train@{r}" for r in runs} | \
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in params["meshes"]} | \
         {f"{kind}@{d}" for d in params["sources"] for kind in ("source", "transfer")} | \
         {f"warmup@{w}" for w in params["gcl_warmups"]} | \
@@ -272,7 +274,8 @@ def _importers(params, module: str) -> set[str]:
     from reid_repro import codedeps
 
     out = set()
-    stages = {WORLD: ("world", None), "pretrain": ("pretrain", None), "start": ("start", None),
+    stages = {WORLD: ("world", None), VIDEO_WORLD: ("video_world", None), "pretrain": ("pretrain", None),
+              "start": ("start", None),
               **{f"source@{d}": ("source", None) for d in params["sources"]},
               **{f"transfer@{d}": ("transfer", None) for d in params["sources"]},
               "figures": ("figures", None),

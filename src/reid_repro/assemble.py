@@ -9,9 +9,10 @@ import dataclasses
 
 from reid_repro.errors import ReidReproError
 
-from reid_repro.config import (DATA_KEYS, SCALES, ModelConfig, RunSpec, WorldConfig, _scale, declared_runs, from_dict,
-                               larger_section, load_method_config, load_model, load_run, load_study, load_warmup,
-                               pretrain_spec, run_seeds, source_spec, validate_meshes)
+from reid_repro.config import (DATA_FORMATS, DATA_KEYS, SCALES, ModelConfig, RunSpec, VideoConfig, WorldConfig,
+                               _scale, declared_runs, from_dict, larger_section, load_method_config, load_model,
+                               load_run, load_study, load_warmup, pretrain_spec, run_seeds, source_spec,
+                               validate_meshes)
 
 
 def resolve_run(params: dict, spec: RunSpec, section: str | None = None):
@@ -46,13 +47,12 @@ def validate_params(params: dict) -> None:
     """Check all of ``params.yaml`` (every section at both scales, every run with its overrides at both scales),
     so that a typo anywhere stops every stage at its start with an error naming the key, instead of being
     ignored or surfacing days later at the other scale."""
-    from reid_repro.data.formats import DATA_FORMATS
     from reid_repro.methods import base_section, method_class, method_names
 
     from reid_repro.device import check_device_setting
 
     sections = ({"world", "scale", "device", "seeds", "data", "meshes", "model", "pretrain", "source", "sources",
-                 "runs", "gcl_warmups", "studies", "larger"}
+                 "runs", "gcl_warmups", "studies", "larger", "video"}
                 | (set(method_names()) - {"supervised"}))
     unknown = sorted(set(params) - sections)
     if unknown:
@@ -63,7 +63,7 @@ def validate_params(params: dict) -> None:
     _scale(params)
     check_device_setting(params["device"])
     run_seeds(params)
-    from_dict(WorldConfig, params["world"], "world")
+    from_dict(VideoConfig, params["video"], "video").check_world(from_dict(WorldConfig, params["world"], "world"))
     data = params["data"]
     if not isinstance(data, dict) or not data:
         raise ReidReproError("params.yaml: data: expected a mapping of dataset name -> {root, manifest, format}")

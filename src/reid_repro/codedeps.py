@@ -100,6 +100,7 @@ def digest(files: list[Path]) -> str:
 # reid_repro.cli) and, for run stages, the method module it loads by name.
 STAGE_ROOTS = {
     "world": ["reid_repro.cli", "reid_repro.commands.world"],
+    "video_world": ["reid_repro.cli", "reid_repro.commands.video_world"],
     "prepare": ["reid_repro.cli", "reid_repro.commands.prepare"],
     "meshes": ["reid_repro.cli", "reid_repro.commands.meshes"],
     "pretrain": ["reid_repro.cli", "reid_repro.commands.pretrain", "reid_repro.methods.supervised"],

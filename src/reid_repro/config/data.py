@@ -10,6 +10,10 @@ from reid_repro.errors import ReidReproError
 
 
 DATA_KEYS = ("root", "manifest", "format")
+# What data.<name>.format may say: an image dataset's layout (data/formats.py), a video dataset's (data/video.py),
+# or ``imagenet``: a folder holding torchvision's ImageNet checkpoints, which only the pretrain stage reads (the
+# papers' start). data/manifest.py reads each; a test checks its readers against this list.
+DATA_FORMATS = ("market1501", "dukemtmc", "msmt17", "mars", "dukemtmc-videoreid", "imagenet")
 MESH_SOURCES = ("synthetic", "params", "renders")
 
 

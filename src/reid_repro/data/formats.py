@@ -142,20 +142,10 @@ def read_msmt17(root: Path, train_only: bool = False) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-# One entry per dataset name the CLI accepts; synthetic domains use the Market-1501 layout on purpose.
+# One entry per image dataset name the CLI accepts; synthetic domains use the Market-1501 layout on purpose (the
+# video readers, data/video.py, join these in data/manifest.py).
 READERS = {
     "market1501": lambda root, **kw: read_folder_dataset(root, FOLDER_FORMATS["market1501"]),
     "dukemtmc": lambda root, **kw: read_folder_dataset(root, FOLDER_FORMATS["dukemtmc"]),
     "msmt17": lambda root, train_only=False, **kw: read_msmt17(root, train_only=train_only),
 }
-
-
-# What params.yaml: data.<name>.format may say: an image dataset's layout, or ``imagenet``: a folder holding
-# torchvision's ImageNet checkpoints, which only the pretrain stage reads (the papers' start; data/manifest.py).
-DATA_FORMATS = (*READERS, "imagenet")
-
-
-def read_dataset(name: str, root: str | Path, train_only: bool = False) -> pd.DataFrame:
-    if name not in READERS:
-        raise ReidReproError(f"unknown dataset {name!r}; expected one of {sorted(READERS)}")
-    return READERS[name](Path(root), train_only=train_only)

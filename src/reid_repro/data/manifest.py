@@ -15,11 +15,20 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from reid_repro.data.formats import read_dataset
+from reid_repro.data import formats, video
 from reid_repro.errors import ReidReproError
 from reid_repro.io import atomic_path, write_json
 
 SPLITS = ("train", "query", "gallery")
+# every dataset layout the prepare stage reads (config.DATA_FORMATS names them, with imagenet)
+READERS = {**formats.READERS, "mars": lambda root, **kw: video.read_mars(root),
+           "dukemtmc-videoreid": lambda root, **kw: video.read_duke_video(root)}
+
+
+def read_dataset(name: str, root: str | Path, train_only: bool = False) -> pd.DataFrame:
+    if name not in READERS:
+        raise ReidReproError(f"unknown dataset {name!r}; expected one of {sorted(READERS)}")
+    return READERS[name](Path(root), train_only=train_only)
 
 
 def _check_image(path: Path) -> str:
@@ -48,7 +57,7 @@ def content_checksum(frame: pd.DataFrame, digests: list[str]) -> str:
 
 
 def summarize(frame: pd.DataFrame) -> dict:
-    """Counts per split: images, identities, cameras."""
+    """Counts per split: images, identities, cameras (and tracklets, for a video dataset)."""
     out = {}
     for split in SPLITS:
         part = frame[frame["split"] == split]
@@ -56,6 +65,7 @@ def summarize(frame: pd.DataFrame) -> dict:
             "images": int(len(part)),
             "identities": int(part["pid"].nunique()),
             "cameras": int(part["camid"].nunique()),
+            **({"tracklets": int(part["tracklet"].nunique())} if "tracklet" in part else {}),
         }
     return out
 
@@ -84,7 +94,8 @@ def build_manifest(dataset: str, root: str | Path, train_only: bool = False, nam
         "splits": summarize(frame),
         "checksum": content_checksum(frame, digests),
     }
-    return frame.astype({"pid": "int64", "camid": "int64", "sequence": "int64", "frame": "int64"}), info
+    ints = ["pid", "camid", "sequence", "frame", *(["tracklet"] if "tracklet" in frame else [])]
+    return frame.astype({c: "int64" for c in ints}), info
 
 
 def prepare(dataset: str, root: str | Path, out: str | Path, train_only: bool = False, name: str | None = None) -> dict:
