@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 from exp_start import probe_weights  # noqa: E402
-from exp_world_variant import render  # noqa: E402
+from exp_world_variant import _values, render  # noqa: E402
 
 SCRATCH = ROOT / ".cache" / "exp_gap"
 
@@ -102,20 +102,38 @@ def main() -> None:
     parser.add_argument("--test-ids", type=int, default=150, help="test identities of the rendered variant")
     parser.add_argument("--models", default="models", help="folder holding the start (<models>/pretrain/model.pt)")
     parser.add_argument("--cc", action="store_true", help="also one seed of Cluster-Contrast on each variant")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="world.domains settings changed in the source and the target alike (e.g. "
+                             "style_strength=0.15, a candidate world): the source is rendered with them too")
+    parser.add_argument("--loop", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the supervised (source) loop's settings changed, e.g. epochs=16 lr_step=12")
     parser.add_argument("--name", default="exp_domain_gap")
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params("params.yaml")
     models = Path(args.models)
     tag = models.resolve().parent.name if models.name == "pretrain" else models.name
+    domain_over = _values(args.set)
+    world = "_".join(f"{k}{v}" for k, v in domain_over.items())
+    loop = _values(args.loop)
+    if loop:                    # a longer supervised loop (its results kept apart from the default loop's)
+        params = copy.deepcopy(params)
+        params["source"]["loop"] = {**params["source"]["loop"], **loop}
+        tag = f"{tag}_" + "_".join(f"{k}{v}" for k, v in loop.items())
+    if world:                   # the candidate world's source, rendered with the same settings as the target
+        tag = f"{tag}_{world}"
+        root, manifest, _ = render(params, f"{args.source}_{world}_t{args.test_ids}", args.source,
+                                   {"test_ids": args.test_ids}, domain_over)
+        params = copy.deepcopy(params)
+        params["data"][args.source] = {**params["data"][args.source], "root": str(root), "manifest": str(manifest)}
     base = SCRATCH / tag
     source = supervised(params, args.source, models, base / f"supervised_{args.source}")
     path = ROOT / "bench" / "results" / f"{args.name}.json"
     rows = json.loads(path.read_text())["cases"] if path.is_file() else []
     for arm in args.arms:
         t0 = time.perf_counter()
-        variant_name = f"{args.target}_{arm}_t{args.test_ids}"
-        root, manifest, counts = render(params, variant_name, args.target, {"test_ids": args.test_ids}, {},
+        variant_name = f"{args.target}_{arm}{'_' + world if world else ''}_t{args.test_ids}"
+        root, manifest, counts = render(params, variant_name, args.target, {"test_ids": args.test_ids}, domain_over,
                                         ARMS[arm] or None)
         variant = copy.deepcopy(params)
         variant["data"][args.target] = {**variant["data"][args.target], "root": str(root), "manifest": str(manifest)}
@@ -123,7 +141,7 @@ def main() -> None:
         transfer = score(variant, base / f"supervised_{args.source}" / "model.pt", args.target)
         back = score(params, base / f"supervised_{variant_name}" / "model.pt", args.source)
         row = {"case": f"{tag}: {args.source}->{args.target} {arm}", "start": str(models), "arm": arm,
-               "look": ARMS[arm], "render_seconds": counts["render_seconds"],
+               "look": ARMS[arm], "set": domain_over, "loop": loop, "render_seconds": counts["render_seconds"],
                "in_domain_mAP": round(100 * inside["mAP"], 2), "transfer_mAP": transfer["mAP"],
                "transfer_ratio": round(transfer["mAP"] / (100 * inside["mAP"]), 3),
                "source_in_domain_mAP": round(100 * source["mAP"], 2), "reverse_transfer_mAP": back["mAP"],

@@ -19,9 +19,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
 # + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and two GCL+ stage-3 runs (from their
-# stage-2 warm-up, itself from cc_market; the figures draw both)
-KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "gclp_fu_m_rot")
-KEEP_WARMUPS = ("gclw_fu_m",)
+# stage-2 warm-up, itself from cc_market; the figures draw both), and Table 10's GCL+ runs on both video stand-ins
+# (tracklets: the video world, its readers, meshes of frames, tracklet clustering; the figures draw Fig. 11)
+VIDEO_RUNS = ("cc_mars", "gclp_mars_full", "cc_dukev", "gclp_dukev_full")
+KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "gclp_fu_m_rot") + VIDEO_RUNS
+KEEP_WARMUPS = ("gclw_fu_m", "gclw_mars", "gclw_dukev")
 # the larger profile (off): a warm-up and the GCL+ run it starts, each a marker stage. The warm-up is pointed at
 # the Market stand-in and cc_market, so the smoke pipeline renders GCL structure for one stand-in only (the
 # meshes stages are the same command per dataset) and trains no run for the larger profile's sake alone
@@ -69,7 +71,7 @@ def _build(work: Path):
     params["larger"].update({kind: {k: v for k, v in params["larger"][kind].items() if k in keep}
                              for kind, keep in KEEP_LARGER.items()})
     params["larger"]["warmups"] = {k: {**v, **LARGER_WARMUP_SMOKE} for k, v in params["larger"]["warmups"].items()}
-    params["meshes"] = {"market": params["meshes"]["market"]}         # the only stand-in a warm-up reads
+    params["meshes"] = {d: params["meshes"][d] for d in ("market", "mars", "dukev")}   # the stand-ins warm-ups read
     params["sources"] = ["market"]                     # the only source a kept run starts from
     write_project(work, params)                        # params.yaml and conf/runs.json
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")

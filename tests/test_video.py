@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 from scipy.io import savemat
 
@@ -258,3 +259,74 @@ def test_every_data_format_has_a_reader():
     from reid_repro.data.manifest import READERS
 
     assert set(DATA_FORMATS) == set(READERS) | {"imagenet"}
+
+
+def _clustering_method(tracklets, **loop):
+    """The base plug-in (methods/base.py) with DBSCAN settings for a handful of points, on a video run's context."""
+    import dataclasses
+
+    from reid_repro.config import LoopConfig
+    from reid_repro.methods.base import Method, RunContext
+
+    fields = {f.name: 1 for f in dataclasses.fields(LoopConfig)}
+    cfg = LoopConfig(**{**fields, "batch_ids": 2, "lr": 1e-4, "weight_decay": 0.0, "lr_gamma": 0.1, "eps": 0.5,
+                        "k1": 2, "k2": 1,
+                        "labels": "pseudo", "cross_camera": False, "workers": 0, **loop})
+    return Method(cfg, torch.nn.Identity(), torch.device("cpu"), RunContext(tracklets=tracklets))
+
+
+def test_a_video_run_clusters_tracklets_and_labels_their_frames():
+    # 3 tracklets of 5, 1 and 3 frames, interleaved in table order
+    tracklets = np.array([0, 1, 0, 2, 0, 2, 0, 2, 0])
+    feats = np.zeros((9, 2), np.float32)
+    feats[tracklets == 0] = [4, 0]
+    feats[tracklets == 1] = [0, 2]
+    feats[tracklets == 2] = [[1, 0], [0, 3], [1, 0]]        # normalised: (1,0), (0,1), (1,0) -> mean (2/3, 1/3)
+    method = _clustering_method(tracklets)
+    np.testing.assert_allclose(method.units(feats), [[1, 0], [0, 1], [2 / 5 ** 0.5, 1 / 5 ** 0.5]], atol=1e-6)
+    assert method.per_image(np.array([5, 6, 7])).tolist() == [5, 6, 5, 7, 5, 7, 5, 7, 5]
+    # DBSCAN (min_samples 1) on the three tracklets: whatever it finds, a tracklet's frames share one label
+    labels = method.pseudo_labels(0, feats, np.ones(9, int))
+    assert all(len(set(labels[tracklets == t])) == 1 for t in range(3))
+    image_run = _clustering_method(None)
+    assert image_run.units(feats) is feats and image_run.per_image(labels) is labels
+
+
+def test_the_loop_trains_k_frames_of_each_tracklet():
+    from reid_repro.training.loop import TrainData, tracklet_frames
+
+    tracklets = np.array([0, 1, 0, 2, 0, 2, 0, 2, 0])
+    pids = np.array([7, 7, 7, 9, 7, 9, 7, 9, 7])
+    cams = np.array([0, 1, 0, 2, 0, 2, 0, 2, 0])
+    labels = np.array([0, 0, 0, 1, 0, 1, 0, 1, 0])
+    data = TrainData(cache=None, pids=pids, cams=cams, tracklets=tracklets, frames=2)
+    kept_labels, scores = tracklet_frames(labels, data, seed=0, epoch=3)
+    kept = kept_labels >= 0
+    # each tracklet keeps min(2, its length) frames with their labels; the rest sit out this epoch (-1)
+    assert np.bincount(tracklets[kept]).tolist() == [2, 1, 2]
+    assert (kept_labels[kept] == labels[kept]).all()
+    # the clustering is scored on tracklets: 3 of them, 2 identities, labelled perfectly
+    assert scores["tracklets"] == 3 and scores["frames_trained"] == 5 and scores["nmi"] == pytest.approx(1.0)
+    assert (tracklet_frames(labels, data, seed=0, epoch=3)[0] == kept_labels).all()        # seeded
+    draws = {tuple(tracklet_frames(labels, data, seed=0, epoch=e)[0] >= 0) for e in range(8)}
+    assert len(draws) > 1                                                                 # a new draw each epoch
+
+
+def test_stored_video_features_are_scored_by_tracklet(tmp_path):
+    from reid_repro.evaluation.stored import read_features, score_features, write_features
+
+    rng = np.random.default_rng(5)
+    table = pd.DataFrame({"path": [f"f{i}.jpg" for i in range(30)], "split": ["query"] * 6 + ["gallery"] * 24,
+                          "pid": rng.integers(1, 4, 30), "camid": rng.integers(0, 3, 30),
+                          "tracklet": np.repeat(np.arange(10), 3)})
+    table.loc[table["tracklet"] < 2, "split"] = "query"
+    table["pid"] = table.groupby("tracklet")["pid"].transform("first")
+    table["camid"] = table.groupby("tracklet")["camid"].transform("first")
+    feats = rng.normal(size=(30, 8)).astype(np.float32)
+    path = write_features(tmp_path / "0.parquet", table, feats)
+    back, _ = read_features(path)
+    assert back["tracklet"].tolist() == table["tracklet"].tolist()
+    stored = score_features(path)
+    direct = score_tracklets(table, feats.astype(np.float16).astype(np.float32))
+    assert stored["mAP"] == pytest.approx(direct["mAP"], abs=1e-6)
+    assert stored["rank1"] == pytest.approx(float(direct["cmc"][0]), abs=1e-6)

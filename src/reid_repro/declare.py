@@ -34,7 +34,7 @@ from reid_repro.errors import ReidReproError
 # the expanded entry's fields, in this order (the rest follow in the order declared)
 ORDER = ("method", "base", "dataset", "test", "init", "paper", "table", "row", "overrides")
 FIELDS = {"method", "dataset", "test", "init", "table", "row", "overrides", "paper_overrides", "also",
-          "ours_only", "column", "larger", "seeds", "for"}
+          "ours_only", "column", "larger", "seeds", "frames", "for"}
 
 
 def _code(method: str) -> list[str]:

@@ -8,6 +8,7 @@ import typing
 
 
 from reid_repro.config.core import from_dict
+from reid_repro.config.video import VIDEO_LAYOUTS
 from reid_repro.errors import ReidReproError
 
 
@@ -34,6 +35,9 @@ class RunSpec:
                               # larger.enabled: true)
     seeds: typing.Optional[int] = None   # trains at least this many seeds (params.yaml seeds if larger): the
                                          # baselines, whose gain over the start needs more seeds than a row's
+    frames: typing.Optional[int] = None  # a video dataset's frames drawn per tracklet each epoch (GCL+ §5.1: 2 on
+                                         # MARS, 8 on DukeMTMC-VideoReID; training/loop.tracklet_frames); null
+                                         # on an image dataset
 
     @property
     def table_column(self) -> str:
@@ -113,8 +117,17 @@ def load_run(params: dict, key: str) -> RunSpec:
     spec.setdefault("ours_only", False)
     spec.setdefault("column", "")
     spec.setdefault("seeds", None)
+    spec.setdefault("frames", None)
     run = from_dict(RunSpec, spec, f"runs.{key}")
     data = params.get("data") or {}
+    video = (data.get(run.dataset) or {}).get("format") in VIDEO_LAYOUTS
+    if video and (isinstance(run.frames, bool) or not isinstance(run.frames, int) or run.frames < 1):
+        raise ReidReproError(f"runs.{key}.frames={run.frames!r}; data.{run.dataset} is a video dataset: expected "
+                             "the frames drawn per tracklet each epoch (>= 1; GCL+: 2 on MARS, 8 on "
+                             "DukeMTMC-VideoReID)")
+    if not video and run.frames is not None and run.dataset in data:
+        raise ReidReproError(f"runs.{key}.frames={run.frames!r}; data.{run.dataset} is an image dataset: expected "
+                             "no frames (null)")
     for field in ("dataset", "test"):
         if getattr(run, field) not in data:
             raise ReidReproError(f"runs.{key}.{field}={getattr(run, field)!r}; expected a key of "

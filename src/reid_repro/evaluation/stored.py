@@ -3,9 +3,10 @@
 
 One Parquet file per seed (``runs/<run>/features/<seed>.parquet``): one row per image of the test set's query and
 gallery and of the training set, with its ``name`` (the image path of the manifest), ``split`` (query | gallery |
-train), ``pid``, ``camid`` and ``feature``, the L2-normalised embedding the evaluation scored, stored as float16
-(a fixed-size list, so pyarrow reads it back as one N x d array). Float16 keeps 11 bits of each coordinate: scores
-from the stored features agree with the run's own to about 1e-3 mAP (tests/test_evaluation.py measures it).
+train), ``pid``, ``camid``, for a video dataset its ``tracklet`` (scored by the video protocol), and ``feature``,
+the L2-normalised embedding the evaluation scored, stored as float16 (a fixed-size list, so pyarrow reads it back as
+one N x d array). Float16 keeps 11 bits of each coordinate: scores from the stored features agree with the run's own
+to about 1e-3 mAP (tests/test_evaluation.py measures it).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def write_features(path: str | os.PathLike, table: pd.DataFrame, features: np.nd
         raise ReidReproError(f"{path}: splits {sorted(unknown)}; expected {SPLITS}")
     arrays = {"name": pa.array(table["path"].astype(str).tolist()), "split": pa.array(table["split"].tolist()),
               "pid": pa.array(table["pid"].to_numpy(np.int64)), "camid": pa.array(table["camid"].to_numpy(np.int64)),
+              **({"tracklet": pa.array(table["tracklet"].to_numpy(np.int64))} if "tracklet" in table else {}),
               "feature": pa.FixedSizeListArray.from_arrays(pa.array(feats.ravel()), feats.shape[1])}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,7 +55,8 @@ def seed_files(folder: str | os.PathLike) -> list[Path]:
 
 
 def read_features(path: str | os.PathLike, splits: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """(table with name, split, pid, camid; float32 N x d features) of the rows in ``splits`` (default: all)."""
+    """(table with name, split, pid, camid and, for a video dataset, tracklet; float32 N x d features) of the rows
+    in ``splits`` (default: all)."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -80,17 +83,13 @@ def read_features(path: str | os.PathLike, splits: tuple[str, ...] | None = None
 
 
 def score_features(path: str | os.PathLike, rerank: bool = False, **options) -> dict:
-    """mAP / CMC / mINP of stored features under the Market-1501 protocol (same identity and camera as the query
-    excluded from its gallery; distractors, pid 0, stay in the gallery and junk, pid -1, is dropped by the
-    manifest), with ``rerank`` the k-reciprocal re-ranking (Zhong et al., CVPR 2017; ``options``: k1, k2,
-    lambda_value, metric)."""
-    from reid_repro.evaluation.features import features_to_metrics
+    """mAP / CMC / mINP of stored features under the protocol of their test set (evaluation/protocol.py: the
+    Market-1501 protocol, or tracklets for a video dataset), with ``rerank`` the k-reciprocal re-ranking (Zhong
+    et al., CVPR 2017; ``options``: k1, k2, lambda_value, metric)."""
+    from reid_repro.evaluation.protocol import score_table
 
     table, feats = read_features(path, ("query", "gallery"))
     q = (table["split"] == "query").to_numpy()
     if not q.any() or q.all():
         raise ReidReproError(f"{path}: needs query and gallery rows; has {int(q.sum())} and {int((~q).sum())}")
-    pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
-    m = features_to_metrics(feats[q], feats[~q], pids[q], pids[~q], cams[q], cams[~q], rerank=rerank, **options)
-    return {"mAP": m["mAP"], "rank1": float(m["cmc"][0]), "rank5": float(m["cmc"][4]), "rank10": float(m["cmc"][9]),
-            "mINP": m["mINP"]}
+    return score_table(table, feats, rerank=rerank, **options)

@@ -38,6 +38,7 @@ from torch import nn
 
 from reid_repro.clustering import dbscan_labels, jaccard_distance, relabel
 from reid_repro.errors import ReidReproError
+from reid_repro.evaluation.video import mean_features
 
 FIDELITY = ("code", "paper")
 
@@ -81,6 +82,9 @@ class RunContext:
 
     train_table: typing.Any = None          # a pandas DataFrame; None where a method needs none (tests)
     init_dir: typing.Optional[Path] = None
+    # a video run (RunSpec.frames): each training image's tracklet; the clustering then labels tracklets
+    # (Method.units, Method.per_image), as GCL+ §5.1 clusters tracklet features
+    tracklets: typing.Any = None
 
     def table(self, who: str):
         if self.train_table is None:
@@ -145,12 +149,36 @@ class Method:
 
     def pseudo_labels(self, epoch: int, features: np.ndarray, pids: np.ndarray) -> np.ndarray:
         """This epoch's training labels 0..C-1 (-1 = outlier) from the encoder's ``features``: the k-reciprocal
-        Jaccard distance and DBSCAN with the loop's settings, or the true identities ``pids`` when
-        ``labels: ground_truth`` (the supervised upper bounds)."""
+        Jaccard distance and DBSCAN with the loop's settings (on tracklets for a video run: ``units``), or the true
+        identities ``pids`` when ``labels: ground_truth`` (the supervised upper bounds)."""
         cfg = self.cfg
         if cfg.labels == "ground_truth":
             return relabel(pids)
-        return relabel(dbscan_labels(jaccard_distance(features, k1=cfg.k1, k2=cfg.k2), cfg.eps, cfg.min_samples))
+        dist = jaccard_distance(self.units(features), k1=cfg.k1, k2=cfg.k2)
+        return relabel(self.per_image(dbscan_labels(dist, cfg.eps, cfg.min_samples)))
+
+    def _tracklet_index(self) -> tuple[np.ndarray, int]:
+        """(each training image's tracklet number 0..T-1, T) of a video run."""
+        if getattr(self, "_tracklet_members", None) is None:
+            ids, member = np.unique(np.asarray(self.context.tracklets), return_inverse=True)
+            self._tracklet_members = (member, len(ids))
+        return self._tracklet_members
+
+    def units(self, features: np.ndarray) -> np.ndarray:
+        """What the clustering groups: the rows of ``features`` (one per training image), or on a video run one row
+        per tracklet, the mean of its frames' L2-normalised features, normalised (BUC's tracklet feature,
+        evaluation/video.mean_features). Every method's clustering goes through here and ``per_image``."""
+        if self.context.tracklets is None:
+            return features
+        member, count = self._tracklet_index()
+        return mean_features(features, member, count)
+
+    def per_image(self, labels: np.ndarray) -> np.ndarray:
+        """Labels of the clustering's units (``units``) as labels of the training images: on a video run each
+        frame takes its tracklet's label."""
+        if self.context.tracklets is None:
+            return labels
+        return np.asarray(labels)[self._tracklet_index()[0]]
 
     def on_epoch_start(self, epoch: int, features: np.ndarray, labels: np.ndarray, cams: np.ndarray) -> None:
         """Rebuild memories from this epoch's features and labels (0..C-1, -1 = outlier)."""

@@ -240,10 +240,10 @@ class Mmt(Method):
         cfg = self.cfg
         if cfg.labels == "ground_truth" or cfg.eps_rule == "fixed":
             return super().pseudo_labels(epoch, features, pids)
-        dist = jaccard_distance(features, k1=cfg.k1, k2=cfg.k2)
+        dist = jaccard_distance(self.units(features), k1=cfg.k1, k2=cfg.k2)
         if self.eps is None:          # the code: eps from the first epoch's distances, then fixed
             self.eps = eps_by_rule(dist, cfg.eps_rule, cfg.eps, cfg.rho)
-        return relabel(dbscan_labels(dist, self.eps, cfg.min_samples))
+        return relabel(self.per_image(dbscan_labels(dist, self.eps, cfg.min_samples)))
 
     @torch.no_grad()
     def on_epoch_start(self, epoch, features, labels, cams) -> None:

@@ -183,10 +183,11 @@ class Ssg(Method):
         if cfg.labels == "ground_truth":
             labels = [relabel(pids)] * len(PARTS)
         else:
-            dists = [jaccard_distance(p, k1=cfg.k1, k2=cfg.k2) for p in split_parts(features)]
+            dists = [jaccard_distance(self.units(p), k1=cfg.k1, k2=cfg.k2) for p in split_parts(features)]
             if self.eps is None:      # the code: each grouping's eps from the first epoch's distances, then fixed
                 self.eps = [eps_by_rule(d, cfg.eps_rule, cfg.eps, cfg.rho) for d in dists]
-            labels = keep_in_all([relabel(dbscan_labels(d, e, cfg.min_samples)) for d, e in zip(dists, self.eps)])
+            labels = keep_in_all([relabel(self.per_image(dbscan_labels(d, e, cfg.min_samples)))
+                                  for d, e in zip(dists, self.eps)])
         self._part_labels = np.stack(labels, 1)                                    # N x 3: g, u, l
         return labels[0]
 

@@ -152,6 +152,7 @@ def retrieval_grid(params: dict, runs_dir: Path, run: str, dataset: str, out: Pa
 
 GCL_GENERATED = "gclp_fu_m_full"      # GCL+ Fig. 8's "Full" run: its novel views (issue 13) and FID per angle
 GCL_ROTATION = "gclp_fu_m_rot"        # Fig. 8's "Rot" run: GCL's view-invariant contrast alone (GCL supp. Fig. 1)
+GCL_VIDEO = ("gclp_mars_full", "gclp_dukev_full")     # Table 10's GCL+ runs: Fig. 11's rotated tracklets
 
 
 def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
@@ -183,6 +184,10 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
             made.append(contrast_grid(params, GCL_ROTATION, params["runs"][GCL_ROTATION]["init"], runs_dir,
                                       Path(models_dir), out_dir / "gcl_fig1_view_invariant.png",
                                       item="GCL supp. Fig. 1", tags=("w/o L_vi", "GCL (with L_vi)"), skip=3))
+    if set(GCL_VIDEO) <= declared:
+        from reid_repro.report.generation import tracklet_grid
+
+        made.append(tracklet_grid(params, list(GCL_VIDEO), runs_dir, out_dir / "gcl_plus_fig11_tracklets.png"))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))

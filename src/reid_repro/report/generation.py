@@ -424,3 +424,36 @@ def views_grid(params: dict, run: str, generated: Path, out: Path, people: int =
             for path in first["path"]]
     return _sheet(rows, cfg.height, cfg.width, ["image"] + [f"{a}°" for a in ANGLES],
                   f"GCL supp. Figs. 3-5 ({run}, {dataset} stand-in): generated novel views", out, scale=2)
+
+
+TRACKLET_ANGLE = 180      # GCL+ Fig. 11: each frame of a tracklet turned by the same angle
+
+
+def tracklet_grid(params: dict, runs: list[str], runs_dir: Path, out: Path, frames: int = 6) -> Path:
+    """GCL+ Fig. 11: per video run, one training tracklet's frames (its first ``frames``; the tracklet of the
+    first identity, by pid, with the most frames) and below them the run's generator rotating each frame: the
+    frame's own identity features on its own mesh turned ``TRACKLET_ANGLE`` degrees, as the video runs train (every
+    sampled frame is a training image with its own structure render)."""
+    from reid_repro.config import load_run
+    from reid_repro.training.data import load_split
+
+    rows, labels, size = [], [], None
+    for run in runs:
+        dataset = load_run(params, run).dataset
+        table = load_split(params["data"][dataset]["manifest"], "train")
+        if "tracklet" not in table:
+            raise ReidReproError(f"GCL+ Fig. 11: run {run} trains on {dataset}, not a video dataset (no tracklets)")
+        first = table[table["pid"] == table["pid"].min()]
+        longest = first.groupby("tracklet").size().idxmax()
+        chosen = first[first["tracklet"] == longest].sort_values("frame").head(frames)
+        names = [Path(p).name for p in chosen["path"]]
+        views = _Views(params, run, Path(runs_dir) / run / "model.pt", Path(runs_dir) / run, names)
+        idx = list(range(len(views.table)))
+        turned = views.draw(views.identity(idx), idx, TRACKLET_ANGLE)
+        pad = [None] * (frames - len(idx))
+        rows += [list(views.images) + pad, list(turned) + pad]
+        labels += [f"{dataset}: frames", f"{dataset}: {TRACKLET_ANGLE}°"]
+        size = views.images.shape[2:]
+    return _sheet(rows, *size, [f"frame {i + 1}" for i in range(frames)],
+                  f"GCL+ Fig. 11 ({', '.join(runs)}): tracklet frames before and after rotation", out,
+                  row_labels=labels)

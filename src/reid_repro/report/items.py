@@ -19,9 +19,6 @@ NOT_YET, NOT_HERE = "not implemented yet", "not reproducible here"
 PAPERS = {"gcl_plus": "GCL+ (TPAMI 2022)", "gcl": "GCL supplementary (CVPR 2021)", "ice": "ICE (ICCV 2021)",
           "canu": "CANU-ReID (ICPR 2021)", "ise": "ISE (CVPR 2022)"}
 
-_VIDEO = (NOT_HERE, "video data: the synthetic world renders still crops, and MARS / DukeMTMC-VideoReID cannot be "
-                    "downloaded here (a tracklet world is a later issue)")
-
 # paper -> [(item, what it shows, section anchor or None, (state, why) when there is no section)]
 ITEMS = {
     "gcl_plus": [
@@ -34,7 +31,7 @@ ITEMS = {
         ("Table 7", "view-invariant / prototype loss ablation", "gcl_plus-table-7", None),
         ("Table 8", "fully unsupervised comparison", "gcl_plus-table-8", None),
         ("Table 9", "UDA comparison", "gcl_plus-table-9", None),
-        ("Table 10", "video re-ID (MARS, DukeMTMC-VideoReID)", None, _VIDEO),
+        ("Table 10", "video re-ID (MARS, DukeMTMC-VideoReID)", "gcl_plus-table-10", None),
         ("Fig. 5", "mixup α", "gcl_plus-table-fig5", None),
         ("Fig. 6", "memory momentum β and temperature τ", "gcl_plus-table-fig6", None),
         ("Fig. 7", "λ_recon, λ_vi, λ_mix", "gcl_plus-table-fig7", None),
@@ -49,7 +46,7 @@ ITEMS = {
         ("Fig. 10", "generations of GCL+ beside other GAN-based methods (ours: GCL+ only)", None,
          (NOT_HERE, "the other GAN-based re-ID methods (DG-Net, FD-GAN, ...) are not among the five papers; GCL+'s "
                     "own generations are Table 3/11/12's grid")),
-        ("Fig. 11", "tracklet frames before and after rotation (video)", None, _VIDEO),
+        ("Fig. 11", "tracklet frames before and after rotation (video)", "gcl-plus-fig11-tracklets", None),
     ],
     "gcl": [
         ("Table 1", "FID per rotation angle", "gcl-table-1", None),
@@ -95,7 +92,7 @@ ITEMS = {
 MODEL_FIGURES = {"ice-fig8-tsne", "ice-fig9-retrieval", "ise-fig3-tsne", "gcl-plus-table3-generations",
                  "gcl-plus-fig3-interpolation",
                  "gcl-plus-table2-mixup", "gcl-plus-fig9-contrast", "gcl-plus-fig12-failures", "gcl-figs3-5-views",
-                 "gcl-table-1", "gcl-plus-fig2-structures", "gcl-fig1-view-invariant"}
+                 "gcl-table-1", "gcl-plus-fig2-structures", "gcl-fig1-view-invariant", "gcl-plus-fig11-tracklets"}
 
 # sections that belong to an item without being its main section, drawn right after it
 FOLLOWERS = {"ice-table-fig5": ["ice-fig5-sensitivity"], "canu-fig4-lost-ids": ["canu-camera-probe"],
@@ -124,6 +121,8 @@ EXAMPLES = {
     "gcl_plus-table-7": "gcl_plus.lambda_vi=0.5",
     "gcl_plus-table-8": "gcl_plus.alpha=1.0",
     "gcl_plus-table-9": "gcl_plus.alpha=1.0",
+    "gcl_plus-table-10": "gcl_plus.alpha=1.0",
+    "gcl-plus-fig11-tracklets": "gcl_plus.lambda_recon=2.0",
     "gcl_plus-table-fig5": "larger.enabled=true",
     "gcl-plus-fig5-alpha": "larger.enabled=true",
     "gcl_plus-table-fig6": "larger.enabled=true",

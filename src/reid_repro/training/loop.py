@@ -1,15 +1,16 @@
 """The one training loop every method runs on.
 
-Each epoch: extract features with the method's encoder, take the method's pseudo labels (by default the
-k-reciprocal Jaccard distance and DBSCAN, or the true identities when ``labels: ground_truth``), score the
-clustering against ground truth (logged, never trained on), let the method rebuild its memory, then iterate over
-P x K batches. Each batch runs the method's updates (methods/base.py: one update of every optimiser, or a
-sequence of ``Step``s, each stepping the optimisers it names). After each epoch the loop writes a checkpoint; a
-run that finds a checkpoint with the same settings resumes from it. Every epoch reseeds all generators from
-(seed, epoch), so a resumed run follows the uninterrupted one exactly. A NaN or an infinity in the features, a
-loss, a gradient, a memory row or a centroid stops the run at that step (training/finite.py). Under torchrun one run trains on several
-processes (training/distributed.py: the sampler's share per rank, the global batch in every loss, gradients
-averaged, clustering on rank 0, rank 0 writes).
+Each epoch: extract features with the method's encoder, take the method's pseudo labels (by default the k-reciprocal
+Jaccard distance and DBSCAN, or the true identities when ``labels: ground_truth``; on a video dataset the clustering
+groups tracklets and the epoch trains some frames of each, ``tracklet_frames``), score the clustering against ground
+truth (logged, never trained on), let the method rebuild its memory, then iterate over P x K batches. Each batch
+runs the method's updates (methods/base.py: one update of every optimiser, or a sequence of ``Step``s, each stepping
+the optimisers it names). After each epoch the loop writes a checkpoint; a run that finds a checkpoint with the same
+settings resumes from it. Every epoch reseeds all generators from (seed, epoch), so a resumed run follows the
+uninterrupted one exactly. A NaN or an infinity in the features, a loss, a gradient, a memory row or a centroid
+stops the run at that step (training/finite.py). Under torchrun one run trains on several processes
+(training/distributed.py: the sampler's share per rank, the global batch in every loss, gradients averaged,
+clustering on rank 0, rank 0 writes).
 """
 
 from __future__ import annotations
@@ -41,6 +42,24 @@ class TrainData:
     cache: ImageCache          # training images at the model's input size
     pids: np.ndarray           # true identities: for ground-truth labels and for logging only
     cams: np.ndarray
+    tracklets: np.ndarray | None = None     # video: each frame's tracklet (tracklet_frames)
+    frames: int = 0                         # video: frames drawn per tracklet each epoch
+
+
+def tracklet_frames(labels: np.ndarray, data: TrainData, seed: int, epoch: int) -> tuple[np.ndarray, dict]:
+    """Video (GCL+ §5.1): the method labelled the frames by clustering tracklets (methods/base.py ``units``: each
+    tracklet the mean of its frames' features, every frame its tracklet's label); the epoch trains on
+    ``data.frames`` frames drawn per tracklet without replacement (all of a shorter one; GCL+: 2 on MARS, 8 on
+    DukeMTMC-VideoReID), and the other frames get label -1, so no batch or memory sees them this epoch. Returns
+    those labels and the clustering scores, measured on tracklets."""
+    ids, first, member = np.unique(data.tracklets, return_index=True, return_inverse=True)
+    scores = clustering_scores(labels[first], data.pids[first], data.cams[first])
+    rng = np.random.default_rng([seed, epoch, len(ids)])
+    order = np.argsort(member, kind="stable")                # frames grouped by tracklet, in table order
+    keep = np.zeros(len(member), bool)
+    for frames in np.split(order, np.cumsum(np.bincount(member, minlength=len(ids)))[:-1]):
+        keep[rng.choice(frames, min(data.frames, len(frames)), replace=False)] = True
+    return np.where(keep, labels, -1), {**scores, "tracklets": len(ids), "frames_trained": int(keep.sum())}
 
 
 def seed_everything(seed: int, epoch: int, *more: int) -> int:
@@ -199,7 +218,10 @@ def fit(method: Method, cfg: LoopConfig, data: TrainData, checkpoint: str | Path
         features = epoch_features(method, data.cache.images, device)
         finite.check_array("features of the training images", features, epoch + 1)
         labels = epoch_labels(method, epoch, features, data.pids)
-        scores = clustering_scores(labels, data.pids, data.cams)
+        if data.tracklets is None:
+            scores = clustering_scores(labels, data.pids, data.cams)
+        else:
+            labels, scores = tracklet_frames(labels, data, cfg.seed, epoch)
         method.on_epoch_start(epoch, features, labels, data.cams)
         finite.check_state(method, epoch + 1)                          # the memory and centroids just built
         t_cluster = time.perf_counter() - t0

@@ -25,7 +25,7 @@ from reid_repro.assemble import resolve_run
 from reid_repro.config import RunSpec, params_hash, run_seeds
 from reid_repro.device import device_info, params_device, prepare_device
 from reid_repro.errors import ReidReproError
-from reid_repro.evaluation import features_to_metrics
+from reid_repro.evaluation.protocol import score_table
 from reid_repro.evaluation.probe import camera_probe
 from reid_repro.evaluation.stored import write_features
 from reid_repro.io import atomic_path, write_json, write_parquet
@@ -122,19 +122,18 @@ def evaluate(encoder, test: tuple[pd.DataFrame, ImageCache], device, probe: bool
     check_array("features of the test images", feats, epoch=None)
     if keep is not None:
         keep["features"] = feats
-    q = (table["split"] == "query").to_numpy()
+    g = (table["split"] == "gallery").to_numpy()
     pids, cams = table["pid"].to_numpy(), table["camid"].to_numpy()
-    m = features_to_metrics(feats[q], feats[~q], pids[q], pids[~q], cams[q], cams[~q])
     # the camera left in the features: a linear probe on the gallery, scored on held-out identities
-    found = camera_probe(feats[~q], cams[~q], pids[~q]) if probe else {}
-    return {"mAP": m["mAP"], "rank1": float(m["cmc"][0]), "rank5": float(m["cmc"][4]),
-            "rank10": float(m["cmc"][9]), "mINP": m["mINP"], **found}
+    found = camera_probe(feats[g], cams[g], pids[g]) if probe else {}
+    return {**score_table(table, feats), **found}       # tracklets for a video test set (evaluation/protocol.py)
 
 
-def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Path):
-    """The plug-in ``name`` for a run on the training ``table`` from the weights in ``init_dir``: every method gets
-    the same :class:`~reid_repro.methods.base.RunContext`."""
-    return method_class(name)(cfg, model, device, RunContext(train_table=table, init_dir=init_dir))
+def make_method(name: str, cfg, model, device, table: pd.DataFrame, init_dir: Path, tracklets=None):
+    """The plug-in ``name`` for a run on the training ``table`` from the weights in ``init_dir`` (``tracklets``: a
+    video run's tracklet of each image): every method gets the same :class:`~reid_repro.methods.base.RunContext`."""
+    return method_class(name)(cfg, model, device, RunContext(train_table=table, init_dir=init_dir,
+                                                             tracklets=tracklets))
 
 
 def _file_digest(path: Path, full: bool = False) -> str:
@@ -163,7 +162,8 @@ def run_inputs(params: dict, spec: RunSpec, settings: dict, models_dir: str | Pa
     if spec.init != "scratch" and init.is_file():
         digest = _file_digest(init) + "".join(_file_digest(f) for f in extra if f.is_file())
     return {"settings": settings, "manifests": manifests, "init": digest,
-            "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method))}
+            "code": codedeps.digest(codedeps.stage_files(kind, None if kind == "pretrain" else spec.method)),
+            **({"frames": spec.frames} if spec.frames is not None else {})}       # a video run's frames per tracklet
 
 
 def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str, root: str | Path | None = None,
@@ -218,8 +218,14 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
         loaded[train_key] = (table, ImageCache(info["root"], table, model_cfg.height, model_cfg.width,
                                                desc=f"{spec.dataset} train", interpolation=model_cfg.interpolation))
     table, images = loaded[train_key]
-    data = TrainData(images, table["pid"].to_numpy(), table["camid"].to_numpy())
-    method = make_method(spec.method, cfg, model, device, table, Path(models_dir) / spec.init)
+    if spec.frames is not None and "tracklet" not in table:
+        raise ReidReproError(f"{info['manifest']}/manifest.parquet: no tracklet column, but run {name} draws "
+                             f"{spec.frames} frames per tracklet; expected a video dataset's manifest (format mars "
+                             "or dukemtmc-videoreid)")
+    tracklets = None if spec.frames is None else table["tracklet"].to_numpy()
+    data = TrainData(images, table["pid"].to_numpy(), table["camid"].to_numpy(), tracklets=tracklets,
+                     frames=spec.frames or 0)
+    method = make_method(spec.method, cfg, model, device, table, Path(models_dir) / spec.init, tracklets)
     checkpoint = Path(root) / ".cache" / "checkpoints" / f"{name}.pt"
     run_id_file = checkpoint.with_suffix(".mlflow")
     tracker = None

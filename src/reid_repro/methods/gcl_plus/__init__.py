@@ -237,9 +237,9 @@ class GclPlus(Method):
             if cfg.labels == "ground_truth":
                 labels = relabel(pids)
             else:
-                dist = jaccard_distance(self.memory.cpu().numpy(), k1=cfg.k1, k2=cfg.k2)
+                dist = jaccard_distance(self.units(self.memory.cpu().numpy()), k1=cfg.k1, k2=cfg.k2)
                 self.eps = eps_by_rule(dist, cfg.eps_rule, cfg.eps, cfg.rho)
-                labels = relabel(dbscan_labels(dist, self.eps, cfg.min_samples))
+                labels = relabel(self.per_image(dbscan_labels(dist, self.eps, cfg.min_samples)))
         self._pseudo = labels
         return labels
 
