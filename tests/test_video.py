@@ -76,7 +76,7 @@ def test_mars_reader_lists_tracklets_with_the_official_gallery(tmp_path, jpeg):
     assert frame.loc[frame["path"].str.endswith("F002.jpg"), "frame"].eq(2).all()
 
 
-@pytest.mark.parametrize("damage,message", [
+MARS_DAMAGE = [
     (lambda r: (r / "info" / "query_IDX.mat").unlink(), "query_IDX.mat: missing"),
     (lambda r: (r / "info" / "tracks_test_info.mat").unlink(), "tracks_test_info.mat: missing"),
     (lambda r: (r / "bbox_test" / "0005" / "0005C3T0001F002.jpg").unlink(), "0005C3T0001F002.jpg: missing"),
@@ -87,12 +87,7 @@ def test_mars_reader_lists_tracklets_with_the_official_gallery(tmp_path, jpeg):
     (lambda r: savemat(r / "info" / "tracks_train_info.mat", {"tracks": np.array([[1, 2, 1, 1]], float)}),
      "no variable 'track_train_info'"),
     (lambda r: (r / "info" / "tracks_train_info.mat").write_bytes(b"not a mat file"), "cannot be read as a MATLAB"),
-])
-def test_mars_bad_input_names_what_is_wrong(tmp_path, jpeg, damage, message):
-    root = write_mars(tmp_path / "MARS", jpeg)
-    damage(root)
-    with pytest.raises(ReidReproError, match=message):
-        build_manifest("mars", root)
+]
 
 
 def test_mars_layout_root_may_be_one_folder_down_and_wrong_layout_is_named(tmp_path, jpeg):
@@ -134,7 +129,7 @@ def test_duke_video_reader_reads_the_folders(tmp_path, jpeg):
     assert info["splits"]["gallery"] == {"images": 6, "identities": 2, "cameras": 3, "tracklets": 3}
 
 
-@pytest.mark.parametrize("damage,message", [
+DUKE_VIDEO_DAMAGE = [
     (lambda r: [p.unlink() for p in (r / "gallery" / "0007" / "0002").iterdir()], "a tracklet without frames"),
     (lambda r: __import__("shutil").rmtree(r / "gallery" / "0007"), "identity 7 has a query tracklet but none"),
     (lambda r: (r / "train" / "0001" / "0001" / "0001_C3_F0009_X00009.jpg").write_bytes(b"x"), "cameras \\[2, 3\\]"),
@@ -142,12 +137,17 @@ def test_duke_video_reader_reads_the_folders(tmp_path, jpeg):
     (lambda r: (r / "train" / "0001" / "0001" / "frame9.jpg").write_bytes(b"x"), "does not parse"),
     (lambda r: (r / "train" / "0001" / "0001" / "0001_C2_F0001_X01001.jpg").write_bytes(b"\xff\xd8 truncated"),
      "does not decode"),
-])
-def test_duke_video_bad_input_names_what_is_wrong(tmp_path, jpeg, damage, message):
-    root = write_duke_video(tmp_path / "dv", jpeg)
+]
+
+
+@pytest.mark.parametrize("layout,damage,message", [("mars", d, m) for d, m in MARS_DAMAGE]
+                         + [("dukemtmc-videoreid", d, m) for d, m in DUKE_VIDEO_DAMAGE])
+def test_bad_input_names_what_is_wrong(tmp_path, jpeg, layout, damage, message):
+    write = {"mars": write_mars, "dukemtmc-videoreid": write_duke_video}[layout]
+    root = write(tmp_path / "dataset", jpeg)
     damage(root)
     with pytest.raises(ReidReproError, match=message):
-        build_manifest("dukemtmc-videoreid", root)
+        build_manifest(layout, root)
 
 
 def test_a_corrupt_mars_frame_stops_prepare_and_writes_nothing(tmp_path, jpeg):

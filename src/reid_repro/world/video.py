@@ -252,8 +252,7 @@ def generate_video(world: WorldConfig, video: VideoConfig, out: str | Path, body
             **{f"{s}_frames": int((table["split"] == s).sum()) for s in ("train", "query", "gallery")},
             "train_ids": int(people.query("split == 'train'")["pid"].nunique()),
             "test_ids": int(people.query("split != 'train'")["pid"].nunique()),
-            "mean_frames_per_tracklet": round(float(tracks.merge(table.groupby(["split", "tracklet"]).size()
-                                                                 .rename("n").reset_index())["n"].mean()), 2),
+            "mean_frames_per_tracklet": round(float(table.groupby(["split", "tracklet"]).size().mean()), 2),
         }
     write_json(out / "video.json", summary)
     return summary
