@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from reid_repro import tuning
-from reid_repro.config import load_params
+from reid_repro.config import load_params, load_study
 from reid_repro.errors import ReidReproError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -262,3 +262,38 @@ def test_a_scale_out_worker_uses_our_retry_and_heartbeat_settings_and_counts_eve
     assert tuning.join_study("scale", store, draw, 8, "none") == 3
     assert tuning.join_study("scale", store, draw, 8, "none") == 0
     assert len(optuna.load_study(study_name="scale", storage=url).trials) == 8
+
+
+def test_workers_join_a_study_created_once_with_the_papers_setting_first(tmp_path):
+    """`reid-repro tune --worker --n-workers N` creates the study before its workers start (RDB storages race on
+    table creation when several create it at once): create_shared makes the study once, with the studied run's
+    own settings enqueued as trial 0, and a second call (each worker makes one) adds nothing; a worker then runs
+    that trial first. Four workers on PostgreSQL: bench/bench_study_workers.py."""
+    import json
+
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_run
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    manifest = tmp_path / "manifest"                    # the study's name hashes the dataset's checksum only
+    manifest.mkdir()
+    (manifest / "dataset.json").write_text(json.dumps({"checksum": "0" * 32}))
+    params["data"]["market"] = {**params["data"]["market"], "manifest": str(manifest)}
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    store = tuning.rdb_storage(url)
+    name = tuning.create_shared(params, "cluster_contrast", store)
+    assert tuning.create_shared(params, "cluster_contrast", store) == name
+    assert [s.study_name for s in optuna.get_all_study_summaries(url)] == [name]
+    (waiting,) = optuna.load_study(study_name=name, storage=url).trials
+    settings = dataclasses.asdict(resolve_run(params, load_run(params, "cc_market"))[1])
+    space = params["studies"]["cluster_contrast"]["space"]
+    assert waiting.state == optuna.trial.TrialState.WAITING and waiting.user_attrs == {"paper_setting": True}
+    assert waiting.system_attrs["fixed_params"] == {k: settings[k] for k in space}     # what enqueue_trial keeps
+    seen = []
+
+    def draw(trial):
+        seen.append(tuning.suggest(trial, load_study(params, "cluster_contrast").space))
+        return 0.0
+
+    assert tuning.join_study(name, store, draw, 3, "none") == 3
+    assert seen[0] == {k: settings[k] for k in space} and len(seen) == 3

@@ -142,7 +142,7 @@ def rdb_storage(url: str, heartbeat: int = 60, grace: int = 180):
     from optuna.storages import RDBStorage, RetryFailedTrialCallback
 
     return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=grace,
-                      failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+                      heartbeat_stale_trial_callback=RetryFailedTrialCallback(max_retry=2))
 
 
 def join_study(name: str, store, objective, n_trials: int, pruner: str, multivariate: bool = False) -> int:
@@ -155,10 +155,11 @@ def join_study(name: str, store, objective, n_trials: int, pruner: str, multivar
     study = optuna.load_study(study_name=name, storage=store, sampler=tpe(None, multivariate),
                               pruner=make_pruner(pruner))
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    before = len(study.trials)
-    if len(study.get_trials(deepcopy=False, states=done)) < n_trials:
-        study.optimize(objective, callbacks=[MaxTrialsCallback(n_trials, states=done)], catch=())
-    return len(study.trials) - before
+    ran: list[int] = []                # counted per trial this process ends (the study's count includes enqueued
+    if len(study.get_trials(deepcopy=False, states=done)) < n_trials:          # trials and the other workers')
+        study.optimize(objective, catch=(), callbacks=[MaxTrialsCallback(n_trials, states=done),
+                                                       lambda _study, trial: ran.append(trial.number)])
+    return len(ran)
 
 
 def open_study(name: str, seed: int, pruner: str, store=None, multivariate: bool = False) -> optuna.Study:
@@ -296,21 +297,13 @@ def _note(path: Path, text: str) -> None:
     plt.close(fig)
 
 
-def prepare_study(params: dict, name: str, root: str | Path | None = None, track: bool = True,
-                  models_dir: str | Path = "models"):
-    """(the study's full name, its settings, the trial objective, the paper's setting, the MLflow parent run or
-    None) of study ``name``: each trial a normal training run of the study's run with the trial's settings on the
-    loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
-    split is never read."""
+def identify_study(params: dict, name: str) -> tuple[str, StudyConfig, dict]:
+    """(the study's full name, its settings, the paper's setting) of study ``name``, without loading any data:
+    what a launcher needs to create the study before its workers start."""
     from reid_repro import codedeps
     from reid_repro.assemble import resolve_run
     from reid_repro.config import load_run, params_hash
-    from reid_repro.data.validation import carve_validation
-    from reid_repro.training.data import ImageCache, load_split
-    from reid_repro.training.run import execute
-    from reid_repro.training.tracking import Tracker
 
-    root = Path(root) if root is not None else repo_root()
     cfg = load_study(params, name)
     spec = load_run(params, cfg.run)
     model_cfg, method_cfg = resolve_run(params, spec)
@@ -324,7 +317,27 @@ def prepare_study(params: dict, name: str, root: str | Path | None = None, track
     checksum = json.loads((Path(info["manifest"]) / "dataset.json").read_text())["checksum"]
     digest = params_hash({"code": codedeps.digest(codedeps.stage_files("train", spec.method)), "data": checksum,
                           "model": dataclasses.asdict(model_cfg)})
-    full_name = study_name(name, cfg, settings, digest)
+    return study_name(name, cfg, settings, digest), cfg, paper
+
+
+def prepare_study(params: dict, name: str, root: str | Path | None = None, track: bool = True,
+                  models_dir: str | Path = "models"):
+    """(the study's full name, its settings, the trial objective, the paper's setting, the MLflow parent run or
+    None) of study ``name``: each trial a normal training run of the study's run with the trial's settings on the
+    loop, trained without the held-out identities and scored (and pruned per epoch) by mAP on them; the test
+    split is never read."""
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_run
+    from reid_repro.data.validation import carve_validation
+    from reid_repro.training.data import ImageCache, load_split
+    from reid_repro.training.run import execute
+    from reid_repro.training.tracking import Tracker
+
+    root = Path(root) if root is not None else repo_root()
+    full_name, cfg, paper = identify_study(params, name)
+    spec = load_run(params, cfg.run)
+    model_cfg, _ = resolve_run(params, spec)
+    info = params["data"][spec.dataset]
     table = load_split(info["manifest"], "train")
     rest, query, gallery = carve_validation(table, cfg.validation, cfg.seed)
     val = pd.concat([query, gallery], ignore_index=True)
@@ -378,14 +391,24 @@ def tune(params: dict, name: str, out: str | Path, root: str | Path | None = Non
     return result
 
 
-def work(params: dict, name: str, url: str, root: str | Path | None = None, track: bool = True,
-         models_dir: str | Path = "models") -> int:
-    """A scale-out worker of study ``name`` on the shared RDB storage ``url`` (``reid-repro tune --worker``): the
-    study is created if absent (start one worker first, or run ``--create`` once, then the others), with the
-    paper's setting enqueued as its first trial; then trials until n_trials are finished across all workers."""
-    full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
-    store = rdb_storage(url)
+def create_shared(params: dict, name: str, store) -> str:
+    """Study ``name`` created on the shared storage ``store`` with the paper's setting enqueued as its first trial,
+    unless it exists; returns its full name. Workers that start together must find it there: RDB storages race on
+    table creation when several create the same study at once (docs/studies.md)."""
+    full_name, cfg, paper = identify_study(params, name)
     study = open_study(full_name, cfg.seed, cfg.pruner, store, cfg.multivariate)
     if not study.trials:
         study.enqueue_trial(paper, user_attrs={"paper_setting": True})
+    return full_name
+
+
+def work(params: dict, name: str, url: str, root: str | Path | None = None, track: bool = True,
+         models_dir: str | Path = "models", heartbeat: int = 60, grace: int = 180) -> int:
+    """A scale-out worker of study ``name`` on the shared RDB storage ``url`` (``reid-repro tune --worker``): the
+    study is created if absent (:func:`create_shared`; ``--n-workers`` creates it before starting its workers),
+    then trials until n_trials are finished across all workers. ``heartbeat`` and ``grace`` go to
+    :func:`rdb_storage` (bench/bench_study_workers.py shortens them)."""
+    store = rdb_storage(url, heartbeat, grace)
+    create_shared(params, name, store)
+    full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
     return join_study(full_name, store, objective, cfg.n_trials, cfg.pruner, cfg.multivariate)

@@ -17,6 +17,9 @@ def add_arguments(p) -> None:
                    help="a shared RDB URL (default: OPTUNA_STORAGE, else optuna.journal at the repository root)")
     p.add_argument("--worker", action="store_true", help="join the study on --storage and run trials; no export")
     p.add_argument("--n-workers", type=int, default=1, help="with --worker: this many worker processes here")
+    p.add_argument("--create", action="store_true",
+                   help="create the study on the shared storage (the paper's setting as trial 0) and exit: once, "
+                        "before workers start elsewhere at the same moment (a job array)")
     p.add_argument("--no-mlflow", action="store_true", help="do not record the trials in MLflow")
     p.add_argument("--params", default="params.yaml")
 
@@ -32,11 +35,16 @@ def run(args) -> str:
 
     params = load_params(args.params)
     url = args.storage or os.environ.get("OPTUNA_STORAGE")
-    if args.worker:
+    if args.worker or args.create:
         if not url or "://" not in url:
-            raise ReidReproError("--worker needs a shared RDB storage: --storage postgresql+psycopg://user@host/db "
+            raise ReidReproError("--worker and --create need a shared RDB storage: "
+                                 "--storage postgresql+psycopg://user@host/db "
                                  "(or OPTUNA_STORAGE)")
+        if args.create:
+            return f"tune {args.study}: study {tuning.create_shared(params, args.study, tuning.rdb_storage(url))} " \
+                   f"on {url.split('@')[-1]}"
         if args.n_workers > 1:
+            tuning.create_shared(params, args.study, tuning.rdb_storage(url))   # once, before the workers
             cmd = [sys.executable, "-m", "reid_repro.cli", "tune", "--study", args.study, "--storage", url,
                    "--worker", "--params", args.params] + (["--no-mlflow"] if args.no_mlflow else [])
             procs = [subprocess.Popen(cmd) for _ in range(args.n_workers)]
