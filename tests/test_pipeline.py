@@ -19,11 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 # the runs the figures stage reads (each method once, on two stand-ins): enough to test the pipeline's wiring
 FIGURE_RUNS = ("cc_market", "ise_market", "ice_aware_base_duke", "ice_aware_full_duke", "ice_aware_full_market")
 # + one UDA run (CANU-MMT Market->Duke, from the source stage's two trainings) and two GCL+ stage-3 runs (from their
-# stage-2 warm-up, itself from cc_market; the figures draw both), and Table 10's GCL+ runs on both video stand-ins
-# (tracklets: the video world, its readers, meshes of frames, tracklet clustering; the figures draw Fig. 11)
-VIDEO_RUNS = ("cc_mars", "gclp_mars_full", "cc_dukev", "gclp_dukev_full")
+# stage-2 warm-up, itself from cc_market; the figures draw both), and Table 10 on the MARS stand-in (tracklets: the
+# video world, its reader, meshes of frames, tracklet clustering; the figures draw Fig. 11 from what exists). The
+# DukeMTMC-VideoReID leg is the same commands on the other layout, whose stand-in and reader tests/test_video.py
+# checks: left out here for the suite's time, with the figures stage's lines that name it (DROPPED).
+VIDEO_RUNS = ("cc_mars", "gclp_mars_full")
 KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "gclp_fu_m_rot") + VIDEO_RUNS
-KEEP_WARMUPS = ("gclw_fu_m", "gclw_mars", "gclw_dukev")
+KEEP_WARMUPS = ("gclw_fu_m", "gclw_mars")
+DROPPED = ("gclp_dukev_full", "data/meshes/dukev")
 # the larger profile (off): a warm-up and the GCL+ run it starts, each a marker stage. The warm-up is pointed at
 # the Market stand-in and cc_market, so the smoke pipeline renders GCL structure for one stand-in only (the
 # meshes stages are the same command per dataset) and trains no run for the larger profile's sake alone
@@ -49,8 +52,10 @@ def ran(output: str) -> set[str]:
 def _build(work: Path):
     """The smoke pipeline: a copy of the project at tiny settings, `dvc repro`, committed."""
     work.mkdir(parents=True)
-    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml", "params.yaml"):
+    for name in (".dvcignore", "pyproject.toml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
+    lines = (ROOT / "dvc.yaml").read_text().splitlines(keepends=True)
+    (work / "dvc.yaml").write_text("".join(line for line in lines if not any(d in line for d in DROPPED)))
     shutil.copytree(ROOT / "synthetic", work / "synthetic")      # the world's pipeline file
     # with its caches: .dvcignore must keep them out of the hashes
     shutil.copytree(ROOT / "src", work / "src")
@@ -71,7 +76,7 @@ def _build(work: Path):
     params["larger"].update({kind: {k: v for k, v in params["larger"][kind].items() if k in keep}
                              for kind, keep in KEEP_LARGER.items()})
     params["larger"]["warmups"] = {k: {**v, **LARGER_WARMUP_SMOKE} for k, v in params["larger"]["warmups"].items()}
-    params["meshes"] = {d: params["meshes"][d] for d in ("market", "mars", "dukev")}   # the stand-ins warm-ups read
+    params["meshes"] = {d: params["meshes"][d] for d in ("market", "mars")}   # the stand-ins the warm-ups read
     params["sources"] = ["market"]                     # the only source a kept run starts from
     write_project(work, params)                        # params.yaml and conf/runs.json
     (work / ".gitignore").write_text("/mlflow.db\n/mlartifacts/\n/.cache/\n/optuna.journal\n")
@@ -373,8 +378,10 @@ def test_paper_scale_on_real_roots_never_builds_the_world(world, tmp_path):
     out, _ = world
     work = tmp_path / "project"
     work.mkdir()
-    for name in ("dvc.yaml", ".dvcignore", "pyproject.toml", "params.yaml"):
+    for name in (".dvcignore", "pyproject.toml", "params.yaml"):
         shutil.copy(ROOT / name, work / name)
+    lines = (ROOT / "dvc.yaml").read_text().splitlines(keepends=True)
+    (work / "dvc.yaml").write_text("".join(line for line in lines if not any(d in line for d in DROPPED)))
     shutil.copytree(ROOT / "synthetic", work / "synthetic")
     shutil.copytree(ROOT / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
     real = tmp_path / "datasets" / "Market-1501"

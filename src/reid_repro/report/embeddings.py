@@ -184,10 +184,11 @@ def build_figures(params: dict, runs_dir: str | Path, out_dir: str | Path,
             made.append(contrast_grid(params, GCL_ROTATION, params["runs"][GCL_ROTATION]["init"], runs_dir,
                                       Path(models_dir), out_dir / "gcl_fig1_view_invariant.png",
                                       item="GCL supp. Fig. 1", tags=("w/o L_vi", "GCL (with L_vi)"), skip=3))
-    if set(GCL_VIDEO) <= declared:
+    video = [r for r in GCL_VIDEO if r in declared]         # a row per video stand-in whose run is declared
+    if video:
         from reid_repro.report.generation import tracklet_grid
 
-        made.append(tracklet_grid(params, list(GCL_VIDEO), runs_dir, out_dir / "gcl_plus_fig11_tracklets.png"))
+        made.append(tracklet_grid(params, video, runs_dir, out_dir / "gcl_plus_fig11_tracklets.png"))
     if {"ice_aware_base_duke", "ice_aware_full_duke"} <= declared:
         made.append(tsne_figure(params, runs_dir, ["ice_aware_base_duke", "ice_aware_full_duke"], "duke",
                                 out_dir / "ice_fig8_tsne.png"))
