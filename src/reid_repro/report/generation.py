@@ -239,9 +239,8 @@ def _sheet(cells: list[list], h: int, w: int, labels: list[str], title: str, out
     for r, row in enumerate(cells):
         for c, img in enumerate(row):
             ax = axes[r][c]
-            ax.axis("off")
-            if img is not None:
-                ax.imshow(img.permute(1, 2, 0).numpy())
+            ax.axis("off")           # an empty cell is a blank image of the same size: every column lines up
+            ax.imshow(img.permute(1, 2, 0).numpy() if img is not None else np.full((h, w, 3), 255, np.uint8))
             if r == 0:
                 ax.set_title(labels[c], fontsize=7)
             if c == 0 and row_labels:
