@@ -93,6 +93,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loop", nargs="*", default=[], metavar="KEY=VALUE",
                         help="loop settings of the learning curves changed (e.g. lr=3.5e-4 lr_step=12)")
+    parser.add_argument("--kinds", nargs="+", default=["ground_truth", "pseudo"], choices=["ground_truth", "pseudo"],
+                        help="which learning curves: true labels, pseudo labels (true labels vary little by seed: "
+                             "the later seeds of a variant may train pseudo labels only)")
     parser.add_argument("--results", default="exp_world_variant")
     parser.add_argument("--render-only", action="store_true",
                         help="render and prepare the variant, no curves (e.g. --domain pretrain, for a start trained "
@@ -109,7 +112,8 @@ def main() -> None:
     variant = copy.deepcopy(params)
     variant["data"][args.domain] = {**variant["data"][args.domain], "root": str(root), "manifest": str(manifest)}
     loop = _values(args.loop)
-    rows = curves(variant, args.name, Path(args.models), args.epochs, args.seed, args.domain, loop=loop)
+    rows = curves(variant, args.name, Path(args.models), args.epochs, args.seed, args.domain, loop=loop,
+                  kinds=tuple(args.kinds))
     path = ROOT / "bench" / "results" / f"{args.results}.json"
     cases = json.loads(path.read_text())["cases"] if path.is_file() else []
     case = {"case": f"{args.name} seed {args.seed}", "domain": args.domain, "profile": profile, "set": domain_over,
