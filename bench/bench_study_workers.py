@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
+from exp_world_variant import _values  # noqa: E402  (KEY=VALUE arguments, as the world experiments take them)
 
 
 @contextmanager
@@ -87,12 +88,6 @@ def worker(params_path: str, study: str, url: str, root: str, models: str, heart
     ran = tuning.work(load_params(params_path), study, url, root=root, track=False, models_dir=models,
                       heartbeat=heartbeat, grace=grace)
     print(json.dumps({"pid": os.getpid(), "ran": ran}), flush=True)
-
-
-def _values(pairs: list[str]) -> dict:
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def main() -> None:

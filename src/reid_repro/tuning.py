@@ -395,7 +395,10 @@ def create_shared(params: dict, name: str, store) -> str:
     """Study ``name`` created on the shared storage ``store`` with the paper's setting enqueued as its first trial,
     unless it exists; returns its full name. Workers that start together must find it there: RDB storages race on
     table creation when several create the same study at once (docs/studies.md)."""
-    full_name, cfg, paper = identify_study(params, name)
+    return _ensure_shared(store, *identify_study(params, name))
+
+
+def _ensure_shared(store, full_name: str, cfg: StudyConfig, paper: dict) -> str:
     study = open_study(full_name, cfg.seed, cfg.pruner, store, cfg.multivariate)
     if not study.trials:
         study.enqueue_trial(paper, user_attrs={"paper_setting": True})
@@ -409,6 +412,6 @@ def work(params: dict, name: str, url: str, root: str | Path | None = None, trac
     then trials until n_trials are finished across all workers. ``heartbeat`` and ``grace`` go to
     :func:`rdb_storage` (bench/bench_study_workers.py shortens them)."""
     store = rdb_storage(url, heartbeat, grace)
-    create_shared(params, name, store)
     full_name, cfg, objective, paper, parent = prepare_study(params, name, root, track, models_dir)
+    _ensure_shared(store, full_name, cfg, paper)                 # what create_shared does, named once
     return join_study(full_name, store, objective, cfg.n_trials, cfg.pruner, cfg.multivariate)
