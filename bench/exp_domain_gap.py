@@ -16,6 +16,11 @@ of its look moved (bench/exp_world_variant.py, ``test_ids`` cut for screening), 
 Only baseline, supervised and transfer runs: no method is compared with its baseline here.
 
     python bench/exp_domain_gap.py --arms control palette lighting --models .cache/exp_start/starts/objects
+    python bench/exp_domain_gap.py --arms control palette+scene+lighting --set style_strength=0.15 \\
+        --look fit=1.1 --profile train_ids=120 --models .cache/exp_start/starts/instance@pre_fit11   # E6
+
+``--look`` and ``--profile`` change the source and the target alike (a candidate world); an arm's levers are laid
+over them, and ``a+b`` lays several arms' levers together.
 """
 
 from __future__ import annotations
@@ -49,6 +54,21 @@ ARMS = {
     "yaw": {"yaw_arc": 90.0},
     "occlusion": {"occlusion": 0.3},
 }
+
+
+def _arm(text: str) -> str:
+    unknown = [a for a in text.split("+") if a not in ARMS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown arm(s) {unknown} in {text!r}; expected {sorted(ARMS)} joined by '+'")
+    return text
+
+
+def arm_look(arm: str, base: dict) -> dict:
+    """The look levers of ``arm`` (``a+b``: a's and b's together) over the candidate's ``base`` look."""
+    look = dict(base)
+    for part in arm.split("+"):
+        look.update(ARMS[part])
+    return look
 
 
 def supervised(params: dict, dataset: str, models: Path, out: Path) -> dict:
@@ -96,7 +116,8 @@ def main() -> None:
     from reid_repro.config import load_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), type=_arm,
+                        help=f"arms, each one of {sorted(ARMS)} or several joined by '+'")
     parser.add_argument("--source", default="market")
     parser.add_argument("--target", default="duke")
     parser.add_argument("--test-ids", type=int, default=150, help="test identities of the rendered variant")
@@ -105,6 +126,10 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="world.domains settings changed in the source and the target alike (e.g. "
                              "style_strength=0.15, a candidate world): the source is rendered with them too")
+    parser.add_argument("--look", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the look changed in the source and the target alike (config.Look fields, e.g. fit=1.1)")
+    parser.add_argument("--profile", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="world profile sizes changed in both (e.g. train_ids=120); test_ids is --test-ids")
     parser.add_argument("--loop", nargs="*", default=[], metavar="KEY=VALUE",
                         help="the supervised (source) loop's settings changed, e.g. epochs=16 lr_step=12")
     parser.add_argument("--name", default="exp_domain_gap")
@@ -113,8 +138,8 @@ def main() -> None:
     params = load_params("params.yaml")
     models = Path(args.models)
     tag = models.resolve().parent.name if models.name == "pretrain" else models.name
-    domain_over = _values(args.set)
-    world = "_".join(f"{k}{v}" for k, v in domain_over.items())
+    domain_over, base_look, profile = _values(args.set), _values(args.look), _values(args.profile)
+    world = "_".join(f"{k}{v}" for k, v in {**domain_over, **base_look, **profile}.items())
     loop = _values(args.loop)
     if loop:                    # a longer supervised loop (its results kept apart from the default loop's)
         params = copy.deepcopy(params)
@@ -123,7 +148,7 @@ def main() -> None:
     if world:                   # the candidate world's source, rendered with the same settings as the target
         tag = f"{tag}_{world}"
         root, manifest, _ = render(params, f"{args.source}_{world}_t{args.test_ids}", args.source,
-                                   {"test_ids": args.test_ids}, domain_over)
+                                   {**profile, "test_ids": args.test_ids}, domain_over, base_look or None)
         params = copy.deepcopy(params)
         params["data"][args.source] = {**params["data"][args.source], "root": str(root), "manifest": str(manifest)}
     base = SCRATCH / tag
@@ -133,15 +158,17 @@ def main() -> None:
     for arm in args.arms:
         t0 = time.perf_counter()
         variant_name = f"{args.target}_{arm}{'_' + world if world else ''}_t{args.test_ids}"
-        root, manifest, counts = render(params, variant_name, args.target, {"test_ids": args.test_ids}, domain_over,
-                                        ARMS[arm] or None)
+        look = arm_look(arm, base_look)
+        root, manifest, counts = render(params, variant_name, args.target, {**profile, "test_ids": args.test_ids},
+                                        domain_over, look or None)
         variant = copy.deepcopy(params)
         variant["data"][args.target] = {**variant["data"][args.target], "root": str(root), "manifest": str(manifest)}
         inside = supervised(variant, args.target, models, base / f"supervised_{variant_name}")
         transfer = score(variant, base / f"supervised_{args.source}" / "model.pt", args.target)
         back = score(params, base / f"supervised_{variant_name}" / "model.pt", args.source)
         row = {"case": f"{tag}: {args.source}->{args.target} {arm}", "start": str(models), "arm": arm,
-               "look": ARMS[arm], "set": domain_over, "loop": loop, "render_seconds": counts["render_seconds"],
+               "look": look, "set": domain_over, "profile": profile, "loop": loop,
+               "render_seconds": counts["render_seconds"],
                "in_domain_mAP": round(100 * inside["mAP"], 2), "transfer_mAP": transfer["mAP"],
                "transfer_ratio": round(transfer["mAP"] / (100 * inside["mAP"]), 3),
                "source_in_domain_mAP": round(100 * source["mAP"], 2), "reverse_transfer_mAP": back["mAP"],
