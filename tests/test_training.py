@@ -501,14 +501,14 @@ def test_every_method_is_built_with_the_runs_context(tmp_path):
     import pandas as pd
 
     from reid_repro.assemble import resolve_run
-    from reid_repro.config import load_params, pretrain_spec
+    from reid_repro.config import load_params, source_spec
     from reid_repro.methods.cluster_contrast import ClusterContrastConfig
     from reid_repro.models import ReidNet
     from reid_repro.training.run import make_method
 
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     table = pd.DataFrame({"pid": [3, 3, 7, 9], "camid": [0, 1, 0, 1]})
-    _, cfg = resolve_run(params, pretrain_spec(), section="pretrain")
+    _, cfg = resolve_run(params, source_spec("market"), section="source")      # pretext: identity
     sup = make_method("supervised", cfg, ReidNet("resnet18"), torch.device("cpu"), table, tmp_path)
     assert sup.classifier.out_features == 3          # num_classes: the true identities of the training table
     assert list(sup.optimizers()) == ["model", "classifier"]
@@ -521,6 +521,37 @@ def test_every_method_is_built_with_the_runs_context(tmp_path):
 
     with pytest.raises(ReidReproError, match=r"supervised: needs the training set's table \(RunContext.train_table\)"):
         method_class("supervised")(cfg, ReidNet("resnet18"), torch.device("cpu"), RunContext())
+
+
+def test_instance_pretext_makes_every_training_image_a_class(tmp_path):
+    """pretext: instance (exemplar training): the classifier has a row per training image and the loop's labels are
+    the images' own indices, whatever the true identities; pretext: identity keeps the identities. A batch of the
+    PK sampler then holds `instances` views of each of `batch_ids` images. Unknown pretexts, or an instance pretext
+    on pseudo labels, name the key."""
+    import pandas as pd
+
+    from reid_repro.assemble import resolve_run
+    from reid_repro.config import load_params, pretrain_spec
+    from reid_repro.models import ReidNet
+    from reid_repro.training.data import PKSampler
+    from reid_repro.training.run import make_method
+
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    table = pd.DataFrame({"pid": [3, 3, 7, 9, 9, 9], "camid": [0, 1, 0, 1, 0, 1]})
+    pids = table["pid"].to_numpy()
+    for pretext, classes, labels in (("instance", 6, [0, 1, 2, 3, 4, 5]), ("identity", 3, [0, 0, 1, 2, 2, 2])):
+        _, cfg = resolve_run(params, pretrain_spec(), section="pretrain")
+        cfg = replace(cfg, pretext=pretext)
+        sup = make_method("supervised", cfg, ReidNet("resnet18"), torch.device("cpu"), table, tmp_path)
+        assert sup.classifier.out_features == classes, pretext
+        got = sup.pseudo_labels(0, np.zeros((6, 4), np.float32), pids)
+        assert got.tolist() == labels, pretext
+    batch = next(iter(PKSampler(np.arange(6), table["camid"].to_numpy(), 3, 4, 1, [0, 0], False)))
+    assert len(batch) == 12 and len(set(batch)) == 3 and all(batch.count(i) == 4 for i in set(batch))
+    with pytest.raises(ReidReproError, match=r"pretext='colour' is not one of \('identity', 'instance'\)"):
+        replace(cfg, pretext="colour")
+    with pytest.raises(ReidReproError, match="pretext 'instance' .* expected labels ground_truth, got 'pseudo'"):
+        replace(cfg, pretext="instance", labels="pseudo")
 
 
 def test_precision_auto_is_fp32_on_the_cpu_and_bf16_only_on_a_native_gpu(monkeypatch):
