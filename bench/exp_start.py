@@ -160,16 +160,18 @@ def objects_world() -> dict:
     return {"root": str(root), "manifest": str(manifest)}
 
 
-def make_start(params: dict, name: str, iters: int | None, world: str | None = None) -> tuple[Path, dict]:
+def make_start(params: dict, name: str, iters: int | None, world: str | None = None,
+               suffix: str = "") -> tuple[Path, dict]:
     """``<scratch>/starts/<name>/pretrain/model.pt`` for the candidate ``name`` (``<name>@<world>`` when trained on
-    the pretrain variant ``world``): (models folder, record)."""
+    the pretrain variant ``world``; ``suffix`` appended for another network, e.g. ``+arch=resnet10``):
+    (models folder, record)."""
     import torch
 
     from reid_repro.config import load_model, pretrain_spec
     from reid_repro.models import ReidNet, save_state
     from reid_repro.training.run import execute
 
-    models = SCRATCH / "starts" / (name if world is None else f"{name}@{world}")
+    models = SCRATCH / "starts" / ((name if world is None else f"{name}@{world}") + suffix)
     record = {"start": name, "pretrain_world": world or "committed"}
     if name == "identity":
         return ROOT / "models", {**record, "weights": "models/pretrain/model.pt"}
@@ -263,12 +265,18 @@ def main() -> None:
     parser.add_argument("--world", default=None,
                         help="train the pretext start on this pretrain variant (bench/exp_world_variant.py --domain "
                              "pretrain --render-only); the start is stored as <start>@<world>")
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the CPU network changed for the start and its curves (e.g. arch=resnet10); the start "
+                             "is stored as <start>[@<world>]+<key>=<value>")
     args = parser.parse_args()
     import yaml
 
     loop = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
     os.chdir(ROOT)
     params = load_params("params.yaml")
+    network = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.model)}
+    suffix = "".join(f"+{k}={v}" for k, v in network.items())
+    params["model"]["cpu"] = {**params["model"]["cpu"], **network}
     model_cfg = load_model(params)
     tests = {d: test_set(params, d, model_cfg) for d in DOMAINS}
     path = ROOT / "bench" / "results" / f"{args.name}.json"
@@ -279,9 +287,9 @@ def main() -> None:
                                                      for d, t in tests.items()}})
         print(json.dumps(rows[-1]), flush=True)
     for name in args.starts:
-        models, record = make_start(params, name, args.pretrain_iters, args.world)
+        models, record = make_start(params, name, args.pretrain_iters, args.world, suffix)
         probes = probe_weights(params, models / "pretrain" / "model.pt", tests)
-        case = name if args.world is None else f"{name}@{args.world}"
+        case = (name if args.world is None else f"{name}@{args.world}") + suffix
         row = {"case": case + args.tag, **record, **probes}
         print(json.dumps(row), flush=True)
         if args.curves:

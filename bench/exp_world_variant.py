@@ -96,6 +96,8 @@ def main() -> None:
     parser.add_argument("--kinds", nargs="+", default=["ground_truth", "pseudo"], choices=["ground_truth", "pseudo"],
                         help="which learning curves: true labels, pseudo labels (true labels vary little by seed: "
                              "the later seeds of a variant may train pseudo labels only)")
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the CPU network changed (e.g. arch=resnet10; --models must hold a start of that network)")
     parser.add_argument("--results", default="exp_world_variant")
     parser.add_argument("--render-only", action="store_true",
                         help="render and prepare the variant, no curves (e.g. --domain pretrain, for a start trained "
@@ -111,13 +113,15 @@ def main() -> None:
         return
     variant = copy.deepcopy(params)
     variant["data"][args.domain] = {**variant["data"][args.domain], "root": str(root), "manifest": str(manifest)}
+    network = _values(args.model)
+    variant["model"]["cpu"] = {**variant["model"]["cpu"], **network}
     loop = _values(args.loop)
     rows = curves(variant, args.name, Path(args.models), args.epochs, args.seed, args.domain, loop=loop,
                   kinds=tuple(args.kinds))
     path = ROOT / "bench" / "results" / f"{args.results}.json"
     cases = json.loads(path.read_text())["cases"] if path.is_file() else []
     case = {"case": f"{args.name} seed {args.seed}", "domain": args.domain, "profile": profile, "set": domain_over,
-            "look": look_over, "loop": loop,
+            "look": look_over, "loop": loop, "model": network,
             "start": str(args.models), **counts, "curves": rows}
     write_results(args.results, [c for c in cases if c["case"] != case["case"]] + [case])
 

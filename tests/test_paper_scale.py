@@ -40,6 +40,26 @@ def test_ghost_bn_over_4_chunks_equals_4_separate_bn_forwards():
     torch.testing.assert_close(ghost(x), torch.cat([ghost(q) for q in x.split(4)]))
 
 
+def test_resnet10_is_resnet18_with_one_block_per_stage():
+    """arch resnet10: the same stem, stages and widths as resnet18 with one BasicBlock each, so its parameters are
+    resnet18's less the second block of every stage; last stride 1 keeps layer4 at 1/16 of the input. It has no
+    ImageNet weights: asking for them names the archs that have."""
+    import torchvision
+
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    r18, r10 = ReidNet("resnet18"), ReidNet("resnet10")
+    second_blocks = sum(count(getattr(torchvision.models.resnet18(), f"layer{i}")[1]) for i in range(1, 5))
+    assert count(r10) == count(r18) - second_blocks
+    assert [len(r10.body[i]) for i in range(4, 8)] == [1, 1, 1, 1] and r10.dim == 512
+    with torch.no_grad():
+        maps = r10.body(torch.zeros(2, 3, 64, 32))
+    assert maps.shape == (2, 512, 4, 2)
+    with pytest.raises(ReidReproError, match=r"model.arch='resnet10' has no ImageNet weights.*'resnet18'"):
+        ReidNet("resnet10", imagenet=True)
+
+
 def test_bn_groups_is_a_checked_model_setting_that_reaches_the_network():
     """model.<scale>.bn_groups set to 2 builds a network whose training forward is two half-batch BN forwards."""
     two = copy.deepcopy(PARAMS)

@@ -12,7 +12,7 @@ from reid_repro.config.core import _scale, from_dict
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    arch: str             # resnet18 | resnet34 | resnet50 (torchvision)
+    arch: str             # resnet10 (one block per stage, CPU scale) | resnet18 | resnet34 | resnet50 (torchvision)
     last_stride: int      # 1 (re-ID) or 2 (ImageNet)
     pooling: str          # avg | gem
     height: int           # training and test input size; may be smaller than the stored images
