@@ -129,7 +129,7 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
     ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter",
      r"world.domains.market.look='winter'; expected one of \['neutral'\]"),
     ("occlusion: 0.12,", "occlusion: 1.5,", "world.looks.neutral.occlusion=1.5: out of range"),
-    ("fit: null}", "fit: 0.5}", "world.looks.neutral.fit=0.5: out of range"),
+    ("fit: 1.1}", "fit: 0.5}", "world.looks.neutral.fit=0.5: out of range"),
     ("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]",
      r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"),
 ]
@@ -156,9 +156,10 @@ def test_missing_smpl_files_name_the_file(tmp_path):
 # CPU (NumPy's AVX-512 exp/pow gave other last bits before camera styles used math.exp). Recorded when every
 # identity got its own random stream (2026-12-02), duke again when its style_strength went to 0.45 (2026-12-02),
 # both again when the table gained the look's per-camera light columns (2026-12-06; the draws did not change:
-# test_the_neutral_look_draws_the_committed_world).
-GROUND_TRUTH_SHA256 = {"market": "38078641f0559684568632c897576896a0d18d3c601c264e9c629868e0a49af8",
-                       "duke": "9d7245ef099c414913fb5e268055cd14844af7db9dd2fe53a4fffce81b1caa0a"}
+# test_the_committed_world_is_drawn_again_from_its_recorded_settings), and both when issue 38's world landed
+# (2026-12-07: camera styles 0.15, the fitted frame).
+GROUND_TRUTH_SHA256 = {"market": "14c5946141647b41cf4a093a2b9a24d8d6e84dd84442b89a58dab8dcf6cd7e3b",
+                       "duke": "89edb205944662db208d70df6629e0c024db1c24e9fe0e10c4db1b5d8c5a6faf"}
 
 
 def test_query_positions_keep_a_cross_camera_match():
@@ -206,20 +207,27 @@ def test_verify_compares_the_world_with_the_recorded_ground_truth(world, tmp_pat
     monkeypatch.setattr(verify, "WORLD_SHA256", recorded)
     lines = verify.check_world(out)
     assert lines[0] == "world market: ground truth identical to the recorded one"
-    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 9d7245ef099c != 000000000000")
+    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 89edb2059446 != 000000000000")
     assert lines[2].startswith("world msmt: ") and "missing" in lines[2]
 
 
-def test_the_neutral_look_draws_the_committed_world(body, renderer, tmp_path):
-    """data/world was drawn before domains had looks (issue 38); the neutral look draws it again. The first two
-    training identities of the Market stand-in, rendered now, match the committed ground truth in every column it
-    has, and their images the committed JPEGs up to the OpenGL driver (a few pixels may differ between drivers)."""
+def test_the_committed_world_is_drawn_again_from_its_recorded_settings(body, renderer, tmp_path):
+    """data/world/world.json records each domain's settings and (since issue 38) its look; a world drawn before
+    looks existed had the neutral look in the fixed frame (``fit: null``). Drawn again from those, the first two
+    training identities of the Market stand-in match the committed ground truth in every column it has, and their
+    images the committed JPEGs up to the OpenGL driver (a few pixels may differ between drivers)."""
+    import json
+
+    from reid_repro.config.world import Look
     from reid_repro.world.generate import WorldWriter
 
     cfg = load_world(ROOT / "params.yaml")
-    assert cfg.domains["market"].look == "neutral"
+    recorded = json.loads((ROOT / "data" / "world" / "world.json").read_text())["domains"]["market"]
+    look = Look(**recorded["look"]) if "look" in recorded else replace(cfg.looks["neutral"], fit=None)
+    market = replace(cfg.domains["market"], **{**recorded["domain"], "look": "committed"})
     sizes = replace(cfg.sizes, train_ids=2, test_ids=2, distractor_ids=0, junk_images=0)
-    small = replace(cfg, profiles={cfg.profile: sizes}, domains={"market": cfg.domains["market"]})
+    small = replace(cfg, profiles={cfg.profile: sizes}, looks={**cfg.looks, "committed": look},
+                    domains={"market": market})
     ours = WorldWriter(small, body, renderer).write_domain("market", small.domains["market"], tmp_path, 0)
     committed = pd.read_parquet(ROOT / "data" / "world" / "market" / "ground_truth.parquet")
     pick = lambda t: t[(t["split"] == "train") & t["pid"].isin([1, 2])].reset_index(drop=True)  # noqa: E731

@@ -51,7 +51,8 @@ class Look:
     """What sets a domain apart beyond its camera styles (issue 38: a domain gap from the properties synthetic
     re-ID datasets show open the largest gaps: clothing distribution, light, scenes, resolution, viewpoints).
 
-    Each field's neutral value draws what the first worlds drew, number for number: the clothing ranges of
+    Each field's neutral value draws what the first worlds drew, number for number (params.yaml's ``neutral``
+    look keeps them but for the frame, fitted since issue 38): the clothing ranges of
     ``generate.sample_identity`` before looks existed, one light from the camera (intensity 3, ambient 0.45),
     six background panels without clutter, ``resolution: null`` (the style's own ``1 - k U(0, 0.45)``), yaw
     over the full circle, occlusion 0.12 and the fixed frame (``fit: null``)."""

@@ -462,6 +462,7 @@ def generate_world(cfg: WorldConfig, out: str | Path, body, renderer: Renderer |
             "junk": int((table["pid"] < 0).sum()),
             "distractor_images": int((table["pid"] == 0).sum()),
             "domain": asdict(domain),
+            "look": asdict(cfg.look(name)),       # the look it was drawn with (tests: the world drawn again)
         }
     write_json(out / "world.json", summary)
     return summary
