@@ -13,6 +13,14 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def key_values(pairs: list[str]) -> dict:
+    """``["lr=3.5e-4", "fit=1.1"]`` -> ``{"lr": 0.00035, "fit": 1.1}``: the KEY=VALUE arguments of the benches,
+    each value read as YAML (numbers, lists, null)."""
+    import yaml
+
+    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

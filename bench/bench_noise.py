@@ -28,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import key_values, write_results  # noqa: E402
 
 DOMAINS = ("market", "duke", "msmt")
 
@@ -107,8 +107,6 @@ def seed_noise(params: dict, domain: str, seeds: int, start_mAP: float, override
 def main() -> None:
     import os
 
-    import yaml
-
     from reid_repro.config import load_params
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -128,7 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params(args.params)
-    overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    overrides = key_values(args.set)
     rows = []
     for d in args.domains:
         row = {"case": d, "baseline": args.baseline,

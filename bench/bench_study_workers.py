@@ -40,8 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
-from exp_world_variant import _values  # noqa: E402  (KEY=VALUE arguments, as the world experiments take them)
+from _common import key_values, write_results  # noqa: E402
 
 
 @contextmanager
@@ -115,7 +114,7 @@ def main() -> None:
     cfg = load_study(params, args.study)
     n_trials = args.n_trials or cfg.n_trials
     section = cfg.method
-    loop = _values(args.loop)
+    loop = key_values(args.loop)
     params[section]["loop"].update(loop)
     params["studies"][args.study] = {**params["studies"][args.study], "n_trials": n_trials}
     for name, info in params["data"].items():           # the pipeline's data, wherever the bench runs from

@@ -34,9 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import key_values, write_results  # noqa: E402
 from exp_start import probe_weights  # noqa: E402
-from exp_world_variant import _values, render  # noqa: E402
+from exp_world_variant import render  # noqa: E402
 
 SCRATCH = ROOT / ".cache" / "exp_gap"
 
@@ -138,9 +138,9 @@ def main() -> None:
     params = load_params("params.yaml")
     models = Path(args.models)
     tag = models.resolve().parent.name if models.name == "pretrain" else models.name
-    domain_over, base_look, profile = _values(args.set), _values(args.look), _values(args.profile)
+    domain_over, base_look, profile = key_values(args.set), key_values(args.look), key_values(args.profile)
     world = "_".join(f"{k}{v}" for k, v in {**domain_over, **base_look, **profile}.items())
-    loop = _values(args.loop)
+    loop = key_values(args.loop)
     if loop:                    # a longer supervised loop (its results kept apart from the default loop's)
         params = copy.deepcopy(params)
         params["source"]["loop"] = {**params["source"]["loop"], **loop}

@@ -39,7 +39,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import key_values, write_results  # noqa: E402
 
 SCRATCH = ROOT / ".cache" / "exp_start"
 DOMAINS = ("market", "duke", "msmt")
@@ -269,12 +269,10 @@ def main() -> None:
                         help="the CPU network changed for the start and its curves (e.g. arch=resnet10); the start "
                              "is stored as <start>[@<world>]+<key>=<value>")
     args = parser.parse_args()
-    import yaml
-
-    loop = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.set)}
+    loop = key_values(args.set)
     os.chdir(ROOT)
     params = load_params("params.yaml")
-    network = {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in args.model)}
+    network = key_values(args.model)
     suffix = "".join(f"+{k}={v}" for k, v in network.items())
     params["model"]["cpu"] = {**params["model"]["cpu"], **network}
     model_cfg = load_model(params)

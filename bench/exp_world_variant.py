@@ -25,16 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import key_values, write_results  # noqa: E402
 from exp_start import curves  # noqa: E402
 
 SCRATCH = ROOT / ".cache" / "exp_world"
-
-
-def _values(pairs: list[str]) -> dict:
-    import yaml
-
-    return {k: yaml.safe_load(v) for k, v in (p.split("=", 1) for p in pairs)}
 
 
 def render(params: dict, name: str, domain: str, profile: dict, domain_over: dict,
@@ -105,17 +99,17 @@ def main() -> None:
     args = parser.parse_args()
     os.chdir(ROOT)
     params = load_params("params.yaml")
-    profile, domain_over = _values(args.profile), _values(args.set)
-    look_over = _values(args.look)
+    profile, domain_over = key_values(args.profile), key_values(args.set)
+    look_over = key_values(args.look)
     root, manifest, counts = render(params, args.name, args.domain, profile, domain_over, look_over)
     if args.render_only:
         print(json.dumps({"variant": args.name, "domain": args.domain, "root": str(root), **counts}), flush=True)
         return
     variant = copy.deepcopy(params)
     variant["data"][args.domain] = {**variant["data"][args.domain], "root": str(root), "manifest": str(manifest)}
-    network = _values(args.model)
+    network = key_values(args.model)
     variant["model"]["cpu"] = {**variant["model"]["cpu"], **network}
-    loop = _values(args.loop)
+    loop = key_values(args.loop)
     rows = curves(variant, args.name, Path(args.models), args.epochs, args.seed, args.domain, loop=loop,
                   kinds=tuple(args.kinds))
     path = ROOT / "bench" / "results" / f"{args.results}.json"

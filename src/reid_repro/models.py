@@ -60,6 +60,13 @@ ARCHS = {"resnet18": "ResNet18_Weights", "resnet34": "ResNet34_Weights", "resnet
 BLOCKS = {"resnet10": [1, 1, 1, 1]}
 
 
+def _check_imagenet(arch: str) -> None:
+    """An error unless torchvision has ImageNet weights for ``arch``."""
+    if not ARCHS.get(arch):
+        raise ReidReproError(f"model.arch={arch!r} has no ImageNet weights; expected init: scratch, or one of "
+                             f"{sorted(a for a, w in ARCHS.items() if w)} for an ImageNet start")
+
+
 class GeM(nn.Module):
     """Generalised-mean pooling (Radenovic et al.), p = 3 and learnable, as in Cluster-Contrast."""
 
@@ -89,10 +96,9 @@ class ReidNet(nn.Module):
             raise ReidReproError(f"model.arch={arch!r}; expected one of {sorted(ARCHS)}")
         if pooling not in ("avg", "gem"):
             raise ReidReproError(f"model.pooling={pooling!r}; expected 'avg' or 'gem'")
+        if imagenet:
+            _check_imagenet(arch)
         if arch in BLOCKS:
-            if imagenet:
-                raise ReidReproError(f"model.arch={arch!r} has no ImageNet weights; expected init: scratch, or one "
-                                     f"of {sorted(a for a, w in ARCHS.items() if w)} for an ImageNet start")
             net = torchvision.models.resnet.ResNet(torchvision.models.resnet.BasicBlock, BLOCKS[arch])
         else:
             net = getattr(torchvision.models, arch)(weights=None)
@@ -205,9 +211,7 @@ class ReidNet(nn.Module):
 def imagenet_weights_path(arch: str, folder: str | Path | None = None) -> Path:
     """The torchvision ImageNet checkpoint of ``arch`` in ``folder`` (default: torch's hub cache, where
     torchvision downloads it); an error naming the file and its download address if it is not there."""
-    if not ARCHS.get(arch):
-        raise ReidReproError(f"model.arch={arch!r} has no ImageNet weights; expected one of "
-                             f"{sorted(a for a, w in ARCHS.items() if w)}")
+    _check_imagenet(arch)
     weights = getattr(torchvision.models, ARCHS[arch]).IMAGENET1K_V1
     folder = Path(torch.hub.get_dir()) / "checkpoints" if folder is None else Path(folder)
     path = folder / Path(weights.url).name
