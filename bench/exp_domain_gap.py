@@ -47,6 +47,9 @@ ARMS = {
     "palette": {"clothing_hue": [0.45, 0.8], "upper_saturation": [0.05, 0.5], "upper_value": [0.1, 0.5],
                 "lower_saturation": [0.05, 0.4], "lower_value": [0.1, 0.45], "long_sleeves": 0.95,
                 "long_trousers": 0.98},
+    # E9: DukeMTMC-reID's winter clothes without the narrow band: every hue, darker and greyer than the neutral look
+    "dark": {"upper_saturation": [0.1, 0.7], "upper_value": [0.1, 0.6], "lower_saturation": [0.05, 0.5],
+             "lower_value": [0.1, 0.5], "long_sleeves": 0.9, "long_trousers": 0.95},
     "textures": {"textures": {"none": 0.4, "checks": 0.3, "colorblock": 0.3}},
     "lighting": {"light": [1.2, 2.4], "ambient": [0.5, 0.75], "light_azimuth": 75.0, "warmth": [-0.3, 0.0]},
     "scene": {"panels": 14, "clutter": 0.6},

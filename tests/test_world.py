@@ -126,8 +126,8 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
     ("body_model: anny", "body_model: anny\n  colour: red", "world.colour: unknown key"),
     ("profile: default", "profile: huge", "world.profile='huge'"),
     ("cameras: 6,", "cameras: 'six',", "world.domains.market.cameras='six'"),
-    ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: winter",
-     r"world.domains.market.look='winter'; expected one of \['neutral'\]"),
+    ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: summer",
+     r"world.domains.market.look='summer'; expected one of \['neutral', 'winter'\]"),
     ("occlusion: 0.12,", "occlusion: 1.5,", "world.looks.neutral.occlusion=1.5: out of range"),
     ("fit: 1.1}", "fit: 0.5}", "world.looks.neutral.fit=0.5: out of range"),
     ("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]",
@@ -157,9 +157,9 @@ def test_missing_smpl_files_name_the_file(tmp_path):
 # identity got its own random stream (2026-12-02), duke again when its style_strength went to 0.45 (2026-12-02),
 # both again when the table gained the look's per-camera light columns (2026-12-06; the draws did not change:
 # test_the_committed_world_is_drawn_again_from_its_recorded_settings), and both when issue 38's world landed
-# (2026-12-07: camera styles 0.15, the fitted frame).
+# (2026-12-07: camera styles 0.15, the fitted frame), and Duke's when it got its winter look (E9).
 GROUND_TRUTH_SHA256 = {"market": "14c5946141647b41cf4a093a2b9a24d8d6e84dd84442b89a58dab8dcf6cd7e3b",
-                       "duke": "89edb205944662db208d70df6629e0c024db1c24e9fe0e10c4db1b5d8c5a6faf"}
+                       "duke": "6424230fa5b9122e564541817348fb4e01d0e038da2b3252c6a9d85d36ee4ee8"}
 
 
 def test_query_positions_keep_a_cross_camera_match():
@@ -207,7 +207,7 @@ def test_verify_compares_the_world_with_the_recorded_ground_truth(world, tmp_pat
     monkeypatch.setattr(verify, "WORLD_SHA256", recorded)
     lines = verify.check_world(out)
     assert lines[0] == "world market: ground truth identical to the recorded one"
-    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 89edb2059446 != 000000000000")
+    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 6424230fa5b9 != 000000000000")
     assert lines[2].startswith("world msmt: ") and "missing" in lines[2]
 
 
