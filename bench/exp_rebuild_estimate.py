@@ -105,14 +105,13 @@ def verdict_runs(params: dict) -> Counter:
     return fed
 
 
-def committed_per_seed(stage: str, seeds: int) -> float:
-    """A run stage's committed seconds per seed (``seeds``: the params' seeds, for a run never built, whose
-    estimate is the default of its kind)."""
-    kind, _, item = stage.partition("@")
-    path = ROOT / "runs" / (f"tuned_{item}" if kind == "tuned" else item) / "metrics.json"
+def committed_per_seed(run: str, seeds: int) -> float:
+    """A run's committed seconds per seed (``seeds``: the params' seeds, for a run never built, whose estimate is
+    the default of its kind)."""
+    path = ROOT / "runs" / run / "metrics.json"
     if path.is_file():
         seeds = json.loads(path.read_text()).get("num_seeds", 1)
-    return (estimate(stage, ROOT) - STAGE_OVERHEAD) / seeds
+    return (estimate(f"train@{run}", ROOT) - STAGE_OVERHEAD) / seeds
 
 
 def price(log: dict[str, float], measured: Path, plans: list[tuple[int, int]]) -> dict:
@@ -127,7 +126,7 @@ def price(log: dict[str, float], measured: Path, plans: list[tuple[int, int]]) -
     # committed seconds per seed, as the median of each (family, dataset) group: the committed runs were built
     # while tests and benches shared the CPU, so one run's own record is noisy (same work: 42-273 s)
     group = {name: (family(spec, params), spec["dataset"]) for name, spec in runs.items()}
-    committed = {name: committed_per_seed(f"train@{name}", params["seeds"]) for name in runs}
+    committed = {name: committed_per_seed(name, params["seeds"]) for name in runs}
     median = {g: statistics.median(committed[n] for n in runs if group[n] == g) for g in set(group.values())}
     # the new world's seconds per seed of each family's measured run (its stage ran the run's own seeds)
     ratio, per_seed = {}, {}
