@@ -12,6 +12,8 @@ of its look moved (bench/exp_world_variant.py, ``test_ids`` cut for screening), 
 - the start on the variant: mAP, camera probe, k-nearest-neighbour mix (bench/exp_start.py);
 - with ``--cc``: one seed of Cluster-Contrast on the variant, to see whether its pseudo labels collapse (final
   mAP, NMI, clusters, outliers, mutual information of pseudo labels and camera).
+- with ``--uda mmt_market2duke ssg_market2duke``: seed 0 of the CANU baselines on the variant from this bench's
+  source model (target 3: they should end >= 10 mAP above direct transfer), with their clusters per epoch.
 
 Only baseline, supervised and transfer runs: no method is compared with its baseline here.
 
@@ -52,6 +54,8 @@ ARMS = {
              "lower_value": [0.1, 0.5], "long_sleeves": 0.9, "long_trousers": 0.95},
     "textures": {"textures": {"none": 0.4, "checks": 0.3, "colorblock": 0.3}},
     "lighting": {"light": [1.2, 2.4], "ambient": [0.5, 0.75], "light_azimuth": 75.0, "warmth": [-0.3, 0.0]},
+    # MSMT17's 15 cameras, indoor and outdoor, filmed morning to afternoon over four days of different weather
+    "daylight": {"light": [0.8, 3.0], "ambient": [0.3, 0.8], "light_azimuth": 90.0, "warmth": [-0.3, 0.3]},
     "scene": {"panels": 14, "clutter": 0.6},
     "resolution": {"resolution": [0.25, 0.5]},
     "yaw": {"yaw_arc": 90.0},
@@ -113,6 +117,32 @@ def cc_seed(params: dict, dataset: str, models: Path, out: Path) -> dict:
             "mi_true_camera": round(float(hist["mi_true_camera"].iloc[-1]), 4)}
 
 
+def uda_seed(params: dict, run: str, source: Path, out: Path) -> dict:
+    """Seed 0 of the declared UDA run ``run`` (MMT or SSG, the CANU baselines) on the target variant in
+    ``params``, started from the bench's own source model (``source``/model.pt as ``source_<dataset>``; MMT's net 2
+    is then a copy of net 1, history column net2_copied): target 3 wants them >= 10 mAP above direct transfer.
+    Epoch 1's clusters are those of the source model's features on the target, before any step."""
+    import pandas as pd
+
+    from reid_repro.config import load_run
+    from reid_repro.training.run import execute
+
+    spec = load_run(params, run)
+    models = out / "models"
+    link = models / spec.init
+    if not link.exists():
+        models.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(source.resolve(), target_is_directory=True)
+    m = execute(params, f"exp_gap_{run}_{out.name}", spec, out, stage="bench", root=ROOT, models_dir=models,
+                track=False, keep_model=False)
+    hist = pd.read_parquet(out / "history.parquet")
+    first = hist.iloc[0]
+    return {"final_mAP": round(100 * m["mAP"], 2), "nmi": round(float(hist["nmi"].iloc[-1]), 4),
+            "clusters": hist["num_clusters"].tolist(), "outliers": hist["num_outliers"].tolist(),
+            "mi_pseudo_camera": [round(float(v), 4) for v in hist["mi_pseudo_camera"]],
+            "mi_true_camera": round(float(first["mi_true_camera"]), 4)}
+
+
 def main() -> None:
     import os
 
@@ -126,6 +156,9 @@ def main() -> None:
     parser.add_argument("--test-ids", type=int, default=150, help="test identities of the rendered variant")
     parser.add_argument("--models", default="models", help="folder holding the start (<models>/pretrain/model.pt)")
     parser.add_argument("--cc", action="store_true", help="also one seed of Cluster-Contrast on each variant")
+    parser.add_argument("--uda", nargs="*", default=[], metavar="RUN",
+                        help="also seed 0 of these declared UDA runs (e.g. mmt_market2duke) on each variant, from "
+                             "this bench's source model")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="world.domains settings changed in the source and the target alike (e.g. "
                              "style_strength=0.15, a candidate world): the source is rendered with them too")
@@ -179,6 +212,8 @@ def main() -> None:
                "start_on_target": score(variant, models / "pretrain" / "model.pt", args.target, full=True)}
         if args.cc:
             row["cc"] = cc_seed(variant, args.target, models, base / f"cc_{variant_name}")
+        for run in args.uda:
+            row[run] = uda_seed(variant, run, base / f"supervised_{args.source}", base / f"{run}_{variant_name}")
         row["seconds"] = round(time.perf_counter() - t0, 1)
         print(json.dumps(row), flush=True)
         rows = [r for r in rows if r["case"] != row["case"]] + [row]
