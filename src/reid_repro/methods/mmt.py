@@ -211,8 +211,8 @@ class Mmt(Method):
         if not self.net2_copied:
             load_state(net_2, state_2, f"{path} (model_2)", "MMT's net 2")
         elif cfg.init_2 == "auto":
-            print(f"mmt: no {path or 'init_dir'}; net 2 starts as a copy of net 1 (init_2: auto; history column "
-                  "net2_copied)")
+            print(f"mmt: {path or 'init_dir'} holds no model_2; net 2 starts as a copy of net 1 (init_2: auto; "
+                  "history column net2_copied)")
         self.students = [Peer(model, num_train).to(device), Peer(net_2, num_train).to(device)]
         self.teachers = [copy.deepcopy(s) for s in self.students]
         for t in self.teachers:
