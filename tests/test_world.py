@@ -129,7 +129,14 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
     ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: summer",
      r"world.domains.market.look='summer'; expected one of \['neutral', 'winter'\]"),
     ("occlusion: 0.12,", "occlusion: 1.5,", "world.looks.neutral.occlusion=1.5: out of range"),
-    ("fit: 1.1}", "fit: 0.5}", "world.looks.neutral.fit=0.5: out of range"),
+    ("fit: 1.1, body: null, bags: null}", "fit: 0.5, body: null, bags: null}",
+     "world.looks.neutral.fit=0.5: out of range"),
+    ("fit: 1.1, body: null, bags: null}", "fit: 1.1, body: {size: [0.1, 0.2]}, bags: null}",
+     "world.looks.neutral.body.size: unknown body factor"),
+    ("fit: 1.1, body: null, bags: null}", "fit: 1.1, body: {height: [0.9, 0.1]}, bags: null}",
+     r"world.looks.neutral.body.height=\[0.9, 0.1\]; expected \[lo, hi\]"),
+    ("fit: 1.1, body: null, bags: null}", "fit: 1.1, body: null, bags: {suitcase: 1.0}}",
+     r"world.looks.neutral.bags=\{'suitcase': 1.0\}; expected weights"),
     ("upper_value: [0.2, 1.0]", "upper_value: [0.9, 0.2]",
      r"world.looks.neutral.upper_value=\[0.9, 0.2\]; expected \[lo, hi\]"),
 ]
@@ -256,7 +263,8 @@ def test_each_lever_of_a_look_draws_what_it_names(body, renderer, tmp_path):
                    upper_value=[0.1, 0.4], lower_saturation=[0.6, 0.9], lower_value=[0.6, 0.9], long_sleeves=1.0,
                    long_trousers=0.0, textures={"checks": 1.0, "vstripes": 0.0}, light=[1.5, 2.0],
                    ambient=[0.2, 0.3], light_azimuth=60.0, warmth=[0.4, 0.6], panels=12, clutter=0.5,
-                   resolution=[0.3, 0.4], low_res_cameras=1, low_res_factor=0.2, yaw_arc=40.0, occlusion=1.0)
+                   resolution=[0.3, 0.4], low_res_cameras=1, low_res_factor=0.2, yaw_arc=40.0, occlusion=1.0,
+                   body={"height": [0.8, 0.9], "age": [0.1, 0.2]}, bags={"front": 1.0, "none": 0.0})
     assert isinstance(look, Look)
     cfg = replace(base, looks={**base.looks, "winter": look},
                   domains={"duke": replace(base.domains["duke"], look="winter")})
@@ -266,7 +274,9 @@ def test_each_lever_of_a_look_draws_what_it_names(body, renderer, tmp_path):
     t = pd.read_parquet(tmp_path / "duke" / "ground_truth.parquet")
     people = t[t["pid"] > 0]
     assert people["occluded"].all() and people["long_sleeves"].all() and not people["long_trousers"].any()
-    assert set(people["texture"]) == {"checks"}
+    assert set(people["texture"]) == {"checks"} and set(people["bag"]) == {"front"}
+    assert people["shape_height"].between(0.8, 0.9).all() and people["shape_age"].between(0.1, 0.2).all()
+    assert people["shape_weight"].between(0.15, 0.85).all()      # a factor the look leaves: the first worlds' range
     for column, (h, s, v) in (("upper", ([0.5, 0.7], [0.05, 0.3], [0.1, 0.4])),
                               ("lower", ([0.5, 0.7], [0.6, 0.9], [0.6, 0.9]))):
         got = np.array([_hsv_of(c) for c in people[column]])

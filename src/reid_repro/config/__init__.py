@@ -13,7 +13,8 @@ from reid_repro.config.runs import (LARGER_KEYS, MAX_SEEDS, SOURCE_SECOND_SEED, 
                                     source_spec)
 from reid_repro.config.studies import KINDS, PRUNERS, Dimension, StudyConfig, load_study, tuned_run
 from reid_repro.config.video import VIDEO_LAYOUTS, VideoConfig, VideoDomain, VideoProfile, load_video
-from reid_repro.config.world import TEXTURES, Domain, Look, Profile, WorldConfig, _range, load_world
+from reid_repro.config.world import (BAGS, BODY_FACTORS, TEXTURES, Domain, Look, Profile, WorldConfig, _range,
+                                    load_world)
 
 __all__ = ["GENERATED", "PAPERS", "SCALES", "_convert", "_scale", "from_dict", "load_declared", "load_params",
            "params_hash", "DATA_FORMATS", "DATA_KEYS", "MESH_SOURCES", "check_mesh_source", "validate_meshes",
@@ -21,4 +22,5 @@ __all__ = ["GENERATED", "PAPERS", "SCALES", "_convert", "_scale", "from_dict", "
            "SOURCE_SECOND_SEED", "WARMUP_KEYS", "RunSpec", "declared_runs", "larger_section", "load_run", "load_warmup",
            "not_run_reason", "pretrain_spec", "run_seeds", "source_spec", "KINDS", "PRUNERS", "Dimension",
            "StudyConfig", "load_study", "tuned_run", "VIDEO_LAYOUTS", "VideoConfig", "VideoDomain", "VideoProfile",
-           "load_video", "TEXTURES", "Domain", "Look", "Profile", "WorldConfig", "_range", "load_world"]
+           "load_video", "BAGS", "BODY_FACTORS", "TEXTURES", "Domain", "Look", "Profile", "WorldConfig", "_range",
+           "load_world"]

@@ -44,6 +44,8 @@ def _range(values: list, key: str, low: float, high: float) -> None:
 
 
 TEXTURES = ("none", "stripes", "logo", "checks", "vstripes", "colorblock")
+BODY_FACTORS = ("gender", "age", "muscle", "weight", "height", "proportions")   # the body model's shape keys
+BAGS = ("none", "back", "front")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,11 @@ class Look:
     # covers ~19% of the box); a number: a detector's box, fitted to the person as Market-1501's DPM boxes and
     # DukeMTMC-reID's hand-drawn ones are: the frame is the person's height times ``fit``, centred on the person
     fit: typing.Optional[float] = None
+    # the people (issue 38: a domain's own population, as a summer campus and a winter city differ); null: the
+    # first worlds' draws, number for number (every body factor U(0.15, 0.85), bags none / back / front
+    # 0.4 / 0.4 / 0.2)
+    body: typing.Optional[typing.Dict[str, typing.List[float]]] = None    # [lo, hi] of some of BODY_FACTORS
+    bags: typing.Optional[typing.Dict[str, float]] = None                 # weights over BAGS
 
     def check(self, key: str) -> None:
         """Every value in range; errors name ``key`` (world.looks.<name>) and the field."""
@@ -99,6 +106,15 @@ class Look:
         for name, ok in checks.items():
             if not ok:
                 raise ReidReproError(f"params.yaml: {key}.{name}={getattr(self, name)!r}: out of range")
+        for name, value in (self.body or {}).items():
+            if name not in BODY_FACTORS:
+                raise ReidReproError(f"params.yaml: {key}.body.{name}: unknown body factor; expected one of "
+                                     f"{list(BODY_FACTORS)}")
+            _range(value, f"{key}.body.{name}", 0.0, 1.0)
+        if self.bags is not None and (sorted(set(self.bags) - set(BAGS)) or any(w < 0 for w in self.bags.values())
+                                      or sum(self.bags.values()) <= 0):
+            raise ReidReproError(f"params.yaml: {key}.bags={self.bags!r}; expected weights >= 0 (not all 0) over "
+                                 f"{list(BAGS)}")
         if self.textures is not None:
             bad = sorted(set(self.textures) - set(TEXTURES))
             if bad or not self.textures or any(w < 0 for w in self.textures.values()) \

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reid_repro.config.world import BODY_FACTORS
 from reid_repro.errors import ReidReproError
 
 PARTS = ("head", "torso", "upper_arm", "lower_arm", "hand", "thigh", "shin", "foot")
@@ -26,7 +27,7 @@ ANNY_BONE_PARTS = {
     "upperleg": "thigh", "lowerleg": "shin", "foot": "foot", "toe": "foot",
 }
 # anny phenotype parameters, each in [0, 1]; these make the body shape of an identity
-SHAPE_KEYS = ("gender", "age", "muscle", "weight", "height", "proportions")
+SHAPE_KEYS = BODY_FACTORS       # config.BODY_FACTORS: what a look's ``body`` ranges may name
 
 # SMPL joint index -> body part, for the smplx backend (SMPL's 24-joint skeleton)
 SMPL_JOINT_PARTS = {0: "torso", 1: "thigh", 2: "thigh", 3: "torso", 4: "shin", 5: "shin", 6: "torso", 7: "foot",

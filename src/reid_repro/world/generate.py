@@ -29,7 +29,7 @@ import pandas as pd
 from PIL import Image, ImageFilter
 from tqdm import tqdm
 
-from reid_repro.config import TEXTURES, Domain, Look, WorldConfig
+from reid_repro.config import BAGS, TEXTURES, Domain, Look, WorldConfig
 from reid_repro.errors import ReidReproError
 from reid_repro.io import write_json, write_parquet
 from reid_repro.world.body import PARTS, SHAPE_KEYS, Mesh, yaw_matrix
@@ -143,12 +143,20 @@ def _texture(rng: np.random.Generator, weights: dict | None) -> str:
     return str(rng.choice(names, p=p / p.sum()))
 
 
+def _bag(rng: np.random.Generator, weights: dict | None) -> str:
+    """A bag from ``weights`` over BAGS; None: the first worlds' none / back / front at 0.4 / 0.4 / 0.2."""
+    if weights is None:
+        return str(rng.choice(list(BAGS), p=[0.4, 0.4, 0.2]))
+    p = np.array([weights.get(b, 0.0) for b in BAGS], dtype=np.float64)
+    return str(rng.choice(list(BAGS), p=p / p.sum()))
+
+
 def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Look) -> Identity:
-    """One identity's factors, the clothes drawn from ``look``'s distributions."""
+    """One identity's factors, the clothes, body and bags drawn from ``look``'s distributions."""
     n_cams = int(rng.integers(2, min(domain.cameras, 5) + 1))
     return Identity(
         pid=pid,
-        shape={k: float(rng.uniform(0.15, 0.85)) for k in SHAPE_KEYS},
+        shape={k: float(rng.uniform(*(look.body or {}).get(k, (0.15, 0.85)))) for k in SHAPE_KEYS},
         upper=_hsv(_in(rng.random(), look.clothing_hue), rng.uniform(*look.upper_saturation),
                    rng.uniform(*look.upper_value)),
         lower=_hsv(_in(rng.random(), look.clothing_hue), rng.uniform(*look.lower_saturation),
@@ -159,7 +167,7 @@ def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Lo
         hair=HAIR[int(rng.integers(len(HAIR)))], long_hair=bool(rng.random() < 0.4),
         skin=SKIN[int(rng.integers(len(SKIN)))],
         shoes=_hsv(rng.random(), rng.uniform(0, 0.6), rng.uniform(0.1, 0.9)),
-        bag=str(rng.choice(["none", "back", "front"], p=[0.4, 0.4, 0.2])),
+        bag=_bag(rng, look.bags),
         bag_color=_hsv(rng.random(), rng.uniform(0.2, 0.9), rng.uniform(0.15, 0.8)),
         cameras=tuple(int(c) for c in np.sort(rng.choice(domain.cameras, n_cams, replace=False))),
     )
