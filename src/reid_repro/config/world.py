@@ -43,6 +43,13 @@ def _range(values: list, key: str, low: float, high: float) -> None:
         raise ReidReproError(f"params.yaml: {key}={values!r}; expected [lo, hi] with {low} <= lo <= hi <= {high}")
 
 
+def _weights(weights: dict | None, names: tuple, key: str) -> None:
+    """Weights over ``names`` (null: the look's default draw): each >= 0, not all 0, no other name."""
+    if weights is not None and (set(weights) - set(names) or any(w < 0 for w in weights.values())
+                                or sum(weights.values()) <= 0):
+        raise ReidReproError(f"params.yaml: {key}={weights!r}; expected weights >= 0 (not all 0) over {list(names)}")
+
+
 TEXTURES = ("none", "stripes", "logo", "checks", "vstripes", "colorblock")
 BODY_FACTORS = ("gender", "age", "muscle", "weight", "height", "proportions")   # the body model's shape keys
 BAGS = ("none", "back", "front")
@@ -111,16 +118,8 @@ class Look:
                 raise ReidReproError(f"params.yaml: {key}.body.{name}: unknown body factor; expected one of "
                                      f"{list(BODY_FACTORS)}")
             _range(value, f"{key}.body.{name}", 0.0, 1.0)
-        if self.bags is not None and (sorted(set(self.bags) - set(BAGS)) or any(w < 0 for w in self.bags.values())
-                                      or sum(self.bags.values()) <= 0):
-            raise ReidReproError(f"params.yaml: {key}.bags={self.bags!r}; expected weights >= 0 (not all 0) over "
-                                 f"{list(BAGS)}")
-        if self.textures is not None:
-            bad = sorted(set(self.textures) - set(TEXTURES))
-            if bad or not self.textures or any(w < 0 for w in self.textures.values()) \
-                    or sum(self.textures.values()) <= 0:
-                raise ReidReproError(f"params.yaml: {key}.textures={self.textures!r}; expected weights "
-                                     f">= 0 (not all 0) over {list(TEXTURES)}")
+        _weights(self.bags, BAGS, f"{key}.bags")
+        _weights(self.textures, TEXTURES, f"{key}.textures")
 
 
 @dataclasses.dataclass(frozen=True)

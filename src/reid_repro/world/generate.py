@@ -135,20 +135,24 @@ def _in(unit: float, lo_hi: list) -> float:
     return unit if (lo, hi) == (0.0, 1.0) else lo + (hi - lo) * unit
 
 
+def _weighted(rng: np.random.Generator, names: tuple, weights: dict) -> str:
+    """One of the ``names`` that ``weights`` names, in proportion to its weight."""
+    names = [n for n in names if n in weights]
+    p = np.array([weights[n] for n in names], dtype=np.float64)
+    return str(rng.choice(names, p=p / p.sum()))
+
+
 def _texture(rng: np.random.Generator, weights: dict | None) -> str:
     if weights is None:            # the first worlds' draw: one of three, alike
         return str(rng.choice(["none", "stripes", "logo"]))
-    names = [t for t in TEXTURES if t in weights]
-    p = np.array([weights[t] for t in names], dtype=np.float64)
-    return str(rng.choice(names, p=p / p.sum()))
+    return _weighted(rng, TEXTURES, weights)
 
 
 def _bag(rng: np.random.Generator, weights: dict | None) -> str:
     """A bag from ``weights`` over BAGS; None: the first worlds' none / back / front at 0.4 / 0.4 / 0.2."""
     if weights is None:
         return str(rng.choice(list(BAGS), p=[0.4, 0.4, 0.2]))
-    p = np.array([weights.get(b, 0.0) for b in BAGS], dtype=np.float64)
-    return str(rng.choice(list(BAGS), p=p / p.sum()))
+    return _weighted(rng, BAGS, weights)
 
 
 def sample_identity(pid: int, domain: Domain, rng: np.random.Generator, look: Look) -> Identity:
