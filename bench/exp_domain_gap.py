@@ -60,6 +60,10 @@ ARMS = {
     "resolution": {"resolution": [0.25, 0.5]},
     "yaw": {"yaw_arc": 90.0},
     "occlusion": {"occlusion": 0.3},
+    # a domain's own people (session 33): every body factor over its whole range (the neutral look: 0.15-0.85) and
+    # more bags (MSMT17: a campus of students with backpacks; the first worlds: none / back / front 0.4 / 0.4 / 0.2)
+    "people": {"body": {k: [0.0, 1.0] for k in ("gender", "age", "muscle", "weight", "height", "proportions")},
+               "bags": {"none": 0.25, "back": 0.55, "front": 0.2}},
 }
 
 
