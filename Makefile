@@ -40,8 +40,9 @@ test: $(STAMP)
 # check validates all of params.yaml and every run's paper row before hours of training; `reid-repro repro` then
 # says how many stages are out of date and how long they should take, and runs dvc repro showing stage k of n and
 # the time left.
-# `make repro LARGER=1` also trains the larger profile (params.yaml: larger; GCL+'s other domains and sweeps) as
-# `dvc exp run -S larger.enabled=true`: DVC sets the key in params.yaml (git diff shows it) and rebuilds.
+# `make repro LARGER=1` also trains the larger profile (params.yaml: larger; GCL+'s other domains and sweeps):
+# `reid-repro repro` writes its stages into conf/runs.json (larger_stages: empty while it is off, so that `dvc status`
+# skips them), then `dvc exp run -S larger.enabled=true` sets the key in params.yaml (git diff shows both).
 repro: $(STAMP)
 	$(RUN) $(BIN)/reid-repro check
 ifeq ($(LARGER),1)

@@ -27,14 +27,32 @@ def _declared_code(deps: list[str]) -> set[str]:
     return files
 
 
-def _stages():
-    """(stage name, kind, method, declared deps, declared params) for every stage of dvc.yaml, foreach expanded by
-    DVC itself."""
+@pytest.fixture(scope="module")
+def larger_on(tmp_path_factory) -> Path:
+    """The project's pipeline files with the larger profile on, so that its stages (none while it is off) are
+    checked too: params.yaml with larger.enabled true, the conf/runs.json that goes with it, dvc.yaml."""
+    import shutil
+    import subprocess
+
+    from reid_repro.declare import write_project
+
+    folder = tmp_path_factory.mktemp("larger_on")
+    params = load_params(ROOT / "params.yaml")
+    params["larger"]["enabled"] = True
+    write_project(folder, params)
+    shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=folder, check=True)
+    return folder
+
+
+def _stages(root: Path):
+    """(stage name, kind, method, declared deps, declared params) for every stage of ``root``/dvc.yaml, foreach
+    expanded by DVC itself (deps as written: paths from the repository root)."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
-    params = load_params(ROOT / "params.yaml")
-    with Repo(str(ROOT)) as repo:
+    params = load_params(root / "params.yaml")
+    with Repo(str(root)) as repo:
         for stage in repo.index.stages:
             kind = stage.name.split("@")[0]
             key = stage.name.split("@")[-1]
@@ -45,9 +63,9 @@ def _stages():
                    [k for d in stage.deps if isinstance(d, ParamsDependency) for k in d.params])
 
 
-def test_every_stage_depends_on_exactly_the_code_it_imports():
+def test_every_stage_depends_on_exactly_the_code_it_imports(larger_on):
     wrong = []
-    for name, kind, method, deps, _ in _stages():
+    for name, kind, method, deps, _ in _stages(larger_on):
         expected = set(codedeps.relative(codedeps.stage_files(kind, method), ROOT))
         declared = _declared_code(deps)
         if declared != expected:
@@ -58,7 +76,7 @@ def test_every_stage_depends_on_exactly_the_code_it_imports():
 def test_run_stages_read_their_base_method_and_config():
     """The findings of the audit: a run depends on the config package and, for ISE and Mixup, on the Cluster-Contrast
     module they subclass; the figures stage on every module it imports."""
-    by_name = {name: _declared_code(deps) for name, _, _, deps, _ in _stages()}   # folders as their files
+    by_name = {name: _declared_code(deps) for name, _, _, deps, _ in _stages(ROOT)}   # folders as their files
     for run in ("ise_market", "mixup_a0.5_market", "cc_market", "ice_aware_full_market"):
         if f"train@{run}" not in by_name:
             continue
@@ -131,7 +149,7 @@ class _Reads(dict):
         return super().get(key, default)
 
 
-def test_every_run_stage_depends_on_exactly_the_method_sections_it_reads():
+def test_every_run_stage_depends_on_exactly_the_method_sections_it_reads(larger_on):
     """A run's settings come from its method's section and its base's (ISE builds on cluster_contrast, CANU on
     mmt or ssg). Resolving each declared run's settings, at both scales, reads exactly the method sections its
     stage declares as params: `dvc exp run -S ice.tau_s=0.3` re-runs the ICE runs and no other."""
@@ -142,7 +160,7 @@ def test_every_run_stage_depends_on_exactly_the_method_sections_it_reads():
     runs = declared_runs(params)
     sections = {s for spec in runs.values() for s in (spec["method"], spec["base"])}
     wrong = []
-    for name, kind, _, _, declared_params in _stages():
+    for name, kind, _, _, declared_params in _stages(larger_on):
         if kind not in ("train", "train_larger"):
             continue
         run = name.split("@")[1]

@@ -20,6 +20,12 @@ def test_the_committed_runs_file_is_what_the_paper_files_declare():
     generated = json.loads((ROOT / declare.GENERATED).read_text())
     assert params["runs"] == generated["runs"] and params["larger"]["runs"] == generated["larger_runs"]
     assert "runs" not in yaml.safe_load((ROOT / "params.yaml").read_text())     # settings only
+    # each paper's file (what its run stages read their params from) holds that paper's runs, every one of them
+    by_paper = {p.stem: json.loads(p.read_text()) for p in (ROOT / declare.PAPERS).glob("*.json")}
+    assert set(by_paper) == {p.stem for p in (ROOT / declare.PAPERS).glob("*.yaml")}
+    for section in ("runs", "larger_runs"):
+        assert {k: v for f in by_paper.values() for k, v in f[section].items()} == generated[section]
+        assert all(run["paper"] == paper for paper, f in by_paper.items() for run in f[section].values())
 
 
 def _paper(tmp_path: Path, name: str, runs: dict, paper: str | None = None) -> Path:
@@ -105,9 +111,14 @@ def test_an_edited_paper_file_makes_the_runs_file_stale_until_written(tmp_path):
     path = tmp_path / declare.PAPERS / "ise.yaml"
     path.write_text(path.read_text() + "  extra_market: {method: ise, "
                     'dataset: market, table: "6", row: ISE}\n')
-    assert "a paper file or a study was edited" in declare.stale(tmp_path)
+    assert "a paper file, a study or `larger` was edited" in declare.stale(tmp_path)
     declare.write(tmp_path)
     assert declare.stale(tmp_path) is None
+    assert "extra_market" in json.loads((tmp_path / declare.PAPERS / "ise.json").read_text())["runs"]
+    (tmp_path / declare.PAPERS / "gone.json").write_text("{}")      # a paper file removed, its runs file left
+    assert "gone.json: no paper declares its runs any more" in declare.stale(tmp_path)
+    declare.write(tmp_path)
+    assert declare.stale(tmp_path) is None and not (tmp_path / declare.PAPERS / "gone.json").exists()
     assert "extra_market" in json.loads((tmp_path / declare.GENERATED).read_text())["runs"]
 
 

@@ -1,6 +1,6 @@
 """The larger profile (params.yaml: larger): rows that do not fit the default budget are declared in the pipeline
-as their own stages, trained only with ``larger.enabled: true``; otherwise each stage writes a not-run marker and
-the report shows their cells as "not run at the default scale"."""
+as their own stages, which exist only with ``larger.enabled: true``; otherwise the report shows their cells as "not
+run at the default scale" (and `reid-repro train` of such a row writes a marker saying so)."""
 
 import copy
 import dataclasses
@@ -63,8 +63,8 @@ def _cli(*args, cwd=ROOT):
 
 
 def test_a_disabled_larger_stage_writes_only_its_marker(tmp_path):
-    """With larger.enabled false, train_larger@ and warmup_larger@ finish at once with run.json and metrics.json
-    saying why, and read no data (their inputs are not even opened)."""
+    """With larger.enabled false, `reid-repro train` and `warmup` of a larger row finish at once with run.json and
+    metrics.json saying why, and read no data (their inputs are not even opened)."""
     proc = _cli("train", "--run", "gclp_d2m_alpha0p2", "--out", str(tmp_path / "run"), "--no-mlflow")
     assert proc.returncode == 0, proc.stderr
     assert "not run at the default scale" in proc.stdout
@@ -75,9 +75,87 @@ def test_a_disabled_larger_stage_writes_only_its_marker(tmp_path):
     proc = _cli("warmup", "--name", "gclw_m2d", "--out", str(tmp_path / "warm"), "--no-mlflow")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "warm").iterdir()) == ["metrics.json", "run.json"]
+    # with the profile off its stages are not in the pipeline, so `make paper` names none of them
     stages = _cli("stages", "--paper", "gcl_plus").stdout.split()
-    assert "train_larger@gclp_d2m_alpha0p2" in stages and "warmup_larger@gclw_m2d" in stages
-    assert "train@gclp_d2m_full" in stages and "train@gclp_d2m_alpha0p2" not in stages
+    assert "train@gclp_d2m_full" in stages and "warmup@gclw_fu_m" in stages
+    assert not [s for s in stages if "larger" in s or s.endswith("@gclp_d2m_alpha0p2")], stages
+
+
+def _project(folder: Path, enabled: bool) -> dict:
+    """A copy of the project's pipeline files with ``larger.enabled`` set: params.yaml, conf/runs.json (what
+    declare.write_project writes from it) and dvc.yaml."""
+    import shutil
+
+    from reid_repro.declare import write_project
+
+    params = _params()
+    params["larger"]["enabled"] = enabled
+    folder.mkdir(parents=True, exist_ok=True)
+    write_project(folder, params)
+    shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    return params
+
+
+def _dvc_stages(folder: Path) -> set[str]:
+    subprocess.run(["dvc", "init", "--no-scm", "-q"], cwd=folder, check=True)
+    proc = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=folder, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return set(proc.stdout.split())
+
+
+def test_the_larger_stages_are_in_the_pipeline_only_while_the_profile_is_on(tmp_path):
+    """DVC expands warmup_larger@ and train_larger@ from conf/runs.json's larger_stages: every larger warm-up and
+    run with larger.enabled true, none with it false (a third of the stages `dvc status` would check)."""
+    for enabled in (False, True):
+        params = _project(tmp_path / str(enabled), enabled)
+        stages = _dvc_stages(tmp_path / str(enabled))
+        larger = {s for s in stages if s.split("@")[0] in ("warmup_larger", "train_larger")}
+        expected = ({f"warmup_larger@{w}" for w in params["larger"]["warmups"]}
+                    | {f"train_larger@{r}" for r in params["larger"]["runs"]}) if enabled else set()
+        assert larger == expected and f"train@{next(iter(params['runs']))}" in stages
+        assert len(larger) == (len(params["larger"]["warmups"]) + len(params["larger"]["runs"]) if enabled else 0)
+    assert len(expected) > 50
+
+
+def test_a_switch_without_its_stages_is_an_error_naming_the_file(tmp_path):
+    """params.yaml's larger.enabled and conf/runs.json's larger_stages must agree (`dvc exp run -S
+    larger.enabled=true` alone changes only the first): every stage loads the params and stops with both named."""
+    _project(tmp_path, False)
+    text = (tmp_path / "params.yaml").read_text()
+    assert "enabled: false" in text
+    (tmp_path / "params.yaml").write_text(text.replace("enabled: false", "enabled: true", 1))
+    with pytest.raises(ReidReproError, match=r"conf/runs\.json: larger_stages .*larger\.enabled: true.*"
+                                             r"pipeline --write"):
+        load_params(tmp_path / "params.yaml")
+    _project(tmp_path / "on", True)
+    text = (tmp_path / "on" / "params.yaml").read_text()
+    (tmp_path / "on" / "params.yaml").write_text(text.replace("enabled: true", "enabled: false", 1))
+    with pytest.raises(ReidReproError, match=r"larger_stages lists larger-profile stages.*enabled: false"):
+        load_params(tmp_path / "on" / "params.yaml")
+
+
+def test_make_repro_larger_writes_the_stages_before_dvc_reads_them(tmp_path, monkeypatch):
+    """`reid-repro repro --exp -S larger.enabled=true` (make repro LARGER=1) writes conf/runs.json's larger_stages
+    from the paper files first; a value other than true or false is refused before anything is written."""
+    import shutil
+    from types import SimpleNamespace
+
+    from reid_repro.commands import repro
+    from reid_repro.config import PAPERS, load_declared
+
+    _project(tmp_path, False)
+    shutil.copytree(ROOT / PAPERS, tmp_path / PAPERS, dirs_exist_ok=True)
+    monkeypatch.chdir(tmp_path)
+    assert repro.larger_switch(["seeds=2"]) is None and repro.larger_switch(["larger.enabled=true"]) is True
+    args = SimpleNamespace(exp=True, set_param=["larger.enabled=yes"], targets=[], plan_only=True)
+    with pytest.raises(ReidReproError, match=r"-S larger\.enabled=yes: larger\.enabled takes true or false"):
+        repro.run(args)
+    assert load_declared(tmp_path / "params.yaml")["larger_stages"] == {"warmups": {}, "runs": {}}
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: SimpleNamespace(returncode=0, stdout="{}", stderr=""))
+    repro.run(SimpleNamespace(exp=True, set_param=["larger.enabled=true"], targets=[], plan_only=True))
+    staged = load_declared(tmp_path / "params.yaml")["larger_stages"]
+    assert set(staged["runs"]) == set(_params()["larger"]["runs"]) and staged["warmups"]
 
 
 def test_the_report_marks_larger_cells_not_run_and_counts_the_item_in_part(tmp_path):

@@ -27,11 +27,10 @@ VIDEO_RUNS = ("cc_mars", "gclp_mars_full")
 KEEP_RUNS = FIGURE_RUNS + ("canu_mmt_market2duke", "gclp_fu_m_full", "gclp_fu_m_rot") + VIDEO_RUNS
 KEEP_WARMUPS = ("gclw_fu_m", "gclw_mars")
 DROPPED = ("gclp_dukev_full", "data/meshes/dukev")
-# the larger profile (off): a warm-up and the GCL+ run it starts, each a marker stage. The warm-up is pointed at
-# the Market stand-in and cc_market, so the smoke pipeline renders GCL structure for one stand-in only (the
-# meshes stages are the same command per dataset) and trains no run for the larger profile's sake alone
+# the larger profile (off): a warm-up and the GCL+ run it starts, declared but with no stage (tests/test_larger.py
+# checks that DVC lists them once it is on); the report says their cells are not run at the default scale
 KEEP_LARGER = {"warmups": ("gclw_fu_d",), "runs": ("gclp_fu_d_full",)}
-LARGER_WARMUP_SMOKE = {"dataset": "market", "init": "cc_market"}
+LARGER_WARMUP_SMOKE = {"dataset": "market", "init": "cc_market"}      # a start and meshes the smoke project has
 WORLD = "synthetic/dvc.yaml:world"          # the world's stage, in its own pipeline file
 VIDEO_WORLD = "synthetic/dvc.yaml:video_world"   # the video stand-ins (issue 42), beside it
 TINY_LOOP = dict(epochs=2, iters=2, batch_ids=4, instances=2, warmup_epochs=0, lr_step=2, k1=6, k2=3, eps=0.6,
@@ -140,14 +139,10 @@ def test_repro_builds_every_stage(project):
         {f"prepare@{d}" for d in params["data"]} | {f"meshes@{d}" for d in params["meshes"]} | \
         {f"{kind}@{d}" for d in params["sources"] for kind in ("source", "transfer")} | \
         {f"warmup@{w}" for w in params["gcl_warmups"]} | \
-        {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]} | \
-        {f"warmup_larger@{w}" for w in params["larger"]["warmups"]} | \
-        {f"train_larger@{r}" for r in params["larger"]["runs"]}
-    assert expected <= ran(out)
-    for r in params["larger"]["runs"]:                   # larger.enabled false: a marker, shown as not run
-        folder = work / "runs" / r
-        assert sorted(p.name for p in folder.iterdir()) == ["metrics.json", "run.json"]
-        assert "not run at the default scale" in json.loads((folder / "metrics.json").read_text())["not_run"]
+        {f"tune@{s}" for s in params["studies"]} | {f"tuned@{s}" for s in params["studies"]}
+    assert expected <= ran(out) and not [s for s in ran(out) if "larger" in s]
+    for r in params["larger"]["runs"]:                   # larger.enabled false: no stage, shown as not run
+        assert not (work / "runs" / r).exists()
     assert "not run at the default scale" in (work / "reports" / "results.md").read_text()
     assert (work / "models" / "gclw_fu_m" / "artifacts.pt").is_file()
     trials = (work / "studies" / "cluster_contrast" / "trials.csv").read_text().splitlines()
@@ -200,15 +195,13 @@ def _stages_reading(params: dict, section: str) -> set[str]:
     return ({f"train@{r}" for r in runs} | {f"warmup@{w}" for w in params["gcl_warmups"] if gcl}
             | ({"figures"} if runs & set(FIGURE_RUNS) or gcl else set())
             | {f"{kind}@{s}" for s, spec in params["studies"].items() if _reads(spec, section)
-               for kind in ("tune", "tuned")}
-            | {f"warmup_larger@{w}" for w in params["larger"]["warmups"] if gcl}
-            | {f"train_larger@{r}" for r, spec in params["larger"]["runs"].items() if _reads(spec, section)})
+               for kind in ("tune", "tuned")})
 
 
 def _reruns(params: dict, section: str) -> set[str]:
     """What `dvc exp run` re-runs after ``section`` changes: the stages reading it, then those whose inputs they
     rewrite: a GCL+ warm-up reads its stage-1 run's model, its stage-3 runs the warm-up's, the figures stage the
-    runs it draws, and the report everything. Larger-profile markers do not change, so nothing after them."""
+    runs it draws, and the report everything. The larger profile is off: it has no stages."""
     out = _stages_reading(params, section)
     runs = {s.split("@")[1] for s in out if s.startswith("train@")}
     warmups = {w for w, spec in params["gcl_warmups"].items() if spec["init"] in runs} | \
@@ -216,7 +209,6 @@ def _reruns(params: dict, section: str) -> set[str]:
     runs |= {r for r, spec in params["runs"].items() if spec["init"] in warmups}
     return (out | {f"warmup@{w}" for w in warmups} | {f"train@{r}" for r in runs}
             | ({"figures"} if runs & set(FIGURE_RUNS) else set())
-            | {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items() if spec["init"] in runs}
             | {"report"})
 
 
@@ -261,14 +253,10 @@ def test_more_seeds_train_only_the_new_seeds(project):
         assert metrics["seed_list"] == [0, 1]
         values = [metrics["seeds"][s]["mAP"] for s in ("0", "1")]
         assert metrics["mAP"] == pytest.approx(sum(values) / 2)
-    # every other run and the study's retrained run read `seeds`; a larger warm-up reads its stage-1 run's whole
-    # folder (that run may be a larger one, whose folder holds only a marker while the profile is off), which the
-    # new seed's results changed; the report reads the runs. The figures stage reads the runs' first seed (its
-    # model and features/0.parquet), which comes back unchanged.
+    # every other run and the study's retrained run read `seeds`; the report reads the runs. The figures stage
+    # reads the runs' first seed (its model and features/0.parquet), which comes back unchanged.
     waiting = ({f"train@{r}" for r in params["runs"] if r not in targets}
                | {f"tuned@{s}" for s in params["studies"]}
-               | {f"train_larger@{r}" for r in params["larger"]["runs"]}
-               | {f"warmup_larger@{w}" for w, spec in params["larger"]["warmups"].items() if spec["init"] in targets}
                | {"report"})
     assert _changed(work) == waiting
 
@@ -294,10 +282,7 @@ def _importers(params, module: str) -> set[str]:
               **{f"train@{r}": ("train", spec["method"]) for r, spec in params["runs"].items()},
               **{f"warmup@{w}": ("warmup", None) for w in params["gcl_warmups"]},
               **{f"tune@{s}": ("tune", spec["method"]) for s, spec in params["studies"].items()},
-              **{f"tuned@{s}": ("tuned", spec["method"]) for s, spec in params["studies"].items()},
-              **{f"warmup_larger@{w}": ("warmup_larger", None) for w in params["larger"]["warmups"]},
-              **{f"train_larger@{r}": ("train_larger", spec["method"])
-                 for r, spec in params["larger"]["runs"].items()}}
+              **{f"tuned@{s}": ("tuned", spec["method"]) for s, spec in params["studies"].items()}}
     for name, (kind, method) in stages.items():
         if codedeps.SRC / module in codedeps.stage_files(kind, method):
             out.add(name)

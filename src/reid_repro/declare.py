@@ -7,18 +7,23 @@ A paper file holds ``paper:`` and ``runs:``; each run is ``name: {fields}`` with
 - ``paper`` is the file's; ``base`` is the method's base section (methods/<method>.py ``base_section``, else the
   method itself); ``test`` is the dataset, ``init`` is ``pretrain`` and ``overrides`` is ``{}`` unless given;
 - ``for: [market, duke, msmt]`` declares one run per dataset, ``{d}`` in the name standing for it;
-- ``larger: true`` puts the row in the larger profile (params.yaml ``larger``: its own stages, trained only when
-  ``larger.enabled`` is true);
+- ``larger: true`` puts the row in the larger profile (params.yaml ``larger``: its own stages, which exist only
+  while ``larger.enabled`` is true);
 - ``seeds: n``: the run trains at least n seeds (the baselines: their gain over the start needs more seeds than
   a row's; verdicts pair a row's seeds with the baseline's same seeds).
 
 Each expanded run also carries ``code``: the files its method imports beyond every run stage's
 (reid_repro.wiring.method_code), which dvc.yaml's run stages list as ``${item.code[i]}``. ``tuning`` holds, per
 study of params.yaml ``studies``, what the tune and tuned stages template from: its run, that run's dataset, start,
-method and sections, and its method's ``code``.
+method and sections, and its method's ``code``. ``larger_stages`` is what the larger profile's stages template
+from (``warmups``: params.yaml ``larger.warmups``; ``runs``: ``larger_runs``) while params.yaml ``larger.enabled`` is
+true, and empty otherwise: the profile's 91 stages are then not in the pipeline at all, which takes a third off
+every ``dvc status`` (bench/results/exp_dvc_status.json), and ``make repro LARGER=1`` writes them
+(``reid-repro repro --exp -S larger.enabled=true`` writes this file again before DVC reads it).
 
 ``reid-repro pipeline --write`` writes ``conf/runs.json`` (one run per line, so a diff shows the rows that
-changed); ``reid-repro pipeline`` and a test check that the committed file is what the paper files declare. DVC
+changed) and, per paper, ``conf/runs/<paper>.json`` with its runs alone (what its run stages read their params
+from); ``reid-repro pipeline`` and a test check that the committed files are what the paper files declare. DVC
 parses the JSON file in milliseconds where params.yaml with the runs in it took a ruamel parse per stage
 (bench/bench_dvc.py).
 """
@@ -111,9 +116,18 @@ def expand_file(path: Path) -> tuple[dict, dict]:
     return runs, larger
 
 
-def generate(root: str | Path = ".") -> dict:
-    """{"runs": ..., "larger_runs": ..., "tuning": ...} from every paper file under ``root``/conf/runs, in file
-    name order, and the studies of ``root``/params.yaml."""
+def larger_stages(larger: dict | None, larger_runs: dict, enabled: bool | None = None) -> dict:
+    """What the larger profile's stages template from: {"warmups": params.yaml ``larger.warmups``, "runs": the
+    larger runs} while the profile is enabled (``enabled`` None: as ``larger`` says), else both empty."""
+    larger = larger or {}
+    on = bool(larger.get("enabled")) if enabled is None else enabled
+    return {"warmups": dict(larger.get("warmups") or {}) if on else {}, "runs": dict(larger_runs) if on else {}}
+
+
+def generate(root: str | Path = ".", larger_enabled: bool | None = None) -> dict:
+    """{"runs": ..., "larger_runs": ..., "tuning": ..., "larger_stages": ...} from every paper file under
+    ``root``/conf/runs, in file name order, and the studies and larger profile of ``root``/params.yaml
+    (``larger_enabled``: as if params.yaml's ``larger.enabled`` were that)."""
     import yaml
 
     folder = Path(root) / PAPERS
@@ -130,50 +144,88 @@ def generate(root: str | Path = ".") -> dict:
         runs.update(more)
         larger.update(more_larger)
     settings = Path(root) / "params.yaml"
-    studies = (yaml.safe_load(settings.read_text()) or {}).get("studies") if settings.is_file() else None
-    return {"runs": runs, "larger_runs": larger, "tuning": tuning(studies, {**runs, **larger})}
+    doc = (yaml.safe_load(settings.read_text()) or {}) if settings.is_file() else {}
+    return {"runs": runs, "larger_runs": larger, "tuning": tuning(doc.get("studies"), {**runs, **larger}),
+            "larger_stages": larger_stages(doc.get("larger"), larger, larger_enabled)}
 
 
-SECTIONS = ("runs", "larger_runs", "tuning")
+SECTIONS = ("runs", "larger_runs", "tuning", "larger_stages")
+PAPER_SECTIONS = ("runs", "larger_runs")
 
 
-def dumps(data: dict) -> str:
+def dumps(data: dict, sections: tuple = SECTIONS) -> str:
     """The generated file's text: JSON with one run per line."""
     lines = ["{"]
-    for i, section in enumerate(SECTIONS):
+    for i, section in enumerate(sections):
         lines.append(f' "{section}": {{')
         items = list(data[section].items())
         for j, (name, entry) in enumerate(items):
             comma = "," if j < len(items) - 1 else ""
             lines.append(f"  {json.dumps(name)}: {json.dumps(entry, ensure_ascii=False)}{comma}")
-        lines.append(" }" + ("," if i < len(SECTIONS) - 1 else ""))
+        lines.append(" }" + ("," if i < len(sections) - 1 else ""))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def write(root: str | Path = ".") -> bool:
-    """Write conf/runs.json from the paper files; whether its text changed."""
-    path = Path(root) / GENERATED
-    text = dumps(generate(root))
-    changed = not path.is_file() or path.read_text() != text
-    path.write_text(text)
+def files(data: dict) -> dict[Path, str]:
+    """{path from the project root: text} of every generated file: conf/runs.json, and per paper
+    conf/runs/<paper>.json with that paper's ``runs`` and ``larger_runs`` alone, which its run stages read their
+    params from: DVC walks a params file whole for every key it reads (bench/exp_dvc_status.py), and a paper's
+    file is a quarter of the runs."""
+    out = {GENERATED: dumps(data)}
+    papers = sorted({run["paper"] for section in PAPER_SECTIONS for run in data[section].values()})
+    for paper in papers:
+        mine = {section: {k: v for k, v in data[section].items() if v["paper"] == paper} for section in PAPER_SECTIONS}
+        out[PAPERS / f"{paper}.json"] = dumps(mine, PAPER_SECTIONS)
+    return out
+
+
+def _write_files(root: Path, data: dict) -> bool:
+    """Write :func:`files` under ``root`` (and remove a paper's file that no run of it is left to read);
+    whether any text changed."""
+    wanted = files(data)
+    changed = False
+    for old in sorted((root / PAPERS).glob("*.json")):
+        if old.relative_to(root) not in wanted:
+            old.unlink()
+            changed = True
+    for rel, text in wanted.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            changed = True
     return changed
 
 
+def write(root: str | Path = ".", larger_enabled: bool | None = None) -> bool:
+    """Write conf/runs.json and the papers' run files from the paper files (the larger profile's stages as
+    ``larger_enabled`` says, None: as params.yaml does); whether a text changed."""
+    return _write_files(Path(root), generate(root, larger_enabled))
+
+
 def stale(root: str | Path = ".") -> str | None:
-    """Why the committed conf/runs.json is not what the paper files declare (None: it is)."""
-    path = Path(root) / GENERATED
-    if not path.is_file():
-        return f"{path}: missing; `reid-repro pipeline --write` writes it from {PAPERS}/*.yaml"
-    if path.read_text() != dumps(generate(root)):
-        return (f"{path} is not what {PAPERS}/*.yaml and params.yaml's studies declare (a paper file or a study was "
-                "edited, or a method imports other code); `reid-repro pipeline --write` writes it again")
+    """Why the committed conf/runs.json (or a paper's conf/runs/<paper>.json) is not what the paper files
+    declare (None: it is)."""
+    root = Path(root)
+    wanted = files(generate(root))
+    extra = sorted(p.relative_to(root) for p in (root / PAPERS).glob("*.json") if p.relative_to(root) not in wanted)
+    for rel, text in wanted.items():
+        path = root / rel
+        if not path.is_file():
+            return f"{path}: missing; `reid-repro pipeline --write` writes it from {PAPERS}/*.yaml"
+        if path.read_text() != text:
+            return (f"{path} is not what {PAPERS}/*.yaml and params.yaml's studies and larger profile declare (a "
+                    "paper file, a study or `larger` was edited, or a method imports other code); `reid-repro "
+                    "pipeline --write` writes it again")
+    if extra:
+        return f"{root / extra[0]}: no paper declares its runs any more; `reid-repro pipeline --write` removes it"
     return None
 
 
 def write_project(folder: str | Path, params: dict) -> None:
-    """A project's params.yaml (the settings) and conf/runs.json (the runs) from ``params`` as
-    config.load_params returns it: for tests and experiments that build a project of their own."""
+    """A project's params.yaml (the settings), conf/runs.json and conf/runs/<paper>.json (the runs) from
+    ``params`` as config.load_params returns it: for tests and experiments that build a project of their own."""
     import yaml
 
     folder = Path(folder)
@@ -181,8 +233,7 @@ def write_project(folder: str | Path, params: dict) -> None:
     settings = {k: v for k, v in params.items() if k != "runs"}
     settings["larger"] = {k: v for k, v in larger.items() if k != "runs"}
     (folder / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
-    (folder / GENERATED).parent.mkdir(parents=True, exist_ok=True)
     runs = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (params.get("runs") or {}).items()}
     more = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (larger.get("runs") or {}).items()}
-    (folder / GENERATED).write_text(dumps({"runs": runs, "larger_runs": more,
-                                           "tuning": tuning(params.get("studies"), {**runs, **more})}))
+    _write_files(folder, {"runs": runs, "larger_runs": more, "tuning": tuning(params.get("studies"), {**runs, **more}),
+                          "larger_stages": larger_stages(larger, more)})

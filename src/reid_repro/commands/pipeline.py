@@ -19,7 +19,8 @@ def run(args) -> str:
     if args.write:
         runs_changed = declare.write(wiring.ROOT)
         changed = wiring.write()
-        said = [f"pipeline: wrote {declare.GENERATED}" + (" (changed)" if runs_changed else " (unchanged)")]
+        said = [f"pipeline: wrote {declare.GENERATED} and {declare.PAPERS}/<paper>.json"
+                + (" (changed)" if runs_changed else " (unchanged)")]
         if not changed:
             return "; ".join(said + ["every stage's code dependencies were already the import graph's"])
         return "; ".join(said + ["rewrote the code dependencies of " + "; ".join(

@@ -107,6 +107,21 @@ class Progress:
                 f"{clock(self.estimates[stage] * pace)}); {clock(elapsed)} so far, about {clock(left)} left")
 
 
+def larger_switch(settings: list[str]) -> bool | None:
+    """The value ``-S larger.enabled=...`` sets among ``settings`` (None: not set); anything but true or false (as
+    DVC's YAML 1.2 reads them: not yes, no or 1) is an error naming the setting."""
+    from reid_repro.errors import ReidReproError
+
+    found = None
+    for kv in settings:
+        key, _, value = kv.partition("=")
+        if key.strip() in ("larger.enabled", "params.yaml:larger.enabled"):
+            if value.strip().lower() not in ("true", "false"):
+                raise ReidReproError(f"-S {kv}: larger.enabled takes true or false")
+            found = value.strip().lower() == "true"
+    return found
+
+
 def run(args) -> str:
     import json
     import re
@@ -117,6 +132,13 @@ def run(args) -> str:
 
     if args.set_param and not args.exp:
         raise ReidReproError("-S/--set-param needs --exp (dvc exp run sets params.yaml values)")
+    switch = larger_switch(args.set_param)
+    if switch is not None:        # the larger profile's stages exist only while it is on: write them before DVC reads
+        from reid_repro import declare
+
+        declare.write(".", larger_enabled=switch)
+        print(f"[reid-repro] {declare.GENERATED}: the larger profile's stages {'written' if switch else 'taken out'}",
+              flush=True)
     print("[reid-repro] asking DVC which stages are out of date (dvc status)...", flush=True)
     found = subprocess.run(["dvc", "status", "--json", *args.targets], capture_output=True, text=True)
     if found.returncode != 0:

@@ -20,8 +20,9 @@ def run(args) -> str:
     if args.paper not in papers:
         raise ReidReproError(f"--paper {args.paper!r}: no run of that paper; expected one of {papers}")
     larger = larger_section(params)
+    # the larger profile's stages exist only while larger.enabled is true (conf/runs.json: larger_stages)
+    on = larger["enabled"]
     warmups = ([f"warmup@{w}" for w in (params.get("gcl_warmups") or {})]
-               + [f"warmup_larger@{w}" for w in larger["warmups"]]) if args.paper == "gcl_plus" else []
-    # a larger-profile run's stage writes its not-run marker in seconds unless larger.enabled is true
+               + [f"warmup_larger@{w}" for w in larger["warmups"] if on]) if args.paper == "gcl_plus" else []
     return " ".join(warmups + [f"{'train_larger' if name in larger['runs'] else 'train'}@{name}"
-                               for name, p in fills.items() if args.paper in p])
+                               for name, p in fills.items() if args.paper in p and (on or name not in larger["runs"])])

@@ -82,6 +82,16 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
     larger = params.get("larger")
     if isinstance(larger, dict) and "runs" not in larger:
         params["larger"] = {**larger, "runs": declared["larger_runs"]}
+        staged = declared["larger_stages"]
+        if larger.get("enabled") is True and staged != {"warmups": larger.get("warmups") or {},
+                                                        "runs": declared["larger_runs"]}:
+            raise ReidReproError(f"{beside}: larger_stages is not the larger profile of {path}, which sets "
+                                 "larger.enabled: true (its stages template from every one of larger.warmups and "
+                                 "larger_runs, as declared); `reid-repro pipeline --write` writes them (`make repro "
+                                 "LARGER=1` does it for you)")
+        if larger.get("enabled") is False and any(staged.values()):
+            raise ReidReproError(f"{beside}: larger_stages lists larger-profile stages, but {path} sets "
+                                 "larger.enabled: false; `reid-repro pipeline --write` takes them out")
     elif larger is None and declared["larger_runs"]:
         raise ReidReproError(f"{path}: larger: missing; {beside} declares larger-profile runs "
                              "(params.yaml: larger: {enabled, warmups})")
@@ -89,7 +99,8 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
 
 
 def load_declared(params_file: str | Path) -> dict:
-    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``): {runs, larger_runs, tuning}."""
+    """The generated runs beside ``params_file`` (``<its folder>/conf/runs.json``): {runs, larger_runs, tuning,
+    larger_stages}."""
     path = Path(params_file).parent / GENERATED
     if not path.is_file():
         raise ReidReproError(f"{path}: runs file not found; `reid-repro pipeline --write` writes it from "
@@ -99,9 +110,11 @@ def load_declared(params_file: str | Path) -> dict:
     except json.JSONDecodeError as exc:
         raise ReidReproError(f"{path}: not valid JSON ({exc}); `reid-repro pipeline --write` writes it again") \
             from None
-    if not isinstance(data, dict) or sorted(data) != ["larger_runs", "runs", "tuning"]:
-        raise ReidReproError(f"{path}: expected the keys runs, larger_runs and tuning; `reid-repro pipeline --write` "
-                             "writes it again")
+    keys = ["larger_runs", "larger_stages", "runs", "tuning"]
+    if not isinstance(data, dict) or sorted(data) != keys or not isinstance(data["larger_stages"], dict) \
+            or sorted(data["larger_stages"]) != ["runs", "warmups"]:
+        raise ReidReproError(f"{path}: expected the keys runs, larger_runs, tuning and larger_stages (runs, "
+                             "warmups); `reid-repro pipeline --write` writes it again")
     return data
 
 

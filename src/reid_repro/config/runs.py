@@ -76,10 +76,10 @@ LARGER_KEYS = ("enabled", "warmups", "runs")
 
 def larger_section(params: dict) -> dict:
     """params.yaml ``larger``: the rows that do not fit the default budget on 2 cores (GCL+'s other domains and
-    its hyperparameter sweeps), declared in the pipeline as their own stages (``warmup_larger@``,
-    ``train_larger@``) and trained only when ``enabled`` is true; otherwise each stage writes a marker that the
-    report shows as "not run at the default scale". One setting turns them all on:
-    ``dvc exp run -S larger.enabled=true``."""
+    its hyperparameter sweeps), with stages of their own (``warmup_larger@``, ``train_larger@``) that exist only
+    while ``enabled`` is true (conf/runs.json ``larger_stages``); otherwise the report shows their cells as "not run
+    at the default scale" (and ``reid-repro train`` of one writes only a marker saying so). ``make repro LARGER=1``
+    turns them all on."""
     raw = params.get("larger")
     if raw is None:
         return {"enabled": False, "warmups": {}, "runs": {}}
@@ -100,7 +100,7 @@ def not_run_reason(params: dict, spec: RunSpec) -> str | None:
     """Why a larger-profile run or warm-up is not trained here (None: it is)."""
     if spec.larger and not larger_section(params)["enabled"]:
         return ("not run at the default scale: a larger-profile row (params.yaml: larger); "
-                "`dvc exp run -S larger.enabled=true` (or `make repro LARGER=1`) trains it")
+                "`make repro LARGER=1` (reid-repro repro --exp -S larger.enabled=true) trains it")
     return None
 
 

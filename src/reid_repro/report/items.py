@@ -99,7 +99,7 @@ FOLLOWERS = {"ice-table-fig5": ["ice-fig5-sensitivity"], "canu-fig4-lost-ids": [
              "ise-table-fig5": ["ise-fig5-mixup"], "gcl_plus-table-fig5": ["gcl-plus-fig5-alpha"],
              "gcl_plus-table-fig6": ["gcl-plus-fig6-beta-tau"], "gcl_plus-table-fig7": ["gcl-plus-fig7-weights"]}
 
-LARGER = "`dvc exp run -S larger.enabled=true` (or `make repro LARGER=1`) trains them"
+LARGER = "`make repro LARGER=1` (reid-repro repro --exp -S larger.enabled=true) trains them"
 
 # one `dvc exp run` example per item: its main setting changed (the stages it re-runs are those reading the key)
 EXAMPLES = {

@@ -125,8 +125,8 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
     runs, digests = [], {}
 
     def not_built(name: str) -> Run:
-        """A run with no results: a larger-profile row whose marker stage has not run yet still says what its
-        marker would (not run at the default scale, and how to run it); any other run is not built yet."""
+        """A run with no results: a larger-profile row with the profile off says it is not run at the default
+        scale, and how to run it; any other run is not built yet."""
         spec = load_run(params, name)
         why = not_run_reason(params, spec) or NOT_BUILT
         return Run(name, spec, {"not_run": why}, pd.DataFrame({"epoch": []}), {}, {})
@@ -137,8 +137,8 @@ def collect_runs(params: dict, runs_dir: str | Path, allow_missing: bool = False
         missing = [f for f in files if not f.is_file()]
         marker = not_run_reason(params, load_run(params, name)) if missing and not files[0].is_file() else None
         if marker is not None:
-            # a larger-profile run's not-run marker (training/run.py: write_not_run) is a function of params.yaml; a
-            # checkout without it (a fresh clone: its folder lives in the DVC cache) reads the same from there
+            # a larger-profile run with the profile off has no stage (conf/runs.json larger_stages is empty): what
+            # its marker would say (training/run.py: write_not_run) is a function of params.yaml
             runs.append(Run(name, load_run(params, name), {"not_run": marker}, pd.DataFrame({"epoch": []}),
                             {"name": name, "stage": f"train_larger@{name}", "not_run": marker}, {}))
             continue
