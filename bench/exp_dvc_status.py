@@ -1,5 +1,5 @@
-"""What `dvc status` costs once every stage is current, and what each lever would take off (issue 40 §2: the
-whole pipeline's `dvc status` <= 10 s). An experiment, not a stage.
+"""What `dvc status` costs once every stage is current (issue 40 §2: the whole pipeline's `dvc status` <= 10 s,
+a no-change `dvc repro` <= 15 s). An experiment, not a stage.
 
 `bench/bench_dvc.py` times `dvc status` on the checkout as committed, where every stage is stale until the
 rebuild (issue 43). A stale stage stops checking at its first changed input; a current one checks them all, so
@@ -7,28 +7,27 @@ that time is not what a user sees after the rebuild. This script makes a scratch
 placeholder for every stage output (and for the outputs' files other stages read), lets `dvc commit -f` write a
 lock that matches today's wiring (DVC cache inside the scratch folder), and times `dvc status --json` there:
 best of three, as CPU seconds of the dvc process (user + system: what the pipeline's shape costs, steady when
-other work shares the machine) and wall seconds. Then one lever at a time, and all together:
+other work shares the machine) and wall seconds; then a no-change `dvc repro` (only when nothing is stale, so it
+runs no command). Then the one lever not built:
 
-- ``runs_per_paper``: each run stage reads its declaration from a file of its paper's runs
-  (``conf/runs_<paper>.json``) instead of the whole ``conf/runs.json``: DVC walks the whole params file for every
-  key it reads (dpath), 4,010 nodes here. Needs a new lock (the stages' params change).
 - ``settings_out``: params.yaml without ``world``, ``video`` and ``studies``, as if moved to files of their own:
   every stage parses params.yaml (ruamel, ~20 ms) and walks it once per key. Only the few stages that read
   those sections go stale; what is timed is the others' parse and walk.
-- ``no_larger``: without the larger profile's stages (``train_larger``, ``warmup_larger``: a third of the
-  stages, each writing a not-run marker while ``larger.enabled`` is false).
 
-``--dvc BIN`` adds the same cases with another dvc installation (e.g. one with ruamel.yaml 0.17.21, whose safe
-loader is faster than 0.19's).
+Built since the first measurement (``exp_dvc_status.json``, revision 2d9298ed, with the levers as scratch edits):
+the larger profile's stages exist only while ``larger.enabled`` is true (conf/runs.json ``larger_stages``), and
+each run stage reads its params from its paper's conf/runs/<paper>.json instead of all of conf/runs.json.
 
-Run: python bench/exp_dvc_status.py [--dvc /path/to/other/bin/dvc] [--keep]
-     (writes bench/results/exp_dvc_status.json; about 15 minutes on 2 cores: two `dvc commit -f` of ~3 min each)
+``--dvc BIN`` adds the same cases with another dvc installation (e.g. one with ruamel.yaml 0.19.1 beside the
+pinned 0.17.21, whose safe loader is faster).
+
+Run: python bench/exp_dvc_status.py [--dvc /path/to/other/bin/dvc] [--keep] [--name exp_dvc_status_s33]
+     (writes bench/results/<name>.json; about 10 minutes on 2 cores, most of it `dvc commit -f`)
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import re
 import resource
@@ -45,7 +44,6 @@ from _common import write_results  # noqa: E402
 
 VENV_DVC = str(Path(sys.executable).with_name("dvc"))
 SETTINGS_OUT = ("world", "video", "studies")
-LARGER_STAGES = ("warmup_larger", "train_larger")
 
 # placeholders: every output a stage declares, and every input path that lies inside another stage's output
 PLACEHOLDERS = r"""
@@ -102,24 +100,6 @@ def status_seconds(wt: Path, dvc: str, repeat: int = 3) -> dict:
     return {"cpu_seconds": round(min(cpu), 2), "wall_seconds": round(min(wall), 2), "stale_stages": stale}
 
 
-def runs_per_paper(wt: Path) -> None:
-    declared = json.loads((wt / "conf" / "runs.json").read_text())
-    for section in ("runs", "larger_runs"):
-        by_paper = collections.defaultdict(dict)
-        for key, run in declared[section].items():
-            by_paper[run["paper"]][key] = run
-        for paper, runs in by_paper.items():
-            (wt / "conf" / f"{section}_{paper}.json").write_text(json.dumps({section: runs}, indent=1))
-    text = (wt / "dvc.yaml").read_text()
-    for section in ("runs", "larger_runs"):
-        old = f"        - conf/runs.json:\n            - {section}.${{key}}"
-        new = f"        - conf/{section}_${{item.paper}}.json:\n            - {section}.${{key}}"
-        if text.count(old) != 1:
-            raise SystemExit(f"dvc.yaml: expected one stage reading conf/runs.json: {section}.${{key}}")
-        text = text.replace(old, new)
-    (wt / "dvc.yaml").write_text(text)
-
-
 def settings_out(wt: Path) -> None:
     """Each of SETTINGS_OUT cut to its keys (values 0; video keeps its domains, which a foreach reads)."""
     import yaml
@@ -139,20 +119,24 @@ def settings_out(wt: Path) -> None:
     path.write_text("".join(out))
 
 
-def no_larger(wt: Path) -> None:
-    text = (wt / "dvc.yaml").read_text()
-    for name in LARGER_STAGES:
-        block = re.search(rf"\n  {name}:\n.*?(?=\n  [a-z_]+:\n|\Z)", text, re.S)
-        if block is None:
-            raise SystemExit(f"dvc.yaml: no stage {name}")
-        text = text[:block.start()] + text[block.end():]
-    (wt / "dvc.yaml").write_text(text)
+def repro_seconds(wt: Path, dvc: str) -> dict:
+    """A no-change `dvc repro` (every stage current: it runs no command): CPU and wall seconds, once."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([dvc, "repro"], cwd=wt, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0 or "Running stage" in proc.stdout:
+        raise SystemExit(f"{dvc} repro ran a stage or failed in {wt}:\n{proc.stdout[-1500:]}{proc.stderr[-1500:]}")
+    return {"repro_cpu_seconds": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
+            "repro_wall_seconds": round(wall, 2)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dvc", action="append", default=[], help="another dvc executable to time beside the venv's")
     ap.add_argument("--keep", action="store_true", help="keep the scratch worktree (its path is printed)")
+    ap.add_argument("--name", default="exp_dvc_status", help="the results file (bench/results/<name>.json)")
     args = ap.parse_args()
     dvcs = {"venv": VENV_DVC, **{f"alt{i}": path for i, path in enumerate(args.dvc)}}
     versions = {name: _run([path, "--version"], ROOT).strip() for name, path in dvcs.items()}
@@ -166,41 +150,30 @@ def main() -> None:
     rows = []
     try:
         _run([VENV_DVC, "cache", "dir", "--local", str(scratch / "cache")], wt)
-        saved = {name: (wt / name).read_text() for name in ("dvc.yaml", "params.yaml")}
+        stages = len(_run([VENV_DVC, "stage", "list", "--name-only"], wt).split())
 
-        def case(name: str, levers: tuple, commit_seconds: float | None = None) -> None:
+        def case(name: str, levers: tuple, commit_seconds: float | None = None, repro: bool = False) -> None:
             for label, dvc in dvcs.items():
                 row = {"case": name, "levers": list(levers), "dvc": label, "dvc_version": versions[label],
-                       "ruamel_yaml": ruamel[label], "revision": revision, **status_seconds(wt, dvc)}
+                       "ruamel_yaml": ruamel[label], "revision": revision, "stages": stages,
+                       **status_seconds(wt, dvc)}
+                if repro and row["stale_stages"] == 0:
+                    row.update(repro_seconds(wt, dvc))
                 if commit_seconds is not None:
                     row["commit_seconds"] = commit_seconds
                 print(json.dumps(row), flush=True)
                 rows.append(row)
 
-        def restore() -> None:
-            for name, text in saved.items():
-                (wt / name).write_text(text)
-
-        case("current wiring, every stage current", (), commit(wt))
+        case("as it is, every stage current", (), commit(wt), repro=True)
         settings_out(wt)
         case("settings_out", ("settings_out",))
-        restore()
-        no_larger(wt)
-        case("no_larger", ("no_larger",))
-        restore()
-        runs_per_paper(wt)
-        seconds = commit(wt)
-        case("runs_per_paper", ("runs_per_paper",), seconds)
-        settings_out(wt)
-        no_larger(wt)
-        case("all three", ("runs_per_paper", "settings_out", "no_larger"))
     finally:
         if not args.keep:
             subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)
             shutil.rmtree(scratch, ignore_errors=True)
         else:
             print(f"kept {wt}", flush=True)
-    write_results("exp_dvc_status", [{**row, "target_status_seconds": 10} for row in rows])
+    write_results(args.name, [{**row, "target_status_seconds": 10, "target_repro_seconds": 15} for row in rows])
 
 
 if __name__ == "__main__":
