@@ -8,28 +8,25 @@ placeholder for every stage output (and for the outputs' files other stages read
 lock that matches today's wiring (DVC cache inside the scratch folder), and times `dvc status --json` there:
 best of three, as CPU seconds of the dvc process (user + system: what the pipeline's shape costs, steady when
 other work shares the machine) and wall seconds; then a no-change `dvc repro` (only when nothing is stale, so it
-runs no command). Then the one lever not built:
+runs no command).
 
-- ``settings_out``: params.yaml without ``world``, ``video`` and ``studies``, as if moved to files of their own:
-  every stage parses params.yaml (ruamel, ~20 ms) and walks it once per key. Only the few stages that read
-  those sections go stale; what is timed is the others' parse and walk.
+Built since the first measurement (``exp_dvc_status.json``, revision 2d9298ed, with these levers as scratch edits,
+and ``exp_dvc_status_s33.json`` for the last): the larger profile's stages exist only while ``larger.enabled`` is
+true (conf/runs.json ``larger_stages``); each run stage reads its params from its paper's conf/runs/<paper>.json
+instead of all of conf/runs.json; ``world``, ``video`` and ``studies`` live in conf/world.yaml and
+conf/studies.yaml, so that the params.yaml every stage parses and walks once per key holds only what most read.
 
-Built since the first measurement (``exp_dvc_status.json``, revision 2d9298ed, with the levers as scratch edits):
-the larger profile's stages exist only while ``larger.enabled`` is true (conf/runs.json ``larger_stages``), and
-each run stage reads its params from its paper's conf/runs/<paper>.json instead of all of conf/runs.json.
+``--dvc BIN`` adds the same cases with another dvc installation (e.g. one with another ruamel.yaml: its
+resolver runs once per stage and params file).
 
-``--dvc BIN`` adds the same cases with another dvc installation (e.g. one with ruamel.yaml 0.19.1 beside the
-pinned 0.17.21, whose safe loader is faster).
-
-Run: python bench/exp_dvc_status.py [--dvc /path/to/other/bin/dvc] [--keep] [--name exp_dvc_status_s33]
-     (writes bench/results/<name>.json; about 10 minutes on 2 cores, most of it `dvc commit -f`)
+Run: python bench/exp_dvc_status.py [--dvc /path/to/other/bin/dvc] [--keep] [--name exp_dvc_status_settings]
+     (writes bench/results/<name>.json; about 5 minutes on 2 cores, most of it `dvc commit -f`)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import shutil
 import subprocess
@@ -43,7 +40,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import write_results  # noqa: E402
 
 VENV_DVC = str(Path(sys.executable).with_name("dvc"))
-SETTINGS_OUT = ("world", "video", "studies")
 
 # placeholders: every output a stage declares, and every input path that lies inside another stage's output
 PLACEHOLDERS = r"""
@@ -100,25 +96,6 @@ def status_seconds(wt: Path, dvc: str, repeat: int = 3) -> dict:
     return {"cpu_seconds": round(min(cpu), 2), "wall_seconds": round(min(wall), 2), "stale_stages": stale}
 
 
-def settings_out(wt: Path) -> None:
-    """Each of SETTINGS_OUT cut to its keys (values 0; video keeps its domains, which a foreach reads)."""
-    import yaml
-
-    path = wt / "params.yaml"
-    data = yaml.safe_load(path.read_text())
-    out, section = [], None
-    for line in path.read_text().splitlines(keepends=True):
-        top = re.match(r"^([a-z_]+):", line)
-        if top:
-            section = top.group(1)
-            if section in SETTINGS_OUT:
-                stub = {k: (v if (section, k) == ("video", "domains") else 0) for k, v in data[section].items()}
-                out.append(f"{section}: {json.dumps(stub)}\n")
-        if section not in SETTINGS_OUT:
-            out.append(line)
-    path.write_text("".join(out))
-
-
 def repro_seconds(wt: Path, dvc: str) -> dict:
     """A no-change `dvc repro` (every stage current: it runs no command): CPU and wall seconds, once."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -165,8 +142,6 @@ def main() -> None:
                 rows.append(row)
 
         case("as it is, every stage current", (), commit(wt), repro=True)
-        settings_out(wt)
-        case("settings_out", ("settings_out",))
     finally:
         if not args.keep:
             subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=ROOT, capture_output=True)

@@ -111,3 +111,35 @@ def test_every_stage_stops_on_a_typo_before_it_starts(stage, tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"reid-repro {stage}: error: params.yaml: ise.lamda0: unknown key" in err
     assert not [p for p in tmp_path.iterdir() if p.name != "params.yaml"]      # nothing was written
+
+
+def test_the_settings_files_load_as_one_params_and_a_section_lives_in_one_file(tmp_path):
+    """conf/world.yaml (world, video) and conf/studies.yaml (studies) beside params.yaml: load_params returns
+    the three as one mapping, the same as a self-contained params file holding every section; a section in two
+    files, or a settings file holding a section that is not its own, stops with both named."""
+    import shutil
+
+    from reid_repro.config import SETTINGS
+
+    root = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert not set(SETTINGS) & set(root)                    # the project keeps them out of params.yaml
+    merged = load_params(ROOT / "params.yaml", with_runs=False)
+    for section, rel in SETTINGS.items():
+        assert merged[section] == yaml.safe_load((ROOT / rel).read_text())[section]
+    inline = tmp_path / "inline" / "params.yaml"
+    inline.parent.mkdir()
+    inline.write_text(yaml.safe_dump(merged))
+    assert load_params(inline, with_runs=False) == merged
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    for name in ("params.yaml", "conf/world.yaml", "conf/studies.yaml"):
+        shutil.copy(ROOT / name, project / name)
+    doubled = dict(root, studies=merged["studies"])
+    (project / "params.yaml").write_text(yaml.safe_dump(doubled))
+    with pytest.raises(ReidReproError, match=r"params\.yaml: studies: also in .*conf/studies\.yaml"):
+        load_params(project / "params.yaml")
+    (project / "params.yaml").write_text(yaml.safe_dump(root))
+    (project / "conf" / "studies.yaml").write_text(yaml.safe_dump({"studies": merged["studies"], "seeds": 3}))
+    with pytest.raises(ReidReproError, match=r"conf/studies\.yaml: expected the sections \['studies'\], got "
+                                             r"\['seeds', 'studies'\]"):
+        load_params(project / "params.yaml")

@@ -143,13 +143,18 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
 
 
 def test_bad_world_params(tmp_path):
-    text = (ROOT / "params.yaml").read_text()
-    bad = tmp_path / "params.yaml"
+    """Each error names the file the world section lives in (conf/world.yaml, beside params.yaml) and the key."""
+    import shutil
+
+    text = (ROOT / "conf" / "world.yaml").read_text()
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    bad = tmp_path / "conf" / "world.yaml"
+    bad.parent.mkdir()
     for old, new, message in BAD_WORLD:
         assert old in text, old
         bad.write_text(text.replace(old, new))
-        with pytest.raises(ReidReproError, match=message):
-            load_world(bad)
+        with pytest.raises(ReidReproError, match=r"^conf/world\.yaml: " + message):
+            load_world(tmp_path / "params.yaml")
 
 
 def test_missing_smpl_files_name_the_file(tmp_path):

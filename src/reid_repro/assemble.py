@@ -11,7 +11,7 @@ from reid_repro.errors import ReidReproError
 
 from reid_repro.config import (DATA_FORMATS, DATA_KEYS, SCALES, ModelConfig, RunSpec, VideoConfig, WorldConfig,
                                _scale, declared_runs, from_dict, larger_section, load_method_config, load_model,
-                               load_run, load_study, load_warmup, pretrain_spec, run_seeds, source_spec,
+                               load_run, load_study, load_warmup, pretrain_spec, run_seeds, settings_file, source_spec,
                                validate_meshes)
 
 
@@ -127,8 +127,8 @@ def validate_params(params: dict) -> None:
             fields = {f.name for f in dataclasses.fields(resolve_run(at, load_run(at, study.run))[1])}
             unknown = sorted(set(study.space) - fields)
             if unknown:
-                raise ReidReproError(f"params.yaml: studies.{key}.space.{unknown[0]}: not a setting of "
-                                     f"{study.method}; expected one of {sorted(fields)}")
+                raise ReidReproError(f"{settings_file('studies')}: studies.{key}.space.{unknown[0]}: not a setting "
+                                     f"of {study.method}; expected one of {sorted(fields)}")
         for key in [*(params["gcl_warmups"] or {}), *larger_section(params)["warmups"]]:
             try:
                 resolve_run(at, load_warmup(at, key))

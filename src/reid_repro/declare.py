@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid_repro.config.core import GENERATED, PAPERS
+from reid_repro.config.core import GENERATED, PAPERS, SETTINGS, with_settings
 from reid_repro.errors import ReidReproError
 
 # the expanded entry's fields, in this order (the rest follow in the order declared)
@@ -55,8 +55,8 @@ def tuning(studies: dict | None, runs: dict) -> dict:
     for name, study in (studies or {}).items():
         run = runs.get((study or {}).get("run"))
         if run is None:
-            raise ReidReproError(f"params.yaml: studies.{name}.run={(study or {}).get('run')!r}; expected a declared "
-                                 "run (conf/runs/<paper>.yaml)")
+            raise ReidReproError(f"{SETTINGS['studies'].as_posix()}: studies.{name}.run={(study or {}).get('run')!r}; "
+                                 "expected a declared run (conf/runs/<paper>.yaml)")
         entry = {"run": study["run"], **{k: study.get(k, run[k]) for k in ("dataset", "init", "method", "base")}}
         out[name] = {**entry, "code": _code(entry["method"])}
     return out
@@ -144,7 +144,7 @@ def generate(root: str | Path = ".", larger_enabled: bool | None = None) -> dict
         runs.update(more)
         larger.update(more_larger)
     settings = Path(root) / "params.yaml"
-    doc = (yaml.safe_load(settings.read_text()) or {}) if settings.is_file() else {}
+    doc = with_settings(settings, yaml.safe_load(settings.read_text()) or {}) if settings.is_file() else {}
     return {"runs": runs, "larger_runs": larger, "tuning": tuning(doc.get("studies"), {**runs, **larger}),
             "larger_stages": larger_stages(doc.get("larger"), larger, larger_enabled)}
 
@@ -224,15 +224,20 @@ def stale(root: str | Path = ".") -> str | None:
 
 
 def write_project(folder: str | Path, params: dict) -> None:
-    """A project's params.yaml (the settings), conf/runs.json and conf/runs/<paper>.json (the runs) from
-    ``params`` as config.load_params returns it: for tests and experiments that build a project of their own."""
+    """A project's params.yaml and settings files (conf/world.yaml, conf/studies.yaml), conf/runs.json and
+    conf/runs/<paper>.json (the runs) from ``params`` as config.load_params returns it: for tests and experiments
+    that build a project of their own."""
     import yaml
 
     folder = Path(folder)
     larger = params.get("larger") or {"enabled": False, "warmups": {}, "runs": {}}
-    settings = {k: v for k, v in params.items() if k != "runs"}
+    settings = {k: v for k, v in params.items() if k != "runs" and k not in SETTINGS}
     settings["larger"] = {k: v for k, v in larger.items() if k != "runs"}
     (folder / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    for rel in dict.fromkeys(SETTINGS.values()):        # conf/world.yaml, conf/studies.yaml
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        own = {k: params[k] for k, v in SETTINGS.items() if v == rel and k in params}
+        (folder / rel).write_text(yaml.safe_dump(own, sort_keys=False))
     runs = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (params.get("runs") or {}).items()}
     more = {k: {**v, "code": v.get("code") or _code(v["method"])} for k, v in (larger.get("runs") or {}).items()}
     _write_files(folder, {"runs": runs, "larger_runs": more, "tuning": tuning(params.get("studies"), {**runs, **more}),

@@ -30,7 +30,7 @@ import optuna
 import pandas as pd
 import yaml
 
-from reid_repro.config import Dimension, StudyConfig, load_study  # noqa: F401  (the studies' settings)
+from reid_repro.config import Dimension, StudyConfig, load_study, settings_file  # noqa: F401  (the studies' settings)
 from reid_repro.errors import ReidReproError
 from reid_repro.training.tracking import repo_root
 
@@ -310,8 +310,8 @@ def identify_study(params: dict, name: str) -> tuple[str, StudyConfig, dict]:
     settings = dataclasses.asdict(method_cfg)
     unknown = sorted(set(cfg.space) - set(settings))
     if unknown:
-        raise ReidReproError(f"params.yaml: studies.{name}.space.{unknown[0]}: not a setting of {spec.method}; "
-                             f"expected one of {sorted(settings)}")
+        raise ReidReproError(f"{settings_file('studies')}: studies.{name}.space.{unknown[0]}: not a setting of "
+                             f"{spec.method}; expected one of {sorted(settings)}")
     paper = {k: settings[k] for k in cfg.space}
     info = params["data"][spec.dataset]
     checksum = json.loads((Path(info["manifest"]) / "dataset.json").read_text())["checksum"]

@@ -5,7 +5,7 @@ state, not a result: it is not committed, so a fresh clone has none. What is com
 export, ``studies/<name>/trials.csv`` (every trial's number, state, value, seconds, parameters and whether it is
 the paper's setting) and ``metrics.json`` (the study's name). This command rebuilds a journal from those: one
 study per export, under its committed name, each trial with its parameters and their search-space
-distributions (``params.yaml: studies.<name>.space``), its state and value, and as user attributes the
+distributions (``conf/studies.yaml: studies.<name>.space``), its state and value, and as user attributes the
 seconds it took and whether it is the paper's setting. The per-epoch values a pruned trial reported are not in
 the export; its last reported value is kept as the user attribute ``last_value``.
 """

@@ -12,7 +12,7 @@ def add_arguments(p) -> None:
                        help="a declared run (under torchrun write --run-name: torchrun reads --run as an "
                             "abbreviation of its own --run-path)")
     which.add_argument("--tuned", metavar="STUDY",
-                       help="a key of params.yaml: studies: train its run at the best trial's settings "
+                       help="a key of conf/studies.yaml: studies: train its run at the best trial's settings "
                             "(<studies>/<study>/best.yaml) with every seed, tested on the test split")
     p.add_argument("--studies", default="studies", help="folder of the studies' results (with --tuned)")
     p.add_argument("--out", default=None, help="output folder (default runs/<run>, runs/tuned_<study>)")

@@ -1,4 +1,4 @@
-"""``reid-repro tune``: one Optuna study of params.yaml: studies (reid_repro/tuning.py).
+"""``reid-repro tune``: one Optuna study of conf/studies.yaml: studies (reid_repro/tuning.py).
 
 As a DVC stage (``tune@<name>``) it runs the study in sequence and exports it. On many hosts, the same command
 with ``--worker`` and a shared ``--storage postgresql+psycopg://...`` joins the study as a worker (``--n-workers
@@ -7,11 +7,11 @@ N`` starts N of them on this host); the stage then finds the study complete and 
 
 from __future__ import annotations
 
-HELP = "run one Optuna study (params.yaml: studies) on held-out training identities -> studies/<name>"
+HELP = "run one Optuna study (conf/studies.yaml: studies) on held-out training identities -> studies/<name>"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--study", required=True, help="a key of params.yaml: studies")
+    p.add_argument("--study", required=True, help="a key of conf/studies.yaml: studies")
     p.add_argument("--out", default=None, help="e.g. studies/<name>: best.yaml, trials.csv, metrics.json, plots")
     p.add_argument("--storage", default=None,
                    help="a shared RDB URL (default: OPTUNA_STORAGE, else optuna.journal at the repository root)")

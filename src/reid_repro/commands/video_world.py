@@ -1,9 +1,9 @@
-"""``reid-repro video-world``: render the video stand-ins (params.yaml: video) in the MARS and DukeMTMC-VideoReID
+"""``reid-repro video-world``: render the video stand-ins (conf/world.yaml: video) in the MARS and DukeMTMC-VideoReID
 layouts."""
 
 from __future__ import annotations
 
-HELP = "render the video stand-ins (params.yaml: video) in the MARS and DukeMTMC-VideoReID layouts"
+HELP = "render the video stand-ins (conf/world.yaml: video) in the MARS and DukeMTMC-VideoReID layouts"
 
 
 def add_arguments(p) -> None:

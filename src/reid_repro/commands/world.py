@@ -1,8 +1,8 @@
-"""``reid-repro world``: render the synthetic person world (params.yaml: world)."""
+"""``reid-repro world``: render the synthetic person world (conf/world.yaml: world)."""
 
 from __future__ import annotations
 
-HELP = "render the synthetic person world (params.yaml: world)"
+HELP = "render the synthetic person world (conf/world.yaml: world)"
 
 
 def add_arguments(p) -> None:

@@ -1,5 +1,6 @@
 """Loading params.yaml: typed conversion of a mapping into a frozen dataclass (unknown or missing keys are
-errors naming the key), the params file with its declared runs, the scale and a section's hash."""
+errors naming the file and the key), the params file with its settings files and declared runs, the scale and a
+section's hash."""
 
 from __future__ import annotations
 
@@ -15,6 +16,16 @@ from reid_repro.errors import ReidReproError
 
 PAPERS = Path("conf") / "runs"            # conf/runs/<paper>.yaml, relative to the project root
 GENERATED = Path("conf") / "runs.json"    # what they expand into (reid_repro.declare), read here
+# sections kept in settings files of their own beside params.yaml (issue 40): every DVC stage parses params.yaml
+# and walks it once per key it reads, and these are read by a few stages only (the world's, the studies'); with
+# them out `dvc status` on the whole pipeline took 9.0 s of CPU against 13.1 (bench/results/exp_dvc_status_s33.json)
+SETTINGS = {"world": Path("conf") / "world.yaml", "video": Path("conf") / "world.yaml",
+            "studies": Path("conf") / "studies.yaml"}
+
+
+def settings_file(key: str) -> str:
+    """The file a params key lives in: ``world.looks.x`` -> conf/world.yaml, ``ise.lambda0`` -> params.yaml."""
+    return SETTINGS.get(key.split(".")[0].split("[")[0], Path("params.yaml")).as_posix()
 
 
 def _convert(value, tp, key: str):
@@ -25,12 +36,12 @@ def _convert(value, tp, key: str):
         return from_dict(tp, value, key)
     if origin is dict:
         if not isinstance(value, dict):
-            raise ReidReproError(f"params.yaml: {key}: expected a mapping, got {value!r}")
+            raise ReidReproError(f"{settings_file(key)}: {key}: expected a mapping, got {value!r}")
         _, vt = typing.get_args(tp)
         return {k: _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list):
-            raise ReidReproError(f"params.yaml: {key}: expected a list, got {value!r}")
+            raise ReidReproError(f"{settings_file(key)}: {key}: expected a list, got {value!r}")
         (vt,) = typing.get_args(tp)
         return [_convert(v, vt, f"{key}[{i}]") for i, v in enumerate(value)]
     if origin is typing.Union:
@@ -40,20 +51,21 @@ def _convert(value, tp, key: str):
         return float(value)
     if tp in (int, str, bool) and type(value) is tp:
         return value
-    raise ReidReproError(f"params.yaml: {key}={value!r}; expected {getattr(tp, '__name__', tp)}")
+    raise ReidReproError(f"{settings_file(key)}: {key}={value!r}; expected {getattr(tp, '__name__', tp)}")
 
 
 def from_dict(cls, data, key: str):
     """Build dataclass ``cls`` from ``data``; every field required, no field unknown."""
     if not isinstance(data, dict):
-        raise ReidReproError(f"params.yaml: {key}: expected a mapping, got {data!r}")
+        raise ReidReproError(f"{settings_file(key)}: {key}: expected a mapping, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ReidReproError(f"params.yaml: {key}.{unknown[0]}: unknown key; expected one of {sorted(fields)}")
+        raise ReidReproError(f"{settings_file(key)}: {key}.{unknown[0]}: unknown key; expected one of "
+                             f"{sorted(fields)}")
     missing = sorted(set(fields) - set(data))
     if missing:
-        raise ReidReproError(f"params.yaml: {key}.{missing[0]}: missing")
+        raise ReidReproError(f"{settings_file(key)}: {key}.{missing[0]}: missing")
     hints = typing.get_type_hints(cls)
     return cls(**{name: _convert(data[name], hints[name], f"{key}.{name}") for name in fields})
 
@@ -66,7 +78,7 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
     path = Path(path)
     if not path.is_file():
         raise ReidReproError(f"{path}: params file not found")
-    params = yaml.safe_load(path.read_text()) or {}
+    params = with_settings(path, yaml.safe_load(path.read_text()) or {})
     if not with_runs:
         return params
     beside = path.parent / GENERATED
@@ -95,6 +107,34 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
     elif larger is None and declared["larger_runs"]:
         raise ReidReproError(f"{path}: larger: missing; {beside} declares larger-profile runs "
                              "(params.yaml: larger: {enabled, warmups})")
+    return params
+
+
+def with_settings(path: Path, params: dict) -> dict:
+    """``params`` (params.yaml at ``path``) with the sections of the settings files beside it (:data:`SETTINGS`:
+    conf/world.yaml holds ``world`` and ``video``, conf/studies.yaml ``studies``). A section lives in one file:
+    held by both, or a settings file holding another section, is an error naming both. A self-contained params
+    file (a test's, a scratch experiment's) with no settings file beside it may hold the sections itself."""
+    if not isinstance(params, dict):
+        raise ReidReproError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
+    params = dict(params)
+    for rel in dict.fromkeys(SETTINGS.values()):
+        file = path.parent / rel
+        if not file.is_file():
+            continue
+        try:
+            found = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ReidReproError(f"{file}: not valid YAML ({exc})") from None
+        own = [k for k, v in SETTINGS.items() if v == rel]
+        if not isinstance(found, dict) or set(found) - set(own):
+            raise ReidReproError(f"{file}: expected the sections {own}, got "
+                                 f"{sorted(found) if isinstance(found, dict) else found!r}")
+        both = sorted(set(found) & set(params))
+        if both:
+            raise ReidReproError(f"{path}: {both[0]}: also in {file}; a section lives in one file (its settings: "
+                                 f"{file})")
+        params.update(found)
     return params
 
 

@@ -1,4 +1,4 @@
-"""params.yaml ``studies``: the Optuna studies (reid_repro/tuning.py runs them) and their tuned runs."""
+"""conf/studies.yaml ``studies``: the Optuna studies (reid_repro/tuning.py runs them) and their tuned runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import yaml
 
 from reid_repro.errors import ReidReproError
 
+from reid_repro.config.core import SETTINGS
 from reid_repro.config.runs import RunSpec, load_run
+
+FILE = SETTINGS["studies"].as_posix()      # where the studies section lives (beside params.yaml)
 
 
 PRUNERS = ("none", "median", "halving")
@@ -49,31 +52,31 @@ def load_study(params: dict, name: str) -> StudyConfig:
     the run's method is checked by :func:`validate_params`)."""
     studies = params.get("studies") or {}
     if name not in studies:
-        raise ReidReproError(f"params.yaml: studies.{name}: no such study; expected one of {sorted(studies)}")
+        raise ReidReproError(f"{FILE}: studies.{name}: no such study; expected one of {sorted(studies)}")
     raw = studies[name]
     if not isinstance(raw, dict) or sorted(raw) != sorted(f.name for f in dataclasses.fields(StudyConfig)):
-        raise ReidReproError(f"params.yaml: studies.{name}: expected keys "
+        raise ReidReproError(f"{FILE}: studies.{name}: expected keys "
                              f"{[f.name for f in dataclasses.fields(StudyConfig)]}, got {raw!r}")
     if raw["run"] not in (params.get("runs") or {}):
-        raise ReidReproError(f"params.yaml: studies.{name}.run={raw['run']!r}; expected a declared run")
+        raise ReidReproError(f"{FILE}: studies.{name}.run={raw['run']!r}; expected a declared run")
     run = params["runs"][raw["run"]]
     for key in ("dataset", "init", "method", "base"):
         if raw[key] != run[key]:
-            raise ReidReproError(f"params.yaml: studies.{name}.{key}={raw[key]!r}; expected {run[key]!r}, the run's "
+            raise ReidReproError(f"{FILE}: studies.{name}.{key}={raw[key]!r}; expected {run[key]!r}, the run's "
                                  "(the tune stage's dependencies)")
     if run.get("test") != run["dataset"]:
-        raise ReidReproError(f"params.yaml: studies.{name}.run={raw['run']!r} tests on {run.get('test')!r}; a "
+        raise ReidReproError(f"{FILE}: studies.{name}.run={raw['run']!r} tests on {run.get('test')!r}; a "
                              f"studied run must train and test on one domain ({run['dataset']!r}: the tuned@ stage "
                              "that retrains it at the best setting depends on that one)")
     if not isinstance(raw["validation"], float) or not 0 < raw["validation"] < 1:
-        raise ReidReproError(f"params.yaml: studies.{name}.validation={raw['validation']!r}; expected a fraction")
+        raise ReidReproError(f"{FILE}: studies.{name}.validation={raw['validation']!r}; expected a fraction")
     if not isinstance(raw["n_trials"], int) or raw["n_trials"] < 1:
-        raise ReidReproError(f"params.yaml: studies.{name}.n_trials={raw['n_trials']!r}; expected an integer >= 1")
+        raise ReidReproError(f"{FILE}: studies.{name}.n_trials={raw['n_trials']!r}; expected an integer >= 1")
     if raw["pruner"] not in PRUNERS:
-        raise ReidReproError(f"params.yaml: studies.{name}.pruner={raw['pruner']!r}; expected one of {PRUNERS}")
+        raise ReidReproError(f"{FILE}: studies.{name}.pruner={raw['pruner']!r}; expected one of {PRUNERS}")
     space = {}
     for key, dim in (raw["space"] or {}).items():
-        where = f"params.yaml: studies.{name}.space.{key}"
+        where = f"{FILE}: studies.{name}.space.{key}"
         if not isinstance(dim, dict) or dim.get("kind") not in KINDS:
             raise ReidReproError(f"{where}: expected {{kind: float|int|categorical, ...}}, got {dim!r}")
         unknown = set(dim) - {f.name for f in dataclasses.fields(Dimension)}
@@ -87,9 +90,9 @@ def load_study(params: dict, name: str) -> StudyConfig:
             raise ReidReproError(f"{where}: expected low < high (and low > 0 with log), got {d.low}, {d.high}")
         space[key] = d
     if not space:
-        raise ReidReproError(f"params.yaml: studies.{name}.space: empty; expected at least one setting")
+        raise ReidReproError(f"{FILE}: studies.{name}.space: empty; expected at least one setting")
     if not isinstance(raw["multivariate"], bool):
-        raise ReidReproError(f"params.yaml: studies.{name}.multivariate={raw['multivariate']!r}; expected true or "
+        raise ReidReproError(f"{FILE}: studies.{name}.multivariate={raw['multivariate']!r}; expected true or "
                              "false")
     return StudyConfig(raw["run"], raw["n_trials"], int(raw["seed"]), raw["pruner"], space,
                        multivariate=raw["multivariate"], validation=raw["validation"], dataset=raw["dataset"],

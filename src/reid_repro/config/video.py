@@ -1,4 +1,4 @@
-"""params.yaml ``video``: the tracklet stand-ins of the video datasets (GCL+ §5.1, Table 10), rendered by
+"""conf/world.yaml ``video``: the tracklet stand-ins of the video datasets (GCL+ §5.1, Table 10), rendered by
 reid_repro.world.video beside the image world, in its own stage so that no image domain changes."""
 
 from __future__ import annotations
@@ -7,9 +7,11 @@ import dataclasses
 import typing
 from pathlib import Path
 
-from reid_repro.config.core import from_dict, load_params
+from reid_repro.config.core import SETTINGS, from_dict, load_params
 from reid_repro.config.world import WorldConfig, _range
 from reid_repro.errors import ReidReproError
+
+FILE = SETTINGS["video"].as_posix()        # where the video section lives (beside params.yaml)
 
 # the real datasets' folder layouts the stand-ins are written in (data/video.py reads them)
 VIDEO_LAYOUTS = ("mars", "dukemtmc-videoreid")
@@ -51,25 +53,25 @@ class VideoConfig:
 
     def __post_init__(self):
         if self.profile not in self.profiles:
-            raise ReidReproError(f"params.yaml: video.profile={self.profile!r}; expected one of "
+            raise ReidReproError(f"{FILE}: video.profile={self.profile!r}; expected one of "
                                  f"{sorted(self.profiles)}")
         for name, p in self.profiles.items():
             key = f"video.profiles.{name}"
             if p.train_ids < 2 or p.test_ids < 2 or p.distractor_ids < 0 or p.junk_tracklets < 0:
-                raise ReidReproError(f"params.yaml: {key}: train_ids and test_ids >= 2, distractor_ids and "
+                raise ReidReproError(f"{FILE}: {key}: train_ids and test_ids >= 2, distractor_ids and "
                                      f"junk_tracklets >= 0 expected, got {dataclasses.asdict(p)}")
             if not 0 < p.frame_scale <= 10:
-                raise ReidReproError(f"params.yaml: {key}.frame_scale={p.frame_scale}; expected in (0, 10]")
+                raise ReidReproError(f"{FILE}: {key}.frame_scale={p.frame_scale}; expected in (0, 10]")
         for name, d in self.domains.items():
             key = f"video.domains.{name}"
             if d.layout not in VIDEO_LAYOUTS:
-                raise ReidReproError(f"params.yaml: {key}.layout={d.layout!r}; expected one of {VIDEO_LAYOUTS}")
+                raise ReidReproError(f"{FILE}: {key}.layout={d.layout!r}; expected one of {VIDEO_LAYOUTS}")
             if not (d.tracklets_per_id >= 1 and d.test_tracklets_per_id >= 2 and d.queries_per_id >= 1):
-                raise ReidReproError(f"params.yaml: {key}: tracklets_per_id >= 1, test_tracklets_per_id >= 2 and "
+                raise ReidReproError(f"{FILE}: {key}: tracklets_per_id >= 1, test_tracklets_per_id >= 2 and "
                                      "queries_per_id >= 1 expected")
             _range(d.frames, f"{key}.frames", 1, 10_000)
             if not (0 <= d.phase_step <= 3.2 and 0 <= d.speed <= 64):
-                raise ReidReproError(f"params.yaml: {key}: phase_step in [0, 3.2] and speed in [0, 64] expected, "
+                raise ReidReproError(f"{FILE}: {key}: phase_step in [0, 3.2] and speed in [0, 64] expected, "
                                      f"got {d.phase_step}, {d.speed}")
 
     @property
@@ -86,7 +88,7 @@ class VideoConfig:
         """Every domain's ``cameras_of`` names an image domain of ``world``."""
         for name, d in self.domains.items():
             if d.cameras_of not in world.domains:
-                raise ReidReproError(f"params.yaml: video.domains.{name}.cameras_of={d.cameras_of!r}; expected "
+                raise ReidReproError(f"{FILE}: video.domains.{name}.cameras_of={d.cameras_of!r}; expected "
                                      f"one of world.domains {sorted(world.domains)}")
 
 

@@ -1,4 +1,4 @@
-"""params.yaml ``world``: the synthetic world's sizes, domains, looks (reid_repro.world renders it)."""
+"""conf/world.yaml ``world``: the synthetic world's sizes, domains, looks (reid_repro.world renders it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 from reid_repro.errors import ReidReproError
 
-from reid_repro.config.core import from_dict, load_params
+from reid_repro.config.core import SETTINGS, from_dict, load_params
+
+FILE = SETTINGS["world"].as_posix()        # where the world section lives (beside params.yaml)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,14 +42,14 @@ class Domain:
 
 def _range(values: list, key: str, low: float, high: float) -> None:
     if len(values) != 2 or not low <= values[0] <= values[1] <= high:
-        raise ReidReproError(f"params.yaml: {key}={values!r}; expected [lo, hi] with {low} <= lo <= hi <= {high}")
+        raise ReidReproError(f"{FILE}: {key}={values!r}; expected [lo, hi] with {low} <= lo <= hi <= {high}")
 
 
 def _weights(weights: dict | None, names: tuple, key: str) -> None:
     """Weights over ``names`` (null: the look's default draw): each >= 0, not all 0, no other name."""
     if weights is not None and (set(weights) - set(names) or any(w < 0 for w in weights.values())
                                 or sum(weights.values()) <= 0):
-        raise ReidReproError(f"params.yaml: {key}={weights!r}; expected weights >= 0 (not all 0) over {list(names)}")
+        raise ReidReproError(f"{FILE}: {key}={weights!r}; expected weights >= 0 (not all 0) over {list(names)}")
 
 
 TEXTURES = ("none", "stripes", "logo", "checks", "vstripes", "colorblock")
@@ -112,10 +114,10 @@ class Look:
                   "fit": self.fit is None or 1.0 <= self.fit <= 3.0}
         for name, ok in checks.items():
             if not ok:
-                raise ReidReproError(f"params.yaml: {key}.{name}={getattr(self, name)!r}: out of range")
+                raise ReidReproError(f"{FILE}: {key}.{name}={getattr(self, name)!r}: out of range")
         for name, value in (self.body or {}).items():
             if name not in BODY_FACTORS:
-                raise ReidReproError(f"params.yaml: {key}.body.{name}: unknown body factor; expected one of "
+                raise ReidReproError(f"{FILE}: {key}.body.{name}: unknown body factor; expected one of "
                                      f"{list(BODY_FACTORS)}")
             _range(value, f"{key}.body.{name}", 0.0, 1.0)
         _weights(self.bags, BAGS, f"{key}.bags")
@@ -136,21 +138,21 @@ class WorldConfig:
 
     def __post_init__(self):
         if self.profile not in self.profiles:
-            raise ReidReproError(f"params.yaml: world.profile={self.profile!r}; expected one of {sorted(self.profiles)}")
+            raise ReidReproError(f"{FILE}: world.profile={self.profile!r}; expected one of {sorted(self.profiles)}")
         if not (32 <= self.height <= 512 and 16 <= self.width <= 256):
-            raise ReidReproError(f"params.yaml: world.height/width={self.height}x{self.width}; expected 32..512 x 16..256")
+            raise ReidReproError(f"{FILE}: world.height/width={self.height}x{self.width}; expected 32..512 x 16..256")
         if self.body_model not in ("anny", "smplx"):
-            raise ReidReproError(f"params.yaml: world.body_model={self.body_model!r}; expected 'anny' or 'smplx'")
+            raise ReidReproError(f"{FILE}: world.body_model={self.body_model!r}; expected 'anny' or 'smplx'")
         for name, look in self.looks.items():
             look.check(f"world.looks.{name}")
         for name, d in self.domains.items():
             if not 2 <= d.cameras <= 99:
-                raise ReidReproError(f"params.yaml: world.domains.{name}.cameras={d.cameras}; expected 2..99")
+                raise ReidReproError(f"{FILE}: world.domains.{name}.cameras={d.cameras}; expected 2..99")
             if d.look not in self.looks:
-                raise ReidReproError(f"params.yaml: world.domains.{name}.look={d.look!r}; expected one of "
+                raise ReidReproError(f"{FILE}: world.domains.{name}.look={d.look!r}; expected one of "
                                      f"{sorted(self.looks)} (world.looks)")
             if self.looks[d.look].low_res_cameras > d.cameras:
-                raise ReidReproError(f"params.yaml: world.looks.{d.look}.low_res_cameras="
+                raise ReidReproError(f"{FILE}: world.looks.{d.look}.low_res_cameras="
                                      f"{self.looks[d.look].low_res_cameras}: more than domain {name}'s "
                                      f"{d.cameras} cameras")
 
