@@ -10,8 +10,9 @@ Multi. Nothing under runs/ or models/ is touched; tracking is off.
 Since issue 40 G and D keep a constant lr (the released code); each case also measures the report's generator gate
 (report/gates.yaml gcl_generator) on the Full run trained here.
 
-Run: python bench/exp_gcl_warmup.py [--cases long wide] [--smoke] [--name exp_gcl_warmup]
-     (writes bench/results/exp_gcl_warmup.json; --smoke: 2 iterations each, to check the wiring only)
+Run: python bench/exp_gcl_warmup.py [--cases default medium long wide] [--smoke] [--name exp_gcl_warmup]
+     (writes bench/results/<name>.json; --smoke: 2 iterations each, to check the wiring only). Session 33 ran
+     default, medium and long on the landed world: bench/results/exp_gcl_warmup_s33.json.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ WARMUP, RUN = "gclw_fu_m", "gclp_fu_m_full"
 # each case: the warm-up's schedule and the generator widths (the Full run uses the same widths)
 CASES = {
     "default": {"epochs": 10, "iters": 40, "gen_dim": 8, "dis_dim": 16},      # as committed (a control)
+    "medium": {"epochs": 20, "iters": 40, "gen_dim": 8, "dis_dim": 16},       # 2x the iterations
     "long": {"epochs": 40, "iters": 40, "gen_dim": 8, "dis_dim": 16},         # 4x the iterations
     "wide": {"epochs": 10, "iters": 40, "gen_dim": 16, "dis_dim": 32},        # the released code's widths
 }
