@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from reid_repro.config.core import GENERATED, PAPERS, SETTINGS, with_settings
+from reid_repro.config.core import GENERATED, PAPERS, SETTINGS, larger_stages, settings_file, with_settings
 from reid_repro.errors import ReidReproError
 
 # the expanded entry's fields, in this order (the rest follow in the order declared)
@@ -55,7 +55,7 @@ def tuning(studies: dict | None, runs: dict) -> dict:
     for name, study in (studies or {}).items():
         run = runs.get((study or {}).get("run"))
         if run is None:
-            raise ReidReproError(f"{SETTINGS['studies'].as_posix()}: studies.{name}.run={(study or {}).get('run')!r}; "
+            raise ReidReproError(f"{settings_file('studies')}: studies.{name}.run={(study or {}).get('run')!r}; "
                                  "expected a declared run (conf/runs/<paper>.yaml)")
         entry = {"run": study["run"], **{k: study.get(k, run[k]) for k in ("dataset", "init", "method", "base")}}
         out[name] = {**entry, "code": _code(entry["method"])}
@@ -114,14 +114,6 @@ def expand_file(path: Path) -> tuple[dict, dict]:
                 raise ReidReproError(f"{where}: run {key!r} is declared twice")
             target[key] = full
     return runs, larger
-
-
-def larger_stages(larger: dict | None, larger_runs: dict, enabled: bool | None = None) -> dict:
-    """What the larger profile's stages template from: {"warmups": params.yaml ``larger.warmups``, "runs": the
-    larger runs} while the profile is enabled (``enabled`` None: as ``larger`` says), else both empty."""
-    larger = larger or {}
-    on = bool(larger.get("enabled")) if enabled is None else enabled
-    return {"warmups": dict(larger.get("warmups") or {}) if on else {}, "runs": dict(larger_runs) if on else {}}
 
 
 def generate(root: str | Path = ".", larger_enabled: bool | None = None) -> dict:

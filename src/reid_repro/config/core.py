@@ -94,20 +94,29 @@ def load_params(path: str | Path = "params.yaml", with_runs: bool = True) -> dic
     larger = params.get("larger")
     if isinstance(larger, dict) and "runs" not in larger:
         params["larger"] = {**larger, "runs": declared["larger_runs"]}
-        staged = declared["larger_stages"]
-        if larger.get("enabled") is True and staged != {"warmups": larger.get("warmups") or {},
-                                                        "runs": declared["larger_runs"]}:
-            raise ReidReproError(f"{beside}: larger_stages is not the larger profile of {path}, which sets "
-                                 "larger.enabled: true (its stages template from every one of larger.warmups and "
-                                 "larger_runs, as declared); `reid-repro pipeline --write` writes them (`make repro "
-                                 "LARGER=1` does it for you)")
-        if larger.get("enabled") is False and any(staged.values()):
+        # (a non-boolean switch is validate_params' error: larger.enabled=...; expected true or false)
+        if isinstance(larger.get("enabled"), bool) and \
+                declared["larger_stages"] != larger_stages(larger, declared["larger_runs"]):
+            if larger.get("enabled") is True:
+                raise ReidReproError(f"{beside}: larger_stages is not the larger profile of {path}, which sets "
+                                     "larger.enabled: true (its stages template from every one of larger.warmups "
+                                     "and larger_runs, as declared); `reid-repro pipeline --write` writes them "
+                                     "(`make repro LARGER=1` does it for you)")
             raise ReidReproError(f"{beside}: larger_stages lists larger-profile stages, but {path} sets "
                                  "larger.enabled: false; `reid-repro pipeline --write` takes them out")
     elif larger is None and declared["larger_runs"]:
         raise ReidReproError(f"{path}: larger: missing; {beside} declares larger-profile runs "
                              "(params.yaml: larger: {enabled, warmups})")
     return params
+
+
+def larger_stages(larger: dict | None, larger_runs: dict, enabled: bool | None = None) -> dict:
+    """What the larger profile's stages template from (conf/runs.json ``larger_stages``): {"warmups": params.yaml
+    ``larger.warmups``, "runs": the larger runs} while the profile is enabled (``enabled`` None: as ``larger``
+    says), else both empty."""
+    larger = larger or {}
+    on = bool(larger.get("enabled")) if enabled is None else enabled
+    return {"warmups": dict(larger.get("warmups") or {}) if on else {}, "runs": dict(larger_runs) if on else {}}
 
 
 def with_settings(path: Path, params: dict) -> dict:
