@@ -28,9 +28,9 @@ from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIV
                                       STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows, dataset_labels,
                                       differs_from_paper, _fidelity_cells, fidelity_frame, _gains_cells,
                                       gcl_fid_table, headline, paper_numbers, paper_reading_verdicts, _probe_cells,
-                                      reading_counts, run_claim_verdicts, seed_values, short_name, _studies_cells,
-                                      studies_frame, study_sentences, _table_cells, table_findings, table_frame,
-                                      verdict_metric, verdicts)
+                                      reading_counts, row_noise, run_claim_verdicts, run_noise, seed_values,
+                                      short_name, _studies_cells, studies_frame, study_sentences, _table_cells,
+                                      table_findings, table_frame, verdict_metric, verdicts)
 
 WHY_DIFFERENT = PROSE["why_different"]
 
@@ -98,6 +98,11 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     unbuilt: dict[str, tuple] = {}   # table anchor -> (its cells of runs not built yet, its trained runs)
     ours_cells: dict[str, int] = {}  # table anchor -> how many cells our runs fill (trained or not)
     both_readings: list[tuple] = []  # (paper, table, verdicts with the code's reading, with the paper's)
+    # every run's seed-noise estimate per metric a claim reads, pooled within its noise group (report/verdicts.py)
+    claim_metrics = {"mAP"} | {c.get("metric", "mAP") for items in claim_file.claims().values() for c in items}
+    noise, noise_tests = run_noise(runs, sorted(claim_metrics | {verdict_metric(t) for p in numbers.values()
+                                                                 for t in p.values()}))
+    summary["noise_groups"] = noise_tests
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
                                                                            if kv[0][1].isdigit() else 99)):
@@ -115,9 +120,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         cells = _table_cells(frame, pt, labels)
         metrics = {verdict_metric(pt)} | {c.get("metric", "mAP") for c in claim_file.for_table(name_p, table)}
         values = {m: seed_values(entries, m) for m in sorted(metrics)}
-        found = verdicts(name_p, table, pt, frame, values, gates)
+        noise_here = {m: row_noise(entries, m, noise) for m in sorted(metrics)}
+        found = verdicts(name_p, table, pt, frame, values, gates, noise_here)
         all_verdicts += found
-        read = paper_reading_verdicts(name_p, table, pt, frame, values, gates)
+        read = paper_reading_verdicts(name_p, table, pt, frame, values, gates, noise_here)
         if read:       # the same orderings under both readings, for the paper-vs-code section
             judged = {(v["row"], v["versus"], v["dataset"]) for v in read}
             both_readings.append((name_p, table, [v for v in found if (v["row"], v["versus"], v["dataset"])
@@ -209,7 +215,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                                     runs=links(names)))
             summary["figures"].append(f"figures/{fig.name}")
             if title == "gcl_plus_fig8_nmi":
-                found = run_claim_verdicts("gcl_plus", by_name, gates, labels)
+                found = run_claim_verdicts("gcl_plus", by_name, gates, labels, noise)
                 sections[-1].sentences = [v["sentence"] for v in found]
                 all_verdicts += found
     for name, caption in MODEL_FIGURES.items():     # from the figures stage, when it ran

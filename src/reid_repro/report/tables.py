@@ -158,17 +158,45 @@ def seed_values(entries: list[tuple[Run, str]], metric: str) -> dict:
     return out
 
 
-def claim_verdict(claim: dict, paper_gain: float | None, seeds: list[int], row_v, versus_v,
-                  gate: dict | None = None) -> dict:
-    """One listed claim judged on paired seeds (report/verdicts.py): the paper's gain where it prints both numbers
-    (else the sign the claim states), ``not_worse`` judged as "does not hold" only when the interval lies on the
-    wrong side; a claim whose gate fails (or was not measured) reads "not testable here"."""
+def row_noise(entries: list[tuple[Run, str]], metric: str, noise: dict | None) -> dict:
+    """{(row, test dataset): its run's seed-noise estimate} (report/verdicts.py ``pooled_noise``; ``noise``: metric
+    -> run name -> Noise), beside :func:`seed_values`."""
+    by_run = (noise or {}).get(metric, {})
+    return {(row, r.spec.table_column): by_run[r.name] for r, row in entries if r.name in by_run}
+
+
+def run_noise(runs: list[Run], metrics) -> tuple[dict, dict]:
+    """Every run's seed-noise estimate per metric, pooled within its noise group where the spreads are alike
+    (report/verdicts.py), and per metric the groups' equal-variance tests."""
+    from reid_repro.report import verdicts as rule
+
+    noise, tests = {}, {}
+    for metric in metrics:
+        groups: dict = {}
+        for r in runs:
+            if r.not_run:
+                continue
+            values = [100 * float(m[metric]) for _, m in sorted(r.per_seed.items()) if metric in m]
+            if values:
+                groups.setdefault(rule.group_key(r.spec), {})[r.name] = values
+        noise[metric], tests[metric] = rule.pooled_noise(groups)
+    return noise, tests
+
+
+def claim_verdict(claim: dict, paper_gain: float | None, row_seeds: dict, versus_seeds: dict,
+                  gate: dict | None = None, noise: tuple | None = None) -> dict:
+    """One listed claim judged on its rows' seeds (``{seed: value}`` each; report/verdicts.py, ``noise``: the rows'
+    seed-noise estimates): the paper's gain where it prints both numbers (else the sign the claim states),
+    ``not_worse`` judged as "does not hold" only when the interval lies on the wrong side; a claim whose gate fails
+    (or was not measured) reads "not testable here"."""
     from reid_repro.report import claims as claim_file
     from reid_repro.report import verdicts as rule
 
     printed = paper_gain is not None and not pd.isna(paper_gain)
     sign = claim_file.expected_sign(claim, paper_gain if printed else None)
-    v = rule.verdict(paper_gain if printed and paper_gain != 0 else sign, seeds, row_v, versus_v)
+    rs, vs = sorted(row_seeds), sorted(versus_seeds)
+    v = rule.verdict(paper_gain if printed and paper_gain != 0 else sign, [row_seeds[s] for s in rs],
+                     [versus_seeds[s] for s in vs], *(noise or (None, None)), row_seeds=rs, versus_seeds=vs)
     if not printed:
         v["paper_gain"], v["sign_only"] = None, True
     if claim.get("direction") == "not_worse" and v["verdict"] == rule.HOLDS and v["ci"][0] is not None \
@@ -188,9 +216,10 @@ def verdict_sentence(v: dict, label: str, claim: dict) -> str:
     metric, digits = METRIC_NAMES.get(v["metric"], v["metric"]), 3 if v["metric"] in ("nmi", "early_nmi", "fid") else 1
     if v["metric"] == "fid":      # ours is not Inception FID: say so wherever it is named
         metric = "FID (paper: Inception-v3; ours: a Fréchet distance on the start's features, not Inception FID)"
-    seeds = ", ".join(str(s) for s in v["seeds"])
-    interval = (f"95% CI [{v['ci'][0]:+.{digits}f}, {v['ci'][1]:+.{digits}f}] over {len(v['seeds'])} paired seeds "
-                f"({seeds})" if v["ci"][0] is not None else f"seed {seeds} only: no interval")
+    n, m = len(v["seeds"]), len(v.get("versus_seeds", v["seeds"]))
+    interval = (f"95% CI [{v['ci'][0]:+.{digits}f}, {v['ci'][1]:+.{digits}f}] over {n} and {m} seeds, "
+                f"{v.get('interval', 'Welch')}" if v["ci"][0] is not None
+                else f"{n} and {m} seeds: no interval (one seed and no pooled noise)")
     paper = (f"paper {v['paper_gain']:+.1f}" if v.get("paper_gain") is not None else
              f"paper: {v['row']} {'above' if claim_file.expected_sign(claim, None) > 0 else 'below'} (no numbers)")
     head = "Context (a supervised row, not a claim): " if v["kind"] == "context" else ""
@@ -203,12 +232,11 @@ def verdict_sentence(v: dict, label: str, claim: dict) -> str:
 
 
 def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict,
-             gates: dict | None = None) -> list[dict]:
+             gates: dict | None = None, noise: dict | None = None) -> list[dict]:
     """The table's listed claims (claims.yaml) judged where our runs fill both rows: per claim and dataset, the
-    paper's gain and the paired comparison over seeds. ``values``: metric -> :func:`seed_values` of the table's
-    runs; ``gates``: gate name -> its status (claims.gate_status)."""
+    paper's gain and the comparison over seeds. ``values``: metric -> :func:`seed_values` of the table's runs;
+    ``noise``: metric -> :func:`row_noise` of them; ``gates``: gate name -> its status (claims.gate_status)."""
     from reid_repro.report import claims as claim_file
-    from reid_repro.report import verdicts as rule
 
     rows = frame.set_index("row")
     out = []
@@ -226,10 +254,9 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, val
             paper_v, paper_base = r[f"{d}.{metric}.paper"], base[f"{d}.{metric}.paper"]
             if not ours or not ours_base or any(x is None or pd.isna(x) for x in (paper_v, paper_base)):
                 continue
-            seeds, row_v, base_v = rule.paired(sorted(set(ours) | set(ours_base)), ours, ours_base)
-            if not seeds:
-                continue
-            v = claim_verdict(claim, paper_v - paper_base, seeds, row_v, base_v, (gates or {}).get(claim.get("gate")))
+            by = (noise or {}).get(metric, {})
+            v = claim_verdict(claim, paper_v - paper_base, ours, ours_base, (gates or {}).get(claim.get("gate")),
+                              (by.get((claim["row"], d)), by.get((claim["versus"], d))))
             v.update(paper=paper, table=table, row=claim["row"], versus=claim["versus"], dataset=d, metric=metric,
                      stale=any(x is not None and not pd.isna(x) and bool(x)
                                for x in (r.get(f"{d}.stale"), base.get(f"{d}.stale"))))
@@ -242,7 +269,7 @@ FIDELITY_TWIN = ", all paper (fidelity)"   # a row run with every disagreement r
 
 
 def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, values: dict,
-                           gates: dict | None = None) -> list[dict]:
+                           gates: dict | None = None, noise: dict | None = None) -> list[dict]:
     """The table's orderings again with the paper's reading of every disagreement (issue 11): a row ``<row>, all
     paper (fidelity)`` stands in for ``<row>``, so an ordering is judged when both its row and the row it is measured
     against have such a twin; the paper's gain is the original rows'. Each verdict has ``reading: paper``."""
@@ -254,9 +281,9 @@ def paper_reading_verdicts(paper: str, table: str, paper_table: dict, frame: pd.
     for c in [c for c in frame.columns if ".ours" in c or c.endswith(".stale")]:   # ours from the twin
         read[c] = [by_row.loc[twins[r], c] for r in read["row"]]
     original = {twin: row for row, twin in twins.items()}
-    twin_values = {m: {(original[name], d): v for (name, d), v in by.items() if name in original}
-                   for m, by in values.items()}
-    found = verdicts(paper, table, paper_table, read, twin_values, gates)
+    twin_values, twin_noise = ({m: {(original[name], d): v for (name, d), v in by.items() if name in original}
+                                for m, by in x.items()} for x in (values, noise or {}))
+    found = verdicts(paper, table, paper_table, read, twin_values, gates, twin_noise)
     for v in found:
         v["reading"] = "paper"
         v["sentence"] = "With the paper's reading: " + v["sentence"]
@@ -311,12 +338,11 @@ def headline(found: list[dict], paper: str) -> dict | None:
 
 
 def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None,
-                       labels: dict = DATASET_NAMES) -> list[dict]:
-    """A paper's claims on figures with no table (claims.yaml ``runs: {row, versus}``), judged on their paired seeds:
+                       labels: dict = DATASET_NAMES, noise: dict | None = None) -> list[dict]:
+    """A paper's claims on figures with no table (claims.yaml ``runs: {row, versus}``), judged on their seeds:
     GCL+ Fig. 8's final NMI (``nmi``) and the NMI of the clustering after the first epoch (``early_nmi``). The paper
     draws them (no numbers): the sign only."""
     from reid_repro.report import claims as claim_file
-    from reid_repro.report import verdicts as rule
 
     out = []
     for claim in claim_file.for_runs(paper):
@@ -325,11 +351,12 @@ def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None,
             continue
         metric = claim.get("metric", "mAP")
         va, vb = ({s: 100 * float(m[metric]) for s, m in r.per_seed.items() if metric in m} for r in (a, b))
-        seeds, row_v, base_v = rule.paired(sorted(va), va, vb)
-        if not seeds:
+        if not va or not vb:
             continue
         dataset = (claim.get("datasets") or [a.spec.test])[0]
-        v = claim_verdict(claim, None, seeds, row_v, base_v, (gates or {}).get(claim.get("gate")))
+        by = (noise or {}).get(metric, {})
+        v = claim_verdict(claim, None, va, vb, (gates or {}).get(claim.get("gate")),
+                          tuple(by.get(claim["runs"][k]) for k in ("row", "versus")))
         v.update(paper=paper, table=claim["source"], row=claim["row"], versus=claim["versus"], dataset=dataset,
                  metric=metric, stale=bool(a.stale or b.stale))
         v["sentence"] = verdict_sentence(v, labels.get(dataset, dataset), claim)
@@ -368,7 +395,7 @@ def gcl_fid_table(ours: dict, paper_table: dict, gates: dict | None = None
         printed = next(r for r in paper_table["rows"] if r["row"] == claim["row"])
         paper_gain = np.mean([printed[a][0] for a in easy]) - np.mean([printed[a][0] for a in hard])
         ours_easy, ours_hard = np.mean([ours["fid"][a] for a in easy]), np.mean([ours["fid"][a] for a in hard])
-        v = claim_verdict(claim, paper_gain, [0], [ours_easy], [ours_hard], (gates or {}).get(claim.get("gate")))
+        v = claim_verdict(claim, paper_gain, {0: ours_easy}, {0: ours_hard}, (gates or {}).get(claim.get("gate")))
         label = lambda keys: ", ".join(paper_table["datasets"][a] for a in keys)     # noqa: E731
         v.update(paper="gcl", table="1", row=label(easy), versus=label(hard), dataset="market", metric="fid",
                  stale=False)
