@@ -235,7 +235,8 @@ def main() -> None:
               "verdicts": len(pairs), "runs_feeding_verdicts": len(fed), "runs": len(runs),
               "run_training_hours": hours, "at_minimum": summary(w0), "planned": summary(w1),
               "measured_noise": measured, "seeds": {r: seeds[r] for r in runs},
-              "params_seeds": run_seeds(params), "widths": [{**x, "half_width": round(w, 3)} for x, w in zip(pairs, w1)]}
+              "params_seeds": run_seeds(params),
+              "widths": [{**x, "half_width": round(w, 3)} for x, w in zip(pairs, w1)]}
     print(json.dumps({k: v for k, v in result.items() if k not in ("seeds", "widths")}, indent=1))
     print("seeds:", dict(sorted(((r, n) for r, n in seeds.items() if n != start[r]), key=lambda kv: -kv[1])))
     if args.write:
