@@ -1,0 +1,136 @@
+"""Rebuild pipeline stages one at a time and commit each as it finishes (issue 43: a rebuild longer than a working
+session). An operator's script, not a stage.
+
+First, every stage the named ones read from and that is not among them (a start, a source model, a warm-up, a
+manifest), committed in ``dvc.lock`` but with its outputs missing here (a fresh machine, an empty DVC cache), is
+checked out from the cache or, failing that, rebuilt, and must come out byte for byte as committed (reference
+numerics): its ``dvc.lock`` entry must not change, or the script stops. Then, for each stage named, ``dvc repro
+--single-item <stage>`` under reference numerics; on success the stage's ``dvc.lock`` entry and its git-tracked
+outputs are committed (``rebuild: <stage> (<s> s)``) and one line is appended to
+``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU seconds of its processes, the load
+average at its end, the CPU, the revision and when it finished (``bench/rebuild_table.py`` turns these into the
+rebuild table). A file ``STOP`` in the repository root ends the chain before its next stage.
+
+Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG = ROOT / "bench" / "results" / "rebuild_times.jsonl"
+TRACKED = ["dvc.lock", "synthetic/dvc.lock", "data", "runs", "models", "reports", "studies",
+           str(LOG.relative_to(ROOT))]
+
+
+def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), cwd=ROOT, text=True, capture_output=True, check=check, **kw)
+
+
+def reference_env() -> dict:
+    """The environment of scripts/cpu_avx2.env (reference numerics, 2 threads)."""
+    out = sh("bash", "-c", ". scripts/cpu_avx2.env && env -0").stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+def upstream(stages: list[str]) -> list[str]:
+    """The stages whose outputs ``stages`` read (``dvc dag``), not among them, in the order to build them."""
+    nodes, edges = set(), set()
+    for stage in stages:
+        for line in sh("dvc", "dag", "--dot", stage).stdout.splitlines():
+            parts = [x for x in line.strip().rstrip(";").split('"') if x.strip() and x.strip() != "->"]
+            if line.strip().startswith('"'):
+                nodes.update(parts)
+                if "->" in line:
+                    edges.add((parts[0], parts[1]))
+    order, done = [], set()
+    while len(done) < len(nodes):       # Kahn: a stage after everything it reads
+        ready = sorted(n for n in nodes - done if all(a in done for a, b in edges if b == n))
+        order += ready
+        done.update(ready)
+    return [n for n in order if n not in stages]
+
+
+def missing_outputs(stages: list[str]) -> list[str]:
+    """Those of ``stages`` whose committed outputs are absent from this checkout."""
+    status = json.loads(sh("dvc", "status", "--json", *stages).stdout or "{}") if stages else {}
+    return [s for s in stages if any(isinstance(c, dict) and "changed outs" in c for c in status.get(s, []) or [])]
+
+
+def ensure(stages: list[str], env: dict) -> None:
+    """Make the committed outputs that ``stages`` read present: from the DVC cache, else rebuilt, which must give
+    the committed bytes (the stage's dvc.lock entry unchanged) or the chain stops."""
+    needed = [s for s in upstream(stages) if not s.endswith(("world", "video_world"))]   # worlds: in git
+    missing = missing_outputs(needed)
+    if missing:
+        sh("dvc", "checkout", *missing, check=False)
+    for up in missing_outputs(missing):
+        print(f"=== {up}: outputs missing here, rebuilding it (must match dvc.lock)", flush=True)
+        before = sh("git", "show", "HEAD:dvc.lock").stdout
+        run = subprocess.run(["dvc", "repro", "--single-item", up], cwd=ROOT, env=env)
+        if run.returncode != 0 or (ROOT / "dvc.lock").read_text() != before:
+            sys.exit(f"{up}: rebuilt differently from its committed dvc.lock entry (or failed): stopping")
+        sh("git", "checkout", "--", *[p for p in TRACKED if (ROOT / p).exists()], check=False)
+
+
+def record(stage: str, wall: float, cpu: float) -> None:
+    cpu_name = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    rec = {"stage": stage, "seconds": round(wall), "cpu_seconds": round(cpu), "load_1_5_15": list(os.getloadavg()),
+           "cpu": cpu_name, "cpus": os.cpu_count(), "numerics": "reference (scripts/cpu_avx2.env, 2 threads)",
+           "revision": sh("git", "rev-parse", "--short=8", "HEAD").stdout.strip(),
+           "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    with LOG.open("a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def commit(stage: str, wall: float) -> None:
+    paths = [p for p in TRACKED if (ROOT / p).exists()]
+    for _ in range(6):               # another git command may hold the index for a moment
+        if sh("git", "add", "-A", "--", *paths, check=False).returncode == 0 and sh(
+                "git", "commit", "-q", "-m", f"rebuild: {stage} ({wall:.0f} s)", "-m",
+                f"Issue 43: dvc repro --single-item {stage} under reference numerics.", "--", *paths,
+                check=False).returncode == 0:
+            return
+        time.sleep(5)
+    print(f"=== {stage}: could not commit (git busy?); commit it by hand", flush=True)
+
+
+def main() -> None:
+    stages = sys.argv[1:]
+    if not stages:
+        sys.exit(__doc__)
+    env = reference_env()
+    ensure(stages, env)
+    for stage in stages:
+        if (ROOT / "STOP").exists():
+            print(f"=== STOP: stopping before {stage}", flush=True)
+            return
+        print(f"=== start {stage} {datetime.datetime.now(datetime.timezone.utc):%H:%M:%SZ}", flush=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.monotonic()
+        logf = ROOT / ".cache" / "rebuild" / f"{stage.replace('/', '_').replace(':', '_')}.log"
+        logf.parent.mkdir(parents=True, exist_ok=True)
+        with logf.open("w") as out:
+            rc = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT).returncode
+        wall = time.monotonic() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        print(f"=== {stage} rc={rc} {wall:.0f} s (cpu {cpu:.0f} s)", flush=True)
+        if rc != 0:
+            sys.exit(f"{stage} failed: {logf}")
+        record(stage, wall, cpu)
+        commit(stage, wall)
+    print("=== chain done", flush=True)
+
+
+if __name__ == "__main__":
+    main()
