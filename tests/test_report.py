@@ -146,6 +146,9 @@ def test_verdicts_compare_gains_against_the_baseline_row(report):
     assert summary["verdicts"] == {"holds": 1, "does not hold": 0, "inconclusive": 0, "not testable here": 0}
     md = (tmp / "reports" / "results.md").read_text()
     assert "ISE: 1 hold, 0 do not, 0 inconclusive, 0 not testable here" in md and "Inconclusive does not mean" in md
+    agree = summary["agreement"]["all"]
+    assert agree["median_half_width"] == pytest.approx(4.034, abs=1e-3) and agree["sign_agreement"] == 1.0
+    assert "The median half-width of the 1 verdicts with an interval is 4.0 mAP points (ISE 4.0)." in md
 
 
 def test_the_baselines_gain_over_the_pretrained_start(report):

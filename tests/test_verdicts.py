@@ -153,3 +153,23 @@ def test_verify_says_identical_only_for_equal_values_and_names_the_numerics_of_b
     assert run_is_reference({**old, "environment": {**old["environment"], "torch_threads": 1}}) is False
     assert run_is_reference({"environment": {"numerics": {"reference": False}}}) is False
     assert run_is_reference({"git_revision": "abc"}) is None
+
+
+def test_agreement_counts_signs_and_ranks_the_papers_gains_against_ours():
+    """Five judged claims and one not testable: the median half-width, the share of our gains with the claimed sign
+    (4 of 5 here), and Spearman's rho of paper vs our gain over the three with printed numbers, as scipy gives it."""
+    from reid_repro.report.verdicts import agreement
+
+    def v(paper, ours, sign, verdict=INCONCLUSIVE, width=1.0, sign_only=False):
+        return {"paper_gain": None if sign_only else paper, "our_gain": ours, "claimed_sign": sign,
+                "verdict": verdict, "detectable": width, "sign_only": sign_only}
+
+    found = [v(2.0, 1.5, 1, HOLDS, 0.8), v(1.0, 0.4, 1, width=2.0), v(4.0, 3.0, 1, HOLDS, 1.2),
+             v(None, -0.5, 1, width=None, sign_only=True), v(-1.0, -2.0, -1, DOES_NOT_HOLD, 3.0),
+             v(3.0, -9.0, 1, "not testable here", 0.1)]
+    a = agreement(found)
+    assert a["judged"] == 5 and a["with_interval"] == 4 and a["median_half_width"] == pytest.approx(1.6)
+    assert a["sign_claims"] == 5 and a["sign_agreement"] == pytest.approx(4 / 5)
+    ref = stats.spearmanr([2.0, 1.0, 4.0, -1.0], [1.5, 0.4, 3.0, -2.0])
+    assert a["spearman_claims"] == 4 and a["spearman"] == pytest.approx(ref.statistic, abs=1e-4) == 1.0
+    assert agreement([])["median_half_width"] is None and agreement([])["spearman"] is None

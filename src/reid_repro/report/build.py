@@ -35,6 +35,24 @@ from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIV
 WHY_DIFFERENT = PROSE["why_different"]
 
 
+def agreement_sentence(agree: dict) -> str:
+    """The verdicts taken together, as the summary states it: the median half-width per paper, and how far our gains
+    agree with the papers' (sign, rank correlation), a finding rather than a target."""
+    a = agree["all"]
+    if not a["judged"]:
+        return ""
+    per = ", ".join(f"{short_name(k)} {v['median_half_width']:.1f}" for k, v in agree.items()
+                    if k != "all" and v["median_half_width"] is not None)
+    out = (f"The median half-width of the {a['with_interval']} verdicts with an interval is "
+           f"{a['median_half_width']:.1f} mAP points ({per}). " if a["median_half_width"] is not None else "")
+    if a["sign_agreement"] is not None:
+        out += (f"Our gain has the paper's sign in {a['sign_agreement']:.0%} of {a['sign_claims']} judged claims")
+        out += (f"; across the {a['spearman_claims']} claims whose two numbers the paper prints, the rank correlation "
+                f"of the paper's gains with ours is {a['spearman']:+.2f} (Spearman, p = {a['spearman_p']:.2g})."
+                if a["spearman"] is not None else ".")
+    return out
+
+
 def _provenance(runs: list[Run], params_hash_value: str) -> dict:
     first = runs[0].info if runs else {}
     return {"git_revisions": sorted({r.info.get("git_revision", "unknown") for r in runs}),
@@ -250,9 +268,14 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                        f"inconclusive, {c[claim_file.NOT_TESTABLE]} not testable here"
                        for p, c in sorted(per_paper.items()))
     context = len(all_verdicts) - len(counted)
+    from reid_repro.report.verdicts import agreement
+
+    summary["agreement"] = {"all": agreement(counted),
+                            **{p_name: agreement([v for v in counted if v["paper"] == p_name]) for p_name in per_paper}}
     line = (f"Of {len(counted)} verdicts on the papers' stated claims (claims.yaml; {counts}); "
             f"{context} comparisons with a supervised row are shown as context, not counted. Each verdict is listed "
-            "under its table with the claim it judges, and in `verdicts.json`.")
+            "under its table with the claim it judges, and in `verdicts.json`. "
+            + agreement_sentence(summary["agreement"]))
     summary["stale_runs"] = {r.name: r.stale for r in runs if r.stale}
     summary["not_built"] = [r.name for r in found_runs if r.not_run == NOT_BUILT]
     stale_verdicts = sum(bool(v.get("stale")) for v in all_verdicts)

@@ -197,6 +197,7 @@ def claim_verdict(claim: dict, paper_gain: float | None, row_seeds: dict, versus
     rs, vs = sorted(row_seeds), sorted(versus_seeds)
     v = rule.verdict(paper_gain if printed and paper_gain != 0 else sign, [row_seeds[s] for s in rs],
                      [versus_seeds[s] for s in vs], *(noise or (None, None)), row_seeds=rs, versus_seeds=vs)
+    v["claimed_sign"] = sign
     if not printed:
         v["paper_gain"], v["sign_only"] = None, True
     if claim.get("direction") == "not_worse" and v["verdict"] == rule.HOLDS and v["ci"][0] is not None \

@@ -151,3 +151,26 @@ def verdict(paper_gain: float, row_values, versus_values, row_noise: Noise | Non
             "detectable": None if not math.isfinite(iv["half_width"]) else round(iv["half_width"], 4),
             "df": iv["df"], "interval": iv["how"],
             "verdict": rule(paper_gain, iv["ci"])}
+
+
+def agreement(found: list[dict]) -> dict:
+    """What the counted verdicts say together (a finding, not a target): how many have an interval and the median
+    of their half-widths; of those with a gain of ours, the share whose sign is the claimed one (``claimed_sign``);
+    and over those where the paper prints both numbers, Spearman's rank correlation of the paper's gains with ours
+    (scipy.stats.spearmanr; None below three claims). A claim read "not testable here" counts in none of them."""
+    from scipy import stats as st
+
+    judged = [v for v in found if v["verdict"] in (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE)]
+    widths = [v["detectable"] for v in judged if v.get("detectable") is not None]
+    signs = [v for v in judged if v.get("claimed_sign") and v["our_gain"] != 0]
+    printed = [v for v in judged if v.get("paper_gain") is not None and not v.get("sign_only")]
+    rho = p = None
+    if len(printed) >= 3:
+        res = st.spearmanr([v["paper_gain"] for v in printed], [v["our_gain"] for v in printed])
+        if not math.isnan(res.statistic):
+            rho, p = round(float(res.statistic), 4), round(float(res.pvalue), 4)
+    return {"judged": len(judged), "with_interval": len(widths),
+            "median_half_width": round(float(np.median(widths)), 3) if widths else None,
+            "sign_agreement": round(sum((v["our_gain"] > 0) == (v["claimed_sign"] > 0) for v in signs)
+                                    / len(signs), 4) if signs else None,
+            "sign_claims": len(signs), "spearman": rho, "spearman_p": p, "spearman_claims": len(printed)}
