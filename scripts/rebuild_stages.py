@@ -12,6 +12,7 @@ average at its end, the CPU, the revision and when it finished (``bench/rebuild_
 rebuild table). A file ``STOP`` in the repository root ends the chain before its next stage.
 
 Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
+     python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists, in order)
 """
 
 from __future__ import annotations
@@ -103,10 +104,33 @@ def commit(stage: str, wall: float) -> None:
     print(f"=== {stage}: could not commit (git busy?); commit it by hand", flush=True)
 
 
+def stale_stages(patterns: list[str]) -> list[str]:
+    """Every stage ``dvc status`` lists, in an order that builds what a stage reads before it, keeping those whose
+    name matches one of ``patterns`` (fnmatch; none: all)."""
+    import fnmatch
+
+    status = json.loads(sh("dvc", "status", "--json").stdout or "{}")
+    nodes, edges = set(), set()
+    for line in sh("dvc", "dag", "--dot").stdout.splitlines():
+        parts = [x for x in line.strip().rstrip(";").split('"') if x.strip() and x.strip() != "->"]
+        if line.strip().startswith('"'):
+            nodes.update(parts)
+            if "->" in line:
+                edges.add((parts[0], parts[1]))
+    order, done = [], set()
+    while len(done) < len(nodes):
+        ready = sorted(n for n in nodes - done if all(a in done for a, b in edges if b == n))
+        order += ready
+        done.update(ready)
+    return [n for n in order if status.get(n) and (not patterns or any(fnmatch.fnmatch(n, p) for p in patterns))]
+
+
 def main() -> None:
-    stages = sys.argv[1:]
-    if not stages:
+    args = sys.argv[1:]
+    if not args:
         sys.exit(__doc__)
+    stages = stale_stages(args[1:]) if args[0] == "--stale" else args
+    print(f"=== {len(stages)} stage(s): {' '.join(stages)}", flush=True)
     env = reference_env()
     ensure(stages, env)
     for stage in stages:
