@@ -8,8 +8,8 @@ standard deviation, df its pooled degrees of freedom), and Welch's otherwise. Th
    to the runs through the table rows they fill (kind ``claim``; ``context`` rows are shown, never counted);
 2. gives every run the seed sd of its noise group (verdicts.group_key): measured where the group has a current run
    of two or more seeds in ``runs/`` (the baselines train first for this), else ``--prior`` (stated as such);
-3. prices a seed of every run from the landed world's per-seed times (bench/results/exp_rebuild_estimate.json,
-   measured in the pipeline's stages where it says so) or the rebuild's own stage times where they exist;
+3. prices a seed of every run from the rebuild's own runs where they are trained (the median seed's training
+   seconds and its evaluation), else the landed world's per-seed estimate (bench/results/exp_rebuild_estimate.json);
 4. starts every run that feeds a verdict at ``--min`` seeds (the declared seeds of a run where more) and every
    other run at one, then adds seeds one at a time where they shrink the sum of the verdicts' half-widths most per
    second of training, until ``--hours`` of run training is spent; a noise group's df follows its runs' seeds.
@@ -98,21 +98,29 @@ def measured_noise(params: dict, runs_dir: Path) -> dict[str, dict]:
     return out
 
 
-def seconds_per_seed(params: dict) -> dict[str, float]:
-    """A seed of each run: the rebuild's own stage time where recorded (bench/results/rebuild_times.jsonl, less
-    the stage start-up), else the landed world's estimate (exp_rebuild_estimate.json)."""
-    from reid_repro.commands.repro import STAGE_OVERHEAD
-    from reid_repro.config.runs import load_run, run_seeds
+def seconds_per_seed(params: dict, runs_dir: Path) -> dict[str, float]:
+    """A seed of each run: the median of its seeds' training seconds where the rebuild has trained it (the median,
+    as a seed trained beside other work takes longer), plus the evaluation of a seed; else the landed world's
+    estimate (exp_rebuild_estimate.json, measured in the pipeline's stages or scaled from them)."""
+    from reid_repro.commands.repro import SEED_OVERHEAD
 
     est = json.loads((ROOT / "bench/results/exp_rebuild_estimate.json").read_text())["cases"][1:]
     out = {r["stage"].partition("@")[2]: r["seed_s"] for r in est if r["kind"] == "train"}
-    log = ROOT / "bench/results/rebuild_times.jsonl"
-    for line in (log.read_text().splitlines() if log.is_file() else []):
-        rec = json.loads(line)
-        kind, _, name = rec["stage"].partition("@")
-        if kind == "train" and name in params["runs"]:
-            out[name] = (rec["seconds"] - STAGE_OVERHEAD) / run_seeds(params, load_run(params, name))
+    for name in params["runs"]:
+        path = runs_dir / name / "metrics.json"
+        seeds = json.loads(path.read_text()).get("seeds", {}) if path.is_file() else {}
+        times = [m["train_seconds"] for m in seeds.values() if "train_seconds" in m]
+        if times and not stale(params, name, runs_dir):
+            out[name] = statistics.median(times) + SEED_OVERHEAD
     return out
+
+
+def stale(params: dict, name: str, runs_dir: Path) -> bool:
+    from reid_repro.config.runs import load_run
+    from reid_repro.report.runs import stale_reason
+
+    info = json.loads((runs_dir / name / "run.json").read_text())
+    return stale_reason(params, name, load_run(params, name), info) is not None
 
 
 def half_width(sd: float, df: int, n_a: int, n_b: int) -> float:
@@ -223,7 +231,7 @@ def main() -> None:
     group = {r: group_key(s) for r, s in specs.items()}
     measured = measured_noise(params, args.runs_dir)
     sd = {g: measured[g]["sd"] if g in measured else args.prior for g in set(group.values())}
-    cost = seconds_per_seed(params)
+    cost = seconds_per_seed(params, args.runs_dir)
     fed = {x["row"] for x in pairs} | {x["versus"] for x in pairs}
     declared = {r: specs[r].seeds or 0 for r in runs}
     start = {r: max(declared[r], args.min) if r in fed else 1 for r in runs}
