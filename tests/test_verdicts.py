@@ -1,5 +1,6 @@
-"""The verdict rule on hand-made values: the difference of two rows' means with a Welch or pooled Student-t interval
-(checked against scipy and by hand) against the paper's side; the paired interval of comparisons paired by construction."""
+"""The verdict rule on hand-made values: the difference of two rows' means with a Welch or pooled Student-t
+interval (checked against scipy and by hand) against the paper's side; the paired interval of comparisons paired by
+construction."""
 
 import math
 
