@@ -42,11 +42,11 @@ def reference_env() -> dict:
     return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
 
 
-def upstream(stages: list[str]) -> list[str]:
-    """The stages whose outputs ``stages`` read (``dvc dag``), not among them, in the order to build them."""
+def build_order(*targets: str) -> list[str]:
+    """The stages of ``dvc dag`` (of ``targets``, or the whole pipeline), each after every stage it reads."""
     nodes, edges = set(), set()
-    for stage in stages:
-        for line in sh("dvc", "dag", "--dot", stage).stdout.splitlines():
+    for target in targets or (None,):
+        for line in sh("dvc", "dag", "--dot", *([target] if target else [])).stdout.splitlines():
             parts = [x for x in line.strip().rstrip(";").split('"') if x.strip() and x.strip() != "->"]
             if line.strip().startswith('"'):
                 nodes.update(parts)
@@ -57,7 +57,12 @@ def upstream(stages: list[str]) -> list[str]:
         ready = sorted(n for n in nodes - done if all(a in done for a, b in edges if b == n))
         order += ready
         done.update(ready)
-    return [n for n in order if n not in stages]
+    return order
+
+
+def upstream(stages: list[str]) -> list[str]:
+    """The stages whose outputs ``stages`` read (``dvc dag``), not among them, in the order to build them."""
+    return [n for n in build_order(*stages) if n not in stages]
 
 
 def missing_outputs(stages: list[str]) -> list[str]:
@@ -110,19 +115,8 @@ def stale_stages(patterns: list[str]) -> list[str]:
     import fnmatch
 
     status = json.loads(sh("dvc", "status", "--json").stdout or "{}")
-    nodes, edges = set(), set()
-    for line in sh("dvc", "dag", "--dot").stdout.splitlines():
-        parts = [x for x in line.strip().rstrip(";").split('"') if x.strip() and x.strip() != "->"]
-        if line.strip().startswith('"'):
-            nodes.update(parts)
-            if "->" in line:
-                edges.add((parts[0], parts[1]))
-    order, done = [], set()
-    while len(done) < len(nodes):
-        ready = sorted(n for n in nodes - done if all(a in done for a, b in edges if b == n))
-        order += ready
-        done.update(ready)
-    return [n for n in order if status.get(n) and (not patterns or any(fnmatch.fnmatch(n, p) for p in patterns))]
+    return [n for n in build_order() if status.get(n)
+            and (not patterns or any(fnmatch.fnmatch(n, p) for p in patterns))]
 
 
 def main() -> None:
