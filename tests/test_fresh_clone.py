@@ -92,7 +92,7 @@ def test_the_committed_runs_import_into_mlflow_with_their_epochs_and_tags_once(t
     client = MlflowClient(uri)
     found = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
     folders = sorted(runs.glob("*/seeds/*"))
-    assert len(found) == len(folders) == 6
+    assert len(found) == len(folders) >= 2
     by_source = {r.data.tags["reid_repro.source"]: r for r in found}
     for folder in folders:
         r = by_source[str(folder)]
@@ -107,7 +107,8 @@ def test_the_committed_runs_import_into_mlflow_with_their_epochs_and_tags_once(t
         assert r.data.metrics["final_mAP"] == final["mAP"]
         assert client.get_experiment(r.info.experiment_id).name == info["run"]["paper"]
     assert main(["mlflow-import", "--runs", str(runs), "--uri", uri]) == 0
-    assert len(client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)) == 6
+    again = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
+    assert len(again) == len(folders)
 
 
 def test_the_plan_estimates_each_stage_from_its_committed_record(tmp_path):

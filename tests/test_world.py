@@ -127,7 +127,7 @@ BAD_WORLD = [  # (text in params.yaml, what replaces it, the error expected)
     ("profile: default", "profile: huge", "world.profile='huge'"),
     ("cameras: 6,", "cameras: 'six',", "world.domains.market.cameras='six'"),
     ("hue_spread: 0.12, look: neutral", "hue_spread: 0.12, look: summer",
-     r"world.domains.market.look='summer'; expected one of \['neutral', 'winter'\]"),
+     r"world.domains.market.look='summer'; expected one of \['duke_light', 'neutral', 'winter'\]"),
     ("occlusion: 0.12,", "occlusion: 1.5,", "world.looks.neutral.occlusion=1.5: out of range"),
     ("fit: 1.1, body: null, bags: null}", "fit: 0.5, body: null, bags: null}",
      "world.looks.neutral.fit=0.5: out of range"),
@@ -169,9 +169,10 @@ def test_missing_smpl_files_name_the_file(tmp_path):
 # identity got its own random stream (2026-12-02), duke again when its style_strength went to 0.45 (2026-12-02),
 # both again when the table gained the look's per-camera light columns (2026-12-06; the draws did not change:
 # test_the_committed_world_is_drawn_again_from_its_recorded_settings), and both when issue 38's world landed
-# (2026-12-07: camera styles 0.15, the fitted frame), and Duke's when it got its winter look (E9).
+# (2026-12-07: camera styles 0.15, the fitted frame), Duke's when it got its winter look (E9) and again when it
+# took the duke_light look (issue 43, 2026-12-07).
 GROUND_TRUTH_SHA256 = {"market": "14c5946141647b41cf4a093a2b9a24d8d6e84dd84442b89a58dab8dcf6cd7e3b",
-                       "duke": "6424230fa5b9122e564541817348fb4e01d0e038da2b3252c6a9d85d36ee4ee8"}
+                       "duke": "a1dbe2eeb2bd11e769f1808ae89f104a87e2820cd652ddf940a38e46af9021c7"}
 
 
 def test_query_positions_keep_a_cross_camera_match():
@@ -219,8 +220,19 @@ def test_verify_compares_the_world_with_the_recorded_ground_truth(world, tmp_pat
     monkeypatch.setattr(verify, "WORLD_SHA256", recorded)
     lines = verify.check_world(out)
     assert lines[0] == "world market: ground truth identical to the recorded one"
-    assert lines[1].startswith("world duke: ground truth DIFFERS (sha256 6424230fa5b9 != 000000000000")
+    assert lines[1].startswith(f"world duke: ground truth DIFFERS (sha256 {GROUND_TRUTH_SHA256['duke'][:12]} != "
+                               "000000000000")
     assert lines[2].startswith("world msmt: ") and "missing" in lines[2]
+
+
+def test_verify_records_the_committed_worlds_ground_truth():
+    """`make verify` compares a machine's world with WORLD_SHA256: those must be the committed data/world's, so a
+    clone that renders nothing reads "identical" for every domain (the digests were stale for a whole world redesign
+    once, and verify called the committed world different)."""
+    from reid_repro.commands import verify
+
+    lines = verify.check_world(ROOT / "data" / "world")
+    assert lines == [f"world {name}: ground truth identical to the recorded one" for name in verify.WORLD_SHA256]
 
 
 def test_the_committed_world_is_drawn_again_from_its_recorded_settings(body, renderer, tmp_path):

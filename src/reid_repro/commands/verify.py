@@ -18,12 +18,14 @@ HELP = "re-train a named set of committed runs here and say whether each lands i
 DEFAULT_RUNS = ("cc_market", "ise_market")
 
 # sha256 of each default-world domain's ground_truth.parquet as CSV (world seed 0, profile default, the
-# committed params.yaml world section), recorded on 2026-12-02. The ground truth is what the seed draws, the
-# same on every machine; the JPEG bytes may differ with the OpenGL driver (docs/world.md "The synthetic world").
-WORLD_SHA256 = {"market": "6f6489b270e97258f49b1148db38198f316add9ce7f5410c314f26d16da04e78",
-                "duke": "a5bc5d12fe2b01fb0f3108264e7dbbf7c51eda3692c2eb95ca715891bd29eba8",
-                "msmt": "bc34cbbc99bd0e7214e6b371c43e8354358eccf94e5e3aa8210c72908f8b6966",
-                "pretrain": "cd40d6895804c5a3d0c5e54e1181177bc0a37e5c22b600caee34461d8fe47db8"}
+# committed conf/world.yaml: Market neutral, Duke duke_light, MSMT mixed), recorded on 2026-12-07 from the world
+# the rebuild (issue 43) trains on. The ground truth is what the seed draws, the same on every machine; the JPEG
+# bytes may differ with the OpenGL driver (docs/world.md "The synthetic world"). tests/test_world.py checks these
+# against the committed data/world.
+WORLD_SHA256 = {"market": "15b46c1a4c3d4a5f59717791de19881f74fa535015aa47aa1101f092dec5f10a",
+                "duke": "d5a8e49a6681e3ec07353703f642b06bdb80a9a4b9a7d4f5ae96b53198fbf9d1",
+                "msmt": "fee1238d9e8aa8eb6c226fcbf4a6bf73ba370964acd5cc6395bb0d9fdffc91b8",
+                "pretrain": "7945b925bae95691a5e517cd225d7af6f1a08cfa70b838a3787a18afd201efc3"}
 
 
 def add_arguments(p) -> None:
