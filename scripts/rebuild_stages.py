@@ -12,7 +12,8 @@ average at its end, the CPU, the revision and when it finished (``bench/rebuild_
 rebuild table). A file ``STOP`` in the repository root ends the chain before its next stage.
 
 Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
-     python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists, in order)
+     python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists as
+                                                   changed, in order; not a stage whose outputs are only absent here)
 """
 
 from __future__ import annotations
@@ -109,13 +110,21 @@ def commit(stage: str, wall: float) -> None:
     print(f"=== {stage}: could not commit (git busy?); commit it by hand", flush=True)
 
 
+def only_missing(changes: list) -> bool:
+    """Whether a stage's ``dvc status`` entries say only that its outputs are absent here (a machine whose DVC cache
+    never held them): its ``dvc.lock`` entry is current, and ``ensure`` rebuilds it only where a stage reads it."""
+    return bool(changes) and all(isinstance(c, dict) and set(c) == {"changed outs"}
+                                 and set(c["changed outs"].values()) <= {"deleted", "not in cache"} for c in changes)
+
+
 def stale_stages(patterns: list[str]) -> list[str]:
-    """Every stage ``dvc status`` lists, in an order that builds what a stage reads before it, keeping those whose
-    name matches one of ``patterns`` (fnmatch; none: all)."""
+    """Every stage ``dvc status`` lists as changed (code, params, command, inputs, or never built; not one whose only
+    change is outputs absent here), in an order that builds what a stage reads before it, keeping those whose name
+    matches one of ``patterns`` (fnmatch; none: all)."""
     import fnmatch
 
     status = json.loads(sh("dvc", "status", "--json").stdout or "{}")
-    return [n for n in build_order() if status.get(n)
+    return [n for n in build_order() if status.get(n) and not only_missing(status[n])
             and (not patterns or any(fnmatch.fnmatch(n, p) for p in patterns))]
 
 
