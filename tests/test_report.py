@@ -164,6 +164,31 @@ def test_the_baselines_gain_over_the_pretrained_start(report):
     assert "Does the baseline learn?" in (tmp / "reports" / "results.md").read_text()
 
 
+def test_a_domain_adaptation_baseline_starts_at_its_source_models_direct_transfer(tmp_path):
+    """mmt_market2duke (init source_market, tested on Duke) starts where the Market source model transfers to Duke
+    (transfer_market.json beside start.json: 28.0), not at the pretrained start (10.0): finals 30, 32, 34 -> gain
+    +4.0, sd 2.0, half-width 4.303 * 2 / sqrt(3) = 4.97: [-0.97, +8.97], does not learn. Without the transfer
+    file the report names it and the stage that writes it."""
+    params = {"data": {"market": {}, "duke": {}},
+              "runs": {"mmt_market2duke": {"method": "mmt", "base": "mmt", "dataset": "duke", "test": "duke",
+                                           "init": "source_market", "paper": "canu", "table": "I",
+                                           "column": "market2duke", "row": "MMT (DBSCAN)", "overrides": {}}}}
+    _fake_run(tmp_path / "runs", "mmt_market2duke", [0.30, 0.32, 0.34], [0.6, 0.7, 0.8])
+    (tmp_path / "start.json").write_text(json.dumps({"duke": {"mAP": 0.10}}))
+    with pytest.raises(ReidReproError, match=r"transfer_market\.json: missing; run `dvc repro transfer@market`"):
+        build_report(params, tmp_path / "runs", tmp_path / "r0", start=tmp_path / "start.json")
+    (tmp_path / "transfer_market.json").write_text(json.dumps({"duke": {"mAP": 0.28}, "market": {"mAP": 0.7}}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", start=tmp_path / "start.json")
+    gains = pd.read_csv(tmp_path / "reports" / "tables" / "baseline_gains.csv").set_index("run")
+    half = scipy.stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)
+    assert gains.loc["mmt_market2duke", "start_mAP"] == pytest.approx(28.0)
+    assert gains.loc["mmt_market2duke", "gain"] == pytest.approx(4.0)
+    assert json.loads(gains.loc["mmt_market2duke", "ci"]) == pytest.approx([4.0 - half, 4.0 + half], abs=1e-2)
+    assert summary["baselines_learn"] == {"mmt_market2duke": False}
+    md = (tmp_path / "reports" / "results.md").read_text()
+    assert "Market stand-in source model (direct transfer)" in md
+
+
 def test_a_baselines_extra_seeds_join_its_cell_and_its_gain_while_verdicts_pair_only_common_seeds(tmp_path):
     """cc_market (seeds: 6) trains seeds 0-5 (50, 52, 48, 51, 49, 54), ise_market 0-2: the baseline's cell, its gain
     over the start and ISE's verdict use all six."""

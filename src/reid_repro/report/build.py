@@ -24,9 +24,9 @@ from reid_repro.report.page import PAGES, PROSE, Section, _anchor, render_page
 from reid_repro.report.plots import (EXTRA_FIGURES, MODEL_FIGURE_RUNS, MODEL_FIGURES, curves_figure,
                                      reproduction_figure)
 from reid_repro.report.runs import NOT_BUILT, STALE_MARK, STALE_NOTE, Run, collect_runs, write_plot_data
-from reid_repro.report.tables import (FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO, START_INTRO,
-                                      STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows, dataset_labels,
-                                      differs_from_paper, _fidelity_cells, fidelity_frame, _gains_cells,
+from reid_repro.report.tables import (BASELINES, FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO,
+                                      START_INTRO, STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows,
+                                      dataset_labels, differs_from_paper, _fidelity_cells, fidelity_frame, _gains_cells,
                                       gcl_fid_table, headline, paper_numbers, paper_reading_verdicts, _probe_cells,
                                       reading_counts, row_noise, run_claim_verdicts, run_noise, seed_values,
                                       short_name, _studies_cells, studies_frame, study_sentences, _table_cells,
@@ -67,7 +67,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
                  studies: str | Path | None = None, allow_missing: bool = False) -> dict:
     """Write the report of every declared run to ``out_dir``; with ``paper``, of that paper's runs only. With
     ``allow_missing`` a declared run with no results is listed as not built yet instead of stopping the build.
-    ``start`` is the pretrained start's evaluation (``models/start.json``) for the baselines' gains."""
+    ``start`` is the pretrained start's evaluation (``models/start.json``) for the baselines' gains; a
+    domain-adaptation baseline's start is its source model's direct transfer, ``transfer_<source>.json`` beside it."""
     from reid_repro.config import larger_section, params_hash
 
     out_dir = Path(out_dir)
@@ -184,7 +185,15 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         start_file = Path(start)
         if not start_file.is_file():
             raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
-        gains = baseline_gains(by_name, json.loads(start_file.read_text()))
+        transfers = {}        # a domain-adaptation baseline starts at its source model's direct transfer
+        for name in sorted({by_name[b].spec.init.removeprefix("source_") for b in BASELINES
+                            if b in by_name and by_name[b].spec.init.startswith("source_")}):
+            path = start_file.with_name(f"transfer_{name}.json")
+            if not path.is_file():
+                raise ReidReproError(f"{path}: missing; run `dvc repro transfer@{name}` (the {name} source model's "
+                                     "direct transfer, beside the start's evaluation)")
+            transfers[name] = json.loads(path.read_text())
+        gains = baseline_gains(by_name, json.loads(start_file.read_text()), transfers)
         if len(gains):
             add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
                       _gains_cells(gains, labels))

@@ -416,23 +416,28 @@ BASELINES = tuple(LAYOUT["baselines"])      # figures.yaml: whose gain over the 
 START_INTRO = PROSE["start_intro"]
 
 
-def baseline_gains(by_name: dict, start: dict) -> pd.DataFrame:
-    """Per baseline run: the start's mAP on its test set, the per-seed final mAP, the mean gain and its 95%
-    interval (Student t over seeds), and whether the interval lies above zero."""
+def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) -> pd.DataFrame:
+    """Per baseline run: the mAP it starts from on its test set, the per-seed final mAP, the mean gain and its 95%
+    interval (Student t over seeds), and whether the interval lies above zero. A run from the pretrained start
+    starts at ``start`` (start.json); a domain-adaptation run, from a source model (``init: source_<s>``), at that
+    model's direct transfer, ``transfers[<s>]`` (transfer_<s>.json): what adaptation must improve on."""
     from reid_repro.report import verdicts as rule
 
     rows = []
     for name in BASELINES:
         r = by_name.get(name)
-        if r is None or r.spec.test not in start:
+        source = r.spec.init.removeprefix("source_") if r is not None and r.spec.init.startswith("source_") else None
+        begins = start if source is None else (transfers or {}).get(source, {})
+        if r is None or r.spec.test not in begins:
             continue
-        begin = 100 * float(start[r.spec.test]["mAP"])
+        begin = 100 * float(begins[r.spec.test]["mAP"])
         finals = r.values("mAP")
         seeds = sorted(finals)
         iv = rule.paired_interval([finals[s] for s in seeds], [begin] * len(seeds))
         ci = None if iv["n"] < 2 else [round(x, 2) for x in iv["ci"]]
-        rows.append({"run": name, "row": r.spec.row, "dataset": r.spec.test, "start_mAP": round(begin, 2),
-                     "seeds": seeds, "final_mAP": [round(finals[s], 2) for s in seeds],
+        rows.append({"run": name, "row": r.spec.row, "dataset": r.spec.test,
+                     "source": source or "",
+                     "start_mAP": round(begin, 2), "seeds": seeds, "final_mAP": [round(finals[s], 2) for s in seeds],
                      "gain": round(iv["our_gain"], 2), "ci": ci, "learns": bool(ci is not None and ci[0] > 0)})
     return pd.DataFrame(rows)
 
@@ -441,10 +446,12 @@ def _gains_cells(frame: pd.DataFrame, labels: dict = DATASET_NAMES) -> pd.DataFr
     rows = []
     for _, r in frame.iterrows():
         ci = "one seed: no interval" if r["ci"] is None else f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]"
-        rows.append([r["run"], labels.get(r["dataset"], r["dataset"]), f"{r['start_mAP']:.1f}",
+        start = (f"{labels.get(r['source'], r['source'])} source model (direct transfer)" if r["source"] else
+                 "pretrained start")
+        rows.append([r["run"], labels.get(r["dataset"], r["dataset"]), start, f"{r['start_mAP']:.1f}",
                      ", ".join(f"{v:.1f}" for v in r["final_mAP"]), f"{r['gain']:+.1f} {ci}",
                      "yes" if r["learns"] else "**no**"])
-    return pd.DataFrame(rows, columns=["Baseline run", "Stand-in", "Start mAP", "Final mAP per seed",
+    return pd.DataFrame(rows, columns=["Baseline run", "Stand-in", "Starts from", "Start mAP", "Final mAP per seed",
                                        "Gain (95% CI)", "Learns"])
 
 
