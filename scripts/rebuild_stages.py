@@ -3,11 +3,15 @@ session). An operator's script, not a stage.
 
 First, every stage the named ones read from and that is not among them (a start, a source model, a warm-up, a
 manifest), committed in ``dvc.lock`` but with its outputs missing here (a fresh machine, an empty DVC cache), is
-checked out from the cache or, failing that, rebuilt, and must come out byte for byte as committed (reference
-numerics): its ``dvc.lock`` entry must not change, or the script stops. Then, for each stage named, ``dvc repro
---single-item <stage>`` under reference numerics; on success the stage's ``dvc.lock`` entry and its git-tracked
-outputs are committed (``rebuild: <stage> (<s> s)``) and one line is appended to
-``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU seconds of its processes, the load
+checked out from the cache or, failing that, rebuilt, and must come out as committed (reference numerics): every
+DVC-cached output byte for byte (a model, features), except a training history, whose time columns differ; every
+git-tracked one (run.json, metrics.json, per-seed records) equal to the committed file but for times and the
+revision. Otherwise the script stops. The committed git-tracked files are kept, and the stage's ``dvc.lock`` entry
+is re-committed (``dvc commit``) with only the history's hash changed, in a commit of its own.
+
+Then, for each stage named, ``dvc repro --single-item <stage>`` under reference numerics; on success the stage's
+``dvc.lock`` entry and its git-tracked outputs are committed (``rebuild: <stage> (<s> s)``) and one line is appended
+to ``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU seconds of its processes, the load
 average at its end, the CPU, the revision and when it finished (``bench/rebuild_table.py`` turns these into the
 rebuild table). A file ``STOP`` in the repository root ends the chain before its next stage.
 
@@ -72,20 +76,93 @@ def missing_outputs(stages: list[str]) -> list[str]:
     return [s for s in stages if any(isinstance(c, dict) and "changed outs" in c for c in status.get(s, []) or [])]
 
 
+# what a rebuild of the same stage may change: times, the revision, the machine's record (its numerics included; the
+# chain runs under reference numerics whatever the machine)
+TIMES = ("seconds", "git_revision", "finished", "environment")
+
+
+def _without_times(value):
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if not any(t in k for t in TIMES)}
+    return [_without_times(v) for v in value] if isinstance(value, list) else value
+
+
+def same_but_times(path: str) -> bool:
+    """Whether the git-tracked file(s) at ``path`` equal the committed ones but for times and the revision (JSON keys,
+    parquet columns named in TIMES); other files byte for byte."""
+    import pandas as pd
+
+    files = sh("git", "ls-files", "--", path).stdout.split()
+    if not files or any(not (ROOT / f).is_file() for f in files):
+        return False
+    for f in files:
+        old = subprocess.run(["git", "show", f"HEAD:{f}"], cwd=ROOT, capture_output=True, check=True).stdout
+        new = (ROOT / f).read_bytes()
+        if old == new:
+            continue
+        if f.endswith(".json"):
+            if _without_times(json.loads(old)) != _without_times(json.loads(new)):
+                return False
+        elif f.endswith(".parquet"):
+            import io
+            a, b = pd.read_parquet(io.BytesIO(old)), pd.read_parquet(io.BytesIO(new))
+            keep = [c for c in a.columns if not any(t in c for t in TIMES)]
+            if list(a.columns) != list(b.columns) or not a[keep].equals(b[keep]):
+                return False
+        else:
+            return False
+    return True
+
+
+def lock_outs(text: str, stage: str) -> dict[str, str]:
+    """path -> md5 of a stage's outputs in a dvc.lock text."""
+    import yaml
+
+    entry = (yaml.safe_load(text) or {}).get("stages", {}).get(stage, {})
+    return {o["path"]: o.get("md5") for o in entry.get("outs", [])}
+
+
 def ensure(stages: list[str], env: dict) -> None:
     """Make the committed outputs that ``stages`` read present: from the DVC cache, else rebuilt, which must give
-    the committed bytes (the stage's dvc.lock entry unchanged) or the chain stops."""
+    the committed results (see the module's docstring) or the chain stops."""
     needed = [s for s in upstream(stages) if not s.endswith(("world", "video_world"))]   # worlds: in git
     missing = missing_outputs(needed)
     if missing:
         sh("dvc", "checkout", *missing, check=False)
     for up in missing_outputs(missing):
-        print(f"=== {up}: outputs missing here, rebuilding it (must match dvc.lock)", flush=True)
-        before = sh("git", "show", "HEAD:dvc.lock").stdout
+        print(f"=== {up}: outputs missing here, rebuilding it (must reproduce its committed results)", flush=True)
+        committed = sh("git", "show", "HEAD:dvc.lock").stdout
+        t0 = time.monotonic()
         run = subprocess.run(["dvc", "repro", "--single-item", up], cwd=ROOT, env=env)
-        if run.returncode != 0 or (ROOT / "dvc.lock").read_text() != before:
-            sys.exit(f"{up}: rebuilt differently from its committed dvc.lock entry (or failed): stopping")
-        sh("git", "checkout", "--", *[p for p in TRACKED if (ROOT / p).exists()], check=False)
+        if run.returncode != 0:
+            sys.exit(f"{up}: failed: stopping")
+        reproduced(up, committed, time.monotonic() - t0)
+
+
+def reproduced(up: str, committed: str, wall: float) -> None:
+    """Check a rebuilt upstream stage against its committed entry (module docstring), keep the committed git-tracked
+    files, re-commit the entry with the new history hash; exit naming what differs otherwise."""
+    old, new = lock_outs(committed, up), lock_outs((ROOT / "dvc.lock").read_text(), up)
+    changed = [p for p in old if new.get(p) != old[p]]
+    tracked = [p for p in changed if sh("git", "ls-files", "--", p).stdout.strip()]
+    differs = [p for p in changed if p not in tracked and Path(p).name != "history.parquet"]
+    differs += [p for p in tracked if not same_but_times(p)]
+    if differs or set(new) != set(old):
+        sys.exit(f"{up}: rebuilt differently from its committed dvc.lock entry ({', '.join(differs) or 'outputs'}):"
+                 " stopping")
+    sh("git", "checkout", "--", "dvc.lock", *tracked)
+    if changed != tracked:
+        sh("dvc", "commit", "-f", up)
+    lock_change = sh("git", "diff", "--numstat", "--", "dvc.lock").stdout.split()
+    if lock_change:
+        if lock_outs((ROOT / "dvc.lock").read_text(), up).keys() != old.keys():
+            sys.exit(f"{up}: dvc commit changed more than its outputs' hashes: stopping")
+        sh("git", "commit", "-q", "-m", f"rebuild: {up} reproduced here ({wall:.0f} s)", "-m",
+           f"Issue 43: its outputs were absent on this machine; rebuilt under reference numerics, every cached "
+           f"output but the training history byte for byte as committed, the git-tracked records equal but for "
+           f"times ({', '.join(tracked) or 'none'}; kept as committed). dvc.lock: the history's new hash only.",
+           "--", "dvc.lock")
+    print(f"=== {up}: reproduced ({len(changed)} output(s) differed in times only)", flush=True)
 
 
 def record(stage: str, wall: float, cpu: float) -> None:
