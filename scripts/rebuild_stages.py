@@ -18,6 +18,9 @@ rebuild table). A file ``STOP`` in the repository root ends the chain before its
 Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
      python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists as
                                                    changed, in order; not a stage whose outputs are only absent here)
+     python scripts/rebuild_stages.py --no-upstream report   (no upstream check: the report reads only the runs'
+                                                   git-tracked records, present on every clone, while its `runs`
+                                                   dependency spans every run's cached model and features too)
 """
 
 from __future__ import annotations
@@ -209,10 +212,13 @@ def main() -> None:
     args = sys.argv[1:]
     if not args:
         sys.exit(__doc__)
+    upstream_too = args[0] != "--no-upstream"
+    args = args if upstream_too else args[1:]
     stages = stale_stages(args[1:]) if args[0] == "--stale" else args
     print(f"=== {len(stages)} stage(s): {' '.join(stages)}", flush=True)
     env = reference_env()
-    ensure(stages, env)
+    if upstream_too:
+        ensure(stages, env)
     for stage in stages:
         if (ROOT / "STOP").exists():
             print(f"=== STOP: stopping before {stage}", flush=True)
