@@ -839,3 +839,15 @@ def test_every_claims_trained_flags_match_the_runs_params_declares():
             if have != expected:
                 wrong.append((c["id"], expected, have))
     assert not wrong, wrong
+
+
+def test_the_figures_stage_depends_on_what_each_model_figure_reads():
+    """figures.yaml names the runs each model figure draws; dvc.yaml's figures stage must depend on each one's stored
+    features (features/0.parquet) or, for a generator's figures, its model: a figure added to one file and not the
+    other would be drawn from outputs DVC does not track for it."""
+    from reid_repro.report.plots import MODEL_FIGURE_RUNS
+
+    deps = set(yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["figures"]["deps"])
+    missing = [(figure, run) for figure, runs in MODEL_FIGURE_RUNS.items() for run in runs
+               if not {f"runs/{run}/features/0.parquet", f"runs/{run}/model.pt"} & deps]
+    assert MODEL_FIGURE_RUNS and not missing
