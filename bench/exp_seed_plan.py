@@ -129,7 +129,7 @@ def half_width(sd: float, df: int, n_a: int, n_b: int) -> float:
     return float(stats.t.ppf(0.975, max(df, 1)) * sd * math.sqrt(1 / n_a + 1 / n_b))
 
 
-def plan(params: dict, pairs: list[dict], sd: dict[str, float], group: dict[str, str], cost: dict[str, float],
+def plan(pairs: list[dict], sd: dict[str, float], group: dict[str, str], cost: dict[str, float],
          start: dict[str, int], hours: float, cap: int = MAX_SEEDS) -> tuple[dict[str, int], list[float]]:
     """Greedy: one seed at a time to the run that shrinks the sum of the verdicts' half-widths most per second."""
     n = dict(start)
@@ -236,8 +236,8 @@ def main() -> None:
     declared = {r: specs[r].seeds or 0 for r in runs}
     start = {r: max(declared[r], args.min) if r in fed else 1 for r in runs}
     uniform = {r: max(declared[r], args.min) if r in fed else 1 for r in runs}
-    _, w0 = plan(params, pairs, sd, group, cost, uniform, hours=0)
-    seeds, w1 = plan(params, pairs, sd, group, cost, start, args.hours)
+    _, w0 = plan(pairs, sd, group, cost, uniform, hours=0)
+    seeds, w1 = plan(pairs, sd, group, cost, start, args.hours)
     hours = {k: round(sum(v[r] * cost[r] for r in runs) / 3600, 2) for k, v in (("minimum", uniform), ("plan", seeds))}
     result = {"case": args.name, "hours_budget": args.hours, "prior_sd": args.prior, "min_seeds": args.min,
               "verdicts": len(pairs), "runs_feeding_verdicts": len(fed), "runs": len(runs),
