@@ -29,8 +29,8 @@ from reid_repro.report.tables import (BASELINES, FIDELITY_INTRO, GCL_FID_INTRO, 
                                       dataset_labels, differs_from_paper, _fidelity_cells, fidelity_frame, _gains_cells,
                                       gcl_fid_table, headline, paper_numbers, paper_reading_verdicts, _probe_cells,
                                       reading_counts, row_noise, run_claim_verdicts, run_noise, seed_values,
-                                      short_name, _studies_cells, studies_frame, study_sentences, _table_cells,
-                                      table_findings, table_frame, verdict_metric, verdicts)
+                                      short_name, source_of, _studies_cells, studies_frame, study_sentences,
+                                      _table_cells, table_findings, table_frame, verdict_metric, verdicts)
 
 WHY_DIFFERENT = PROSE["why_different"]
 
@@ -186,8 +186,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         if not start_file.is_file():
             raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
         transfers = {}        # a domain-adaptation baseline starts at its source model's direct transfer
-        for name in sorted({by_name[b].spec.init.removeprefix("source_") for b in BASELINES
-                            if b in by_name and by_name[b].spec.init.startswith("source_")}):
+        for name in sorted({source_of(by_name[b].spec) for b in BASELINES if b in by_name} - {None}):
             path = start_file.with_name(f"transfer_{name}.json")
             if not path.is_file():
                 raise ReidReproError(f"{path}: missing; run `dvc repro transfer@{name}` (the {name} source model's "

@@ -416,6 +416,11 @@ BASELINES = tuple(LAYOUT["baselines"])      # figures.yaml: whose gain over the 
 START_INTRO = PROSE["start_intro"]
 
 
+def source_of(spec) -> str | None:
+    """The source stand-in a domain-adaptation run starts from (``init: source_<s>``); None for any other start."""
+    return spec.init.removeprefix("source_") if spec.init.startswith("source_") else None
+
+
 def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) -> pd.DataFrame:
     """Per baseline run: the mAP it starts from on its test set, the per-seed final mAP, the mean gain and its 95%
     interval (Student t over seeds), and whether the interval lies above zero. A run from the pretrained start
@@ -426,7 +431,7 @@ def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) ->
     rows = []
     for name in BASELINES:
         r = by_name.get(name)
-        source = r.spec.init.removeprefix("source_") if r is not None and r.spec.init.startswith("source_") else None
+        source = source_of(r.spec) if r is not None else None
         begins = start if source is None else (transfers or {}).get(source, {})
         if r is None or r.spec.test not in begins:
             continue
