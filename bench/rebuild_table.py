@@ -5,7 +5,8 @@ Each stage of the full rebuild (issue 43) is run alone under reference numerics 
 This script groups them (a run stage by its method) and writes the table between the markers
 ``<!-- rebuild-table:start -->`` and ``<!-- rebuild-table:end -->`` of each file given (``--write``; the README's
 one row per kind of stage), or prints it.
-A stage of the pipeline with no record yet is counted as not built (the table says how many), never guessed.
+A stage of the pipeline with no record yet is counted as not built (the table says how many), never guessed, and
+so is one built before the log's last ``restart`` line (a change that made every earlier build stale).
 
 Run: python bench/rebuild_table.py [--write README.md docs/pipeline.md]
 """
@@ -28,11 +29,16 @@ ORDER = ("world", "video_world", "prepare", "meshes", "pretrain", "start", "sour
 
 
 def records(path: Path = LOG) -> dict[str, dict]:
-    """The last record of every stage (a stage rebuilt twice counts once, at its last time)."""
+    """The last record of every stage (a stage rebuilt twice counts once, at its last time) since the last restart:
+    a line ``{"restart": <why>, ...}`` marks a change that made every earlier build stale (e.g. the reference
+    numerics, 2026-12-07), so only the stages built after it count."""
     out = {}
     for line in path.read_text().splitlines() if path.is_file() else []:
         if line.strip():
             rec = json.loads(line)
+            if "restart" in rec:
+                out = {}
+                continue
             out[rec["stage"].rpartition(":")[2]] = rec
     return out
 

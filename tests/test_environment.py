@@ -95,6 +95,25 @@ def test_the_avx2_reference_settings_hold_torch_to_avx2_and_fp32():
     assert out == ["AVX2", "fp32", "2"]   # 2 intra-op threads, as the committed runs
 
 
+def test_mkl_computes_on_the_reference_branch_on_this_cpu():
+    """MKL picks its code path by CPU vendor: a branch such as ``MKL_CBWR=AVX2`` holds only on Intel CPUs, and an
+    AMD one falls back to its own automatic choice (MKL_VERBOSE then prints ``CNR:AUTO``), so AMD and Intel
+    machines computed different matrix products (measured 2026-12-07: the pretrained start's weights differed).
+    Under the reference settings MKL must say that it computes on the reference's branch, whatever CPU runs this."""
+    import subprocess
+    import sys
+
+    from reid_repro.numerics import REFERENCE_ENV
+
+    _x86()
+    code = "import torch; torch.randn(64, 512) @ torch.randn(512, 10)"   # nn.Linear's product: MKL's sgemm
+    out = subprocess.run(["bash", "-c", f'. "{ROOT / "scripts" / "cpu_avx2.env"}" && "{sys.executable}" -c "{code}"'],
+                         capture_output=True, text=True, check=True, env=_clean_env(MKL_VERBOSE="1")).stdout
+    calls = [line for line in out.splitlines() if "SGEMM(" in line]
+    assert calls, f"MKL_VERBOSE printed no SGEMM call:\n{out}"
+    assert all(f"CNR:{REFERENCE_ENV['MKL_CBWR']}" in line for line in calls), calls
+
+
 def test_the_command_computes_under_reference_numerics_unless_told_native():
     """`reid-repro` started from a bare environment holds itself to the reference (torch AVX2, 2 threads, fp32 on
     the CPU), also when numpy or torch loaded before its main() ran (it starts itself again, once); REID_CPU=native

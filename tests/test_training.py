@@ -205,10 +205,10 @@ def test_same_seed_same_results_and_exact_resume(smoke, pretrained):
     assert not _history(tmp / "d").equals(_history(tmp / "a"))
 
 
-def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
+def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys, monkeypatch):
     """A run trains seeds loop.seed + 0..seeds-1; seed s equals a single run with seed s (so seed s of a row and
     of its baseline share everything a seed fixes); metrics.json holds the mean, the sd and each seed's values;
-    a later call with more seeds trains only the new one."""
+    a later call with more seeds trains only the new one, and none is reused under other numerics."""
     from reid_repro.training.run import execute, execute_seeds, seed_list
 
     params, tmp = smoke
@@ -230,6 +230,17 @@ def test_seeds_are_paired_aggregated_and_reused(smoke, pretrained, capsys):
     written = json.loads((tmp / "s" / "metrics.json").read_text())
     assert written["seed_list"] == [0, 1] and written["seeds"]["1"]["mAP"] == alone["mAP"]
     assert written["seeds"]["0"] == first["seeds"]["0"]
+    # under other numerics (here: another thread count) nothing is reused: they compute other numbers
+    monkeypatch.setenv("REID_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        execute_seeds(one, "s", _spec(), tmp / "s_threads1", "train@s", root=tmp, models_dir=pretrained,
+                      track=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert "result reused" not in capsys.readouterr().out
     values = [written["seeds"][k]["mAP"] for k in ("0", "1")]
     assert written["mAP"] == pytest.approx(np.mean(values)) and written["mAP_std"] == pytest.approx(np.std(values, ddof=1))
     assert m["mAP"] == written["mAP"]

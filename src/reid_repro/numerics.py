@@ -1,7 +1,7 @@
 """Reference numerics: the CPU kernels, thread count and precision every committed result was computed with.
 
-The committed results were trained in float32 with the CPU libraries held to their AVX2 kernels on 2 threads
-(2-core AMD EPYCs). Each library picks its kernels from the CPU it finds (AVX-512, AVX512-BF16, AMX), so on
+The committed results were trained in float32 with the CPU libraries held to their AVX2 kernels on 2 threads.
+Each library picks its kernels from the CPU it finds (AVX-512, AVX512-BF16, AMX; MKL also by vendor), so on
 another CPU the same code computes other numbers unless those choices are pinned. Every entry point pins them by
 default: ``reid-repro`` (and so every DVC stage) sets :data:`REFERENCE_ENV` and starts itself again when the
 environment it was started with differs (most libraries read their switch once, when they load); the Makefile
@@ -25,13 +25,17 @@ import sys
 MODES = ("reference", "native")
 REFERENCE_THREADS = 2
 
-# The libraries' own switches. Each is read when its library loads or first computes.
+# The libraries' own switches. Each is read when its library loads or first computes. MKL chooses its code path
+# by CPU vendor: a branch such as MKL_CBWR=AVX2 holds only on Intel CPUs (an AMD one falls back to MKL's own
+# choice), so AMD and Intel machines computed different products until 2026-12-07; COMPATIBLE is the one branch
+# MKL applies everywhere (docs/numerics.md "Across CPUs"; bench/exp_cross_vendor.py measures it).
 REFERENCE_ENV = {
     "ATEN_CPU_CAPABILITY": "avx2",          # PyTorch's own vectorised kernels
     "ONEDNN_MAX_CPU_ISA": "AVX2",           # oneDNN (convolutions; also what reports native bf16)
     "DNNL_MAX_CPU_ISA": "AVX2",             # the same, by its older name
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",      # MKL inside torch (matrix products)
-    "MKL_CBWR": "AVX2",                     # MKL's conditional numerical reproducibility at the AVX2 code path
+    "MKL_CBWR": "COMPATIBLE",               # MKL's one code path for every x86 CPU (AVX2 is Intel-only: above)
+    "MKL_DYNAMIC": "FALSE",                 # MKL uses the threads it is given, never fewer by its own judgement
     "OPENBLAS_CORETYPE": "Haswell",         # NumPy's and SciPy's OpenBLAS
     "FAISS_OPT_LEVEL": "avx2",              # faiss' AVX2 build of its kernels
     "NUMBA_CPU_NAME": "haswell",            # numba's compiled k-reciprocal and ranking loops
@@ -117,6 +121,20 @@ def kernel_set() -> str:
     return (f"{mode()} (torch {torch.backends.cpu.get_cpu_capability()}, oneDNN "
             f"{os.environ.get('ONEDNN_MAX_CPU_ISA') or os.environ.get('DNNL_MAX_CPU_ISA') or 'default'}, "
             f"{torch.get_num_threads()} threads)")
+
+
+def cpu() -> dict:
+    """The CPU's vendor and model name as Linux reports them (recorded by every run beside its numerics: under the
+    reference two vendors are meant to agree, and a run's record says which one computed it)."""
+    fields = {}
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if key.strip() in ("vendor_id", "model name") and key.strip() not in fields:
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return {"vendor": fields.get("vendor_id") or platform.processor() or None, "model": fields.get("model name")}
 
 
 def describe() -> dict:

@@ -1,13 +1,13 @@
 """``reid-repro verify``: re-run a few committed runs on this machine and check them against the committed results.
 
 Each run is trained again with the same seeds (nothing reused from ``.cache/results``). Under reference numerics
-on both sides (the default; reid_repro/numerics.py) the AMD EPYCs that built the committed runs and the other
-AMD machines since agree bit for bit, so the strongest answer is "identical": every seed's value equals the
-committed one. Otherwise (``REID_CPU=native``, a committed run built off the reference, or a CPU whose kernels
-still differ under the reference settings, as an Intel Xeon's did: docs/numerics.md "Precision and CPU kernels") the check is
-statistical, and that is what verify promises everywhere: the new mean over seeds must land inside the committed
-95% interval for the mean of a repeat, ``mean ± t(n-1) · sd · sqrt(2/n)`` (committed mean and sd over n seeds;
-the repeat's own spread is assumed the same). Each line says which numerics both sides computed with.
+on both sides (the default; reid_repro/numerics.py) x86 machines are meant to agree bit for bit (AMD EPYCs did;
+an Intel Xeon did once MKL was held to its vendor-independent branch: docs/numerics.md "Across CPUs"), so the
+strongest answer is "identical": every seed's value equals the committed one. Otherwise (``REID_CPU=native``,
+a committed run built off the reference, or a CPU whose kernels still differ under the reference settings) the
+check is statistical, and that is what verify promises everywhere: the new mean over seeds must land inside the
+committed 95% interval for the mean of a repeat, ``mean ± t(n-1) · sd · sqrt(2/n)`` (committed mean and sd over n
+seeds; the repeat's own spread is assumed the same). Each line says which numerics both sides computed with.
 """
 
 from __future__ import annotations

@@ -197,6 +197,10 @@ def execute(params: dict, name: str, spec: RunSpec, out: str | Path, stage: str,
     inputs = run_inputs(params, spec, settings, models_dir)
     inputs["precision"] = model.compute_precision(device)   # `auto`: fp32 on the CPU, bf16 on recent GPUs
     kernels = numerics.kernel_set() if torch.device(device).type == "cpu" else where.get("gpu") or str(device)
+    # what computes the numbers is an input too: another kernel set, MKL branch or thread count gives other
+    # numbers, so a kept result or a checkpoint is reused only under the same numerics (the same on every x86
+    # machine under the reference)
+    inputs["numerics"] = numerics.describe() if torch.device(device).type == "cpu" else kernels
     if inputs["precision"] == "bf16":     # reduced precision: check this machine's kernels first (models.py)
         batch = cfg.batch_ids * cfg.instances
         check_bf16_kernels(model, device, model_cfg.height, model_cfg.width, kernels=kernels,

@@ -46,6 +46,7 @@ def environment() -> dict:
     from reid_repro import numerics
 
     return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "cpu": numerics.cpu(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "torch_threads": torch.get_num_threads(), "packages": versions,
             "numerics": numerics.describe()}
