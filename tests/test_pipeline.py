@@ -213,10 +213,11 @@ def _reruns(params: dict, section: str) -> set[str]:
 
 
 def test_changing_a_method_param_reruns_only_its_runs(project):
-    """Each section alone marks changed exactly the stages that read it (`dvc status`, one section at a time);
-    then one experiment changes all three and re-runs exactly those stages and what follows from their outputs:
-    a GCL+ setting re-runs its warm-ups, its runs, the figures drawn from its generator and the report; CANU's
-    mu re-runs the CANU runs and the report, not the source models they start from."""
+    """Each section alone marks changed exactly the stages that read it (`dvc status`, one section at a time:
+    a GCL+ setting marks its warm-ups, its runs and the figures drawn from its generator); then one experiment
+    changes MMT's and CANU's sections and re-runs exactly those stages and what follows from their outputs: the
+    CANU-MMT run and the report, not the source models it starts from. (GCL+'s re-run is left to `dvc status`, for
+    the suite's time: with it this test took 179 s on a 2-core Xeon.)"""
     work, params, _ = project
     path = work / "params.yaml"
     original = path.read_text()
@@ -233,9 +234,11 @@ def test_changing_a_method_param_reruns_only_its_runs(project):
             assert expected and _changed(work) == expected, section
         finally:
             path.write_text(original)
-    settings = [a for section, (key, value) in SECTION_CHANGES.items() for a in ("-S", f"{section}.{key}={value}")]
+    rerun = ("mmt", "canu")
+    settings = [a for section in rerun for a in ("-S", f"{section}.{SECTION_CHANGES[section][0]}="
+                                                       f"{SECTION_CHANGES[section][1]}")]
     out = _run(["dvc", "exp", "run", *settings], work)
-    assert ran(out) == set().union(*(_reruns(params, s) for s in SECTION_CHANGES)), out
+    assert ran(out) == set().union(*(_reruns(params, s) for s in rerun)), out
 
 
 def test_more_seeds_train_only_the_new_seeds(project):
