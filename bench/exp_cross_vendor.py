@@ -21,9 +21,9 @@ AMD silicon that is the check the emulation cannot make). Needs gcc and CPUID fa
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -33,7 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from reid_repro.numerics import REFERENCE_ENV, THREAD_VARS, REFERENCE_THREADS  # noqa: E402
+from reid_repro.numerics import REFERENCE_ENV, THREAD_VARS, cpu, wanted  # noqa: E402
+
+BRANCHES = (REFERENCE_ENV["MKL_CBWR"], "AVX2")     # the reference's MKL branch, then the old one (the control)
 
 PROBE = """
 import hashlib, torch
@@ -56,17 +58,9 @@ print("DIGEST", digest[:16], repr(loss.item()))
 """
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def run(steps: int, mkl_cbwr: str, shim: Path | None, l2_kib: int | None) -> dict | None:
     env = {k: v for k, v in os.environ.items() if k not in REFERENCE_ENV and k not in THREAD_VARS}
-    env.update(REFERENCE_ENV, MKL_CBWR=mkl_cbwr, MKL_VERBOSE="1", PYTHONPATH=str(HERE.parent / "src"))
-    env.update({k: str(REFERENCE_THREADS) for k in THREAD_VARS})
+    env.update(wanted({}), MKL_CBWR=mkl_cbwr, MKL_VERBOSE="1", PYTHONPATH=str(HERE.parent / "src"))
     if shim is not None:
         env.update(LD_PRELOAD=str(shim), CPUID_AMD_L2K=str(l2_kib))
     proc = subprocess.run([sys.executable, "-c", PROBE.format(steps=steps)], capture_output=True, text=True,
@@ -91,13 +85,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         shim = Path(tmp) / "cpuid_as_amd.so"
         subprocess.run(["gcc", "-O2", "-shared", "-fPIC", "-o", str(shim), str(HERE / "cpuid_as_amd.c")], check=True)
-        cases = [run(args.steps, branch, s, l2) for branch in (REFERENCE_ENV["MKL_CBWR"], "AVX2")
+        cases = [run(args.steps, branch, s, l2) for branch in BRANCHES
                  for s, l2 in ((None, None), (shim, 512), (shim, 1024))]
     if None in cases:
         print("this CPU or kernel has no CPUID faulting: no emulated AMD cases, only this machine's own")
         cases = [c for c in cases if c is not None]
-    same = {b: len({c["digest"] for c in cases if c["mkl_cbwr"] == b}) == 1 for b in {c["mkl_cbwr"] for c in cases}}
-    result = {"host": cpu_model(), "date": __import__("datetime").date.today().isoformat(), "torch": __import__("torch").__version__, "steps": args.steps,
+    import torch
+
+    same = {b: len({c["digest"] for c in cases if c["mkl_cbwr"] == b}) == 1 for b in BRANCHES}
+    result = {"host": cpu()["model"], "date": datetime.date.today().isoformat(),
+              "torch": torch.__version__, "steps": args.steps,
               "reference_mkl_cbwr": REFERENCE_ENV["MKL_CBWR"], "identical_across_vendors": same, "cases": cases}
     before = json.loads(args.out.read_text()) if args.out.is_file() else None
     args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -169,9 +169,11 @@ def reproduced(up: str, committed: str, wall: float) -> None:
 
 
 def record(stage: str, wall: float, cpu: float) -> None:
-    cpu_name = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "")
+    from reid_repro.numerics import cpu as cpu_of_machine
+
     rec = {"stage": stage, "seconds": round(wall), "cpu_seconds": round(cpu), "load_1_5_15": list(os.getloadavg()),
-           "cpu": cpu_name, "cpus": os.cpu_count(), "numerics": "reference (scripts/cpu_avx2.env, 2 threads)",
+           "cpu": cpu_of_machine()["model"] or "", "cpus": os.cpu_count(),
+           "numerics": "reference (scripts/cpu_avx2.env, 2 threads)",
            "revision": sh("git", "rev-parse", "--short=8", "HEAD").stdout.strip(),
            "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     with LOG.open("a") as f:
