@@ -4,7 +4,7 @@ Each stage of the full rebuild (issue 43) is run alone under reference numerics 
 ``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU, the revision and when it finished.
 This script groups them (a run stage by its method) and writes the table between the markers
 ``<!-- rebuild-table:start -->`` and ``<!-- rebuild-table:end -->`` of each file given (``--write``; the README's
-one row per kind of stage), or prints it.
+five groups of stages), or prints it.
 A stage of the pipeline with no record yet is counted as not built (the table says how many), never guessed, and
 so is one built before the log's last ``restart`` line (a change that made every earlier build stale).
 
@@ -26,6 +26,12 @@ LOG = ROOT / "bench" / "results" / "rebuild_times.jsonl"
 START, END = "<!-- rebuild-table:start -->", "<!-- rebuild-table:end -->"
 ORDER = ("world", "video_world", "prepare", "meshes", "pretrain", "start", "source", "transfer", "warmup", "train",
          "tune", "tuned", "figures", "report")
+# the README's compact table: kinds of stage by what they make, in ORDER's order
+COMPACT = {"world": "world and data", "video_world": "world and data", "prepare": "world and data",
+           "meshes": "world and data", "pretrain": "starts and sources", "start": "starts and sources",
+           "source": "starts and sources", "transfer": "starts and sources", "warmup": "starts and sources",
+           "train": "runs", "tune": "studies", "tuned": "studies", "figures": "figures and report",
+           "report": "figures and report"}
 
 
 def records(path: Path = LOG) -> dict[str, dict]:
@@ -50,14 +56,22 @@ def pipeline_stages() -> list[str]:
 
 
 def group_of(stage: str, runs: dict, compact: bool = False) -> str:
+    """A stage's row: its kind (``train@<run>``: by the run's method), or with ``compact`` its COMPACT group."""
     kind, _, item = stage.partition("@")
-    if kind == "train" and item in runs and not compact:
+    if compact:
+        return COMPACT.get(kind, kind)
+    if kind == "train" and item in runs:
         return f"train: {runs[item]['method']}"
     return kind
 
 
+def _rank(group: str) -> int:
+    kinds = [k for k, g in COMPACT.items() if g == group] or [group.split(":")[0]]
+    return min(ORDER.index(k) if k in ORDER else len(ORDER) for k in kinds)
+
+
 def table(recs: dict[str, dict], stages: list[str], runs: dict, compact: bool = False) -> str:
-    """The markdown table: per group of stages (``compact``: per kind, every run stage one row), how many are built,
+    """The markdown table: per group of stages (``compact``: the README's five groups), how many are built,
     how many not yet, the range of their minutes and their sum; then the total and where it was measured."""
     groups: dict = defaultdict(lambda: {"done": [], "todo": 0})
     for stage in stages:
@@ -66,10 +80,9 @@ def table(recs: dict[str, dict], stages: list[str], runs: dict, compact: bool = 
             groups[g]["done"].append(recs[stage]["seconds"])
         else:
             groups[g]["todo"] += 1
-    order = {k: i for i, k in enumerate(ORDER)}
     lines = ["| stages | built | not yet | minutes each | minutes |", "|---|---|---|---|---|"]
     total = 0.0
-    for g in sorted(groups, key=lambda g: (order.get(g.split(":")[0], 99), g)):
+    for g in sorted(groups, key=lambda g: (_rank(g), g)):
         done, todo = groups[g]["done"], groups[g]["todo"]
         lo, hi = (f"{min(done) / 60:.1f}", f"{max(done) / 60:.1f}") if done else ("–", "–")
         each = f"{lo}-{hi}" if lo != hi else lo
@@ -108,7 +121,7 @@ def write(path: Path, text: str) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--write", nargs="*", type=Path, help="files whose rebuild-table block to rewrite (README.md gets "
-                   "the compact table: one row per kind of stage)")
+                   "the compact table: five groups of stages)")
     args = p.parse_args()
     from reid_repro.config import load_params
 

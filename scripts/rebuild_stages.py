@@ -12,8 +12,9 @@ is re-committed (``dvc commit``) with only the history's hash changed, in a comm
 Then, for each stage named, ``dvc repro --single-item <stage>`` under reference numerics; on success the stage's
 ``dvc.lock`` entry and its git-tracked outputs are committed (``rebuild: <stage> (<s> s)``) and one line is appended
 to ``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU seconds of its processes, the load
-average at its end, the CPU, the revision and when it finished (``bench/rebuild_table.py`` turns these into the
-rebuild table). A file ``STOP`` in the repository root ends the chain before its next stage.
+average at its end, the CPU, the revision and when it finished; ``bench/rebuild_table.py`` rewrites the rebuild
+tables of the README and docs/pipeline.md from them, in the same commit. A file ``STOP`` in the repository root
+ends the chain before its next stage.
 
 Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
      python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists as
@@ -36,8 +37,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "bench" / "results" / "rebuild_times.jsonl"
+TABLES = ["README.md", "docs/pipeline.md"]            # their rebuild tables (bench/rebuild_table.py)
 TRACKED = ["dvc.lock", "synthetic/dvc.lock", "data", "runs", "models", "reports", "studies",
-           str(LOG.relative_to(ROOT))]
+           str(LOG.relative_to(ROOT)), *TABLES]
 
 
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -178,6 +180,10 @@ def record(stage: str, wall: float, cpu: float) -> None:
            "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
     with LOG.open("a") as f:
         f.write(json.dumps(rec) + "\n")
+    table = subprocess.run([sys.executable, "bench/rebuild_table.py", "--write", *TABLES], cwd=ROOT, text=True,
+                           capture_output=True)
+    if table.returncode != 0:
+        print(f"=== {stage}: the rebuild tables were not rewritten: {table.stderr.strip()[-300:]}", flush=True)
 
 
 def commit(stage: str, wall: float) -> None:

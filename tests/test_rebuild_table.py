@@ -51,7 +51,9 @@ def test_the_table_sums_what_was_built_counts_what_was_not_and_splits_the_hours_
     assert rows["**total**"] == ["**3**", "**2**", "", "**60 (1.0 h)**"]          # 10 + 20 + 30 minutes
     assert f"{XEON}, 2 cores: 2 stage(s), 0.5 h" in text and f"{EPYC}, 2 cores: 1 stage(s), 0.5 h" in text
     compact = rebuild_table.table(rebuild_table.records(log), stages, runs, compact=True)
-    assert "| train | 2 | 1 | 20.0-30.0 | 50 |" in compact
+    starts, trained = "| starts and sources | 1 | 0 | 10.0 | 10 |", "| runs | 2 | 1 | 20.0-30.0 | 50 |"
+    assert compact.index(starts) < compact.index(trained)
+    assert compact.index("| runs |") < compact.index("| figures and report | 0 | 1 | – | 0 |")
 
 
 def test_write_replaces_only_the_marked_block_and_refuses_a_file_without_one(tmp_path):
@@ -65,3 +67,18 @@ def test_write_replaces_only_the_marked_block_and_refuses_a_file_without_one(tmp
         rebuild_table.write(other, "x")
     assert str(other) in str(exc.value)
     assert other.read_text() == "no block\n"
+
+
+def test_the_committed_tables_are_the_ones_the_records_give():
+    """The README's and docs/pipeline.md's rebuild tables are generated (the rebuild chain rewrites them with each
+    stage it commits), never typed: each equals what the committed records and today's pipeline give."""
+    from reid_repro.config import load_params
+
+    recs, stages = rebuild_table.records(), rebuild_table.pipeline_stages()
+    runs = load_params(ROOT / "params.yaml")["runs"]
+    for name, compact in (("README.md", True), ("docs/pipeline.md", False)):
+        body = (ROOT / name).read_text(encoding="utf-8")
+        block = body[body.index(rebuild_table.START) + len(rebuild_table.START):body.index(rebuild_table.END)]
+        assert block.strip() == rebuild_table.table(recs, stages, runs, compact=compact), (
+            f"{name}: its rebuild table is not the generated one: run python bench/rebuild_table.py --write "
+            "README.md docs/pipeline.md")
