@@ -209,6 +209,27 @@ def test_pooling_refuses_a_tracklet_of_two_people():
         pool_tracklets(table, feats)
 
 
+def test_the_mars_info_files_hold_no_time_of_writing(tmp_path, monkeypatch):
+    """scipy writes the time of writing into a MAT file's header; the stand-in's .mat files must not differ
+    between two writes of the same arrays, or every rebuild of the video world would change its bytes."""
+    import time
+
+    from scipy.io import loadmat
+
+    from reid_repro.world import video
+
+    tracks = np.array([[1, 3, 0, 1], [4, 9, 1, 2]], dtype=np.float64)
+    written = []
+    for clock in ("Mon Dec  7 11:06:10 2026", "Tue Dec  8 17:54:45 2026"):
+        monkeypatch.setattr(time, "asctime", lambda *a, clock=clock: clock)
+        path = tmp_path / f"{len(written)}.mat"
+        video.savemat(path, {"track_test_info": tracks})
+        written.append(path.read_bytes())
+    assert written[0] == written[1]
+    assert written[0].startswith(b"MATLAB 5.0 MAT-file") and b"2026" not in written[0][:116]
+    np.testing.assert_array_equal(loadmat(tmp_path / "0.mat")["track_test_info"], tracks)
+
+
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory, body, renderer):
     from reid_repro.world.video import generate_video

@@ -179,10 +179,24 @@ def _truth_row(rel: str, tracklet: Tracklet, t: int) -> dict:
             "tracklet": tracklet.number, "frame": t + 1, **tracklet.truth[t]}
 
 
+# the 116-byte text at the head of a MAT v5 file: scipy writes the time of writing there, which would make every
+# rebuild of the stand-in differ in bytes from the last (and every stage that reads it stale)
+MAT_TEXT = b"MATLAB 5.0 MAT-file Platform: posix, Created by: reid-repro video-world"
+
+
+def savemat(path: Path, arrays: dict) -> None:
+    """``scipy.io.savemat`` with a fixed header text, so that the same seed writes the same bytes."""
+    import io
+
+    from scipy.io import savemat as scipy_savemat
+
+    buffer = io.BytesIO()
+    scipy_savemat(buffer, arrays)
+    path.write_bytes(MAT_TEXT.ljust(116, b"\0") + buffer.getvalue()[116:])
+
+
 def write_mars(root: Path, tracklets: list[Tracklet]) -> list[dict]:
     """MARS: bbox_train/ and bbox_test/ with info/ (see the module docstring)."""
-    from scipy.io import savemat
-
     rows = []
     info = root / "info"
     info.mkdir(parents=True)
