@@ -935,29 +935,3 @@ def test_a_non_finite_feature_memory_row_or_gradient_is_named():
         check_gradients({"model": opt}, ["model"], 2, 7, parameter_names(toy))
     toy.model.bias.grad = torch.zeros(2)
     check_gradients({"model": opt}, ["model"], 2, 7, parameter_names(toy))
-
-
-def test_extracted_features_do_not_depend_on_the_batch_they_are_extracted_in():
-    """The extraction batch is sized for speed (training/data.py: EXTRACT_PIXELS; bench/bench_extract.py) on the
-    premise that in eval mode an image's feature does not depend on the others in its batch: bit for bit at
-    batches of 64 or more (for a handful of images oneDNN takes other kernels: at one thread, fewer than 16), so
-    changing the batch changes no result. The CPU default's network, its images, 600 of them: batches of 64 and
-    256 with a remainder, of 300, and the default (here one batch of 600); the model's train mode is restored."""
-    from reid_repro.config import load_params
-    from reid_repro.config.model import load_model
-    from reid_repro.models import ReidNet
-    from reid_repro.training.data import extract_features
-
-    from conftest import ROOT
-
-    cfg = load_model(load_params(ROOT / "params.yaml"))
-    torch.manual_seed(0)
-    model = ReidNet.from_config(cfg).train()
-    images = torch.randint(0, 256, (600, 3, cfg.height, cfg.width), dtype=torch.uint8,
-                           generator=torch.Generator().manual_seed(0))
-    reference = extract_features(model, images, "cpu", batch=64)
-    assert reference.shape == (600, model.dim) and model.training
-    for batch in (256, 300, None):
-        assert np.array_equal(extract_features(model, images, "cpu", batch=batch), reference), batch
-    norms = np.linalg.norm(reference, axis=1)
-    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)

@@ -211,17 +211,9 @@ class PKSampler(torch.utils.data.Sampler):
             yield np.concatenate(picks[self.rank * share:(self.rank + 1) * share]).tolist()
 
 
-# the pixels of one batch of feature extraction: 1024 images at the CPU default's 64 x 32, 256 from 128 x 64 up (the
-# paper's 256 x 128 included). On 2 cores under reference numerics 1024 images a batch extract 30% faster than 256
-# (bench/bench_extract.py), bit for bit the same features: in eval mode no image's feature depends on the others.
-EXTRACT_PIXELS = 1024 * 64 * 32
-
-
 @torch.no_grad()
-def extract_features(model: torch.nn.Module, images: torch.Tensor, device, batch: int | None = None) -> np.ndarray:
-    """L2-normalised features of uint8 images (N x 3 x H x W), in eval mode, ``batch`` images at a time (default:
-    EXTRACT_PIXELS' worth, 256 at least); float32 numpy N x d."""
-    batch = batch or max(256, EXTRACT_PIXELS // (images.shape[-2] * images.shape[-1]))
+def extract_features(model: torch.nn.Module, images: torch.Tensor, device, batch: int = 256) -> np.ndarray:
+    """L2-normalised features of uint8 images (N x 3 x H x W), in eval mode; float32 numpy N x d."""
     was_training = model.training
     model.eval()
     out = []
