@@ -245,6 +245,9 @@ def main() -> None:
         print(f"=== {stage} rc={rc} {wall:.0f} s (cpu {cpu:.0f} s)", flush=True)
         if rc != 0:
             sys.exit(f"{stage} failed: {logf}")
+        if f"Stage '{stage}' didn't change, skipping" in logf.read_text():
+            print(f"=== {stage}: current already (dvc skipped it): nothing recorded", flush=True)
+            continue
         record(stage, wall, cpu)
         commit(stage, wall)
     print("=== chain done", flush=True)
