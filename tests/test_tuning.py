@@ -297,3 +297,25 @@ def test_workers_join_a_study_created_once_with_the_papers_setting_first(tmp_pat
 
     assert tuning.join_study(name, store, draw, 3, "none") == 3
     assert seen[0] == {k: settings[k] for k in space} and len(seen) == 3
+
+
+def test_the_median_pruner_waits_for_three_complete_trials_and_a_trials_third_epoch():
+    """make_pruner("median") as docs/studies.md states it: a trial reports its epochs as steps 0, 1, 2, ...; one
+    far below the median of the complete trials is kept through its first two epochs and pruned at its third, and
+    nothing is pruned before 3 trials are complete."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", pruner=tuning.make_pruner("median"))
+
+    def pruned_at(value: float) -> int | None:
+        trial = study.ask()
+        for epoch in range(6):
+            trial.report(value, epoch)
+            if trial.should_prune():
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                return epoch
+        study.tell(trial, value)
+        return None
+
+    assert [pruned_at(v) for v in (0.5, 0.1, 0.6)] == [None, None, None]     # fewer than 3 complete: never
+    assert pruned_at(0.0) == 2                                                # the third epoch (step 2)
+    assert pruned_at(0.9) is None

@@ -91,8 +91,9 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
 
 def make_pruner(kind: str) -> optuna.pruners.BasePruner:
-    """none; median (prune a trial below the median of earlier trials at the same epoch, after 3 complete trials
-    and 2 epochs); halving (successive halving from the first epoch)."""
+    """none; median (prune a trial below the median of earlier trials at the same epoch, once 3 trials are
+    complete, from the trial's third epoch on: a trial reports its epochs as steps 0, 1, ... and
+    ``n_warmup_steps=2`` leaves steps 0 and 1 alone); halving (successive halving from the first epoch)."""
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2)
     if kind == "halving":
