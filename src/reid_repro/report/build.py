@@ -45,16 +45,14 @@ def domain_gap_clause(models_dir: Path | None) -> str:
     """why_different's clause on the domain gaps, from the source models' direct transfer
     (``transfer_<source>.json`` in ``models_dir``, each the source model's evaluation on every stand-in): per pair,
     the mAP on the target over the target's own source model's mAP there, beside the real datasets' share."""
-    found = {}
-    for source, target, _, _ in TRANSFER_PAIRS:
-        for name in (source, target):
-            path = models_dir / f"transfer_{name}.json" if models_dir is not None else None
-            if path is not None and path.is_file() and name not in found:
-                found[name] = json.loads(path.read_text())
+    names = {n for s, t, _, _ in TRANSFER_PAIRS for n in (s, t)}
+    paths = {n: models_dir / f"transfer_{n}.json" for n in names} if models_dir is not None else {}
+    found = {n: json.loads(p.read_text()) for n, p in paths.items() if p.is_file()}
     pairs = [(found[s][t]["mAP"] / found[t][t]["mAP"], words, real) for s, t, words, real in TRANSFER_PAIRS
              if t in found.get(s, {}) and t in found.get(t, {})]
     if not pairs:
         return PROSE["domain_gap_unmeasured"]
+
     def listed(items: list[str]) -> str:
         return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]
 
