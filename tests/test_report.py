@@ -193,17 +193,17 @@ def test_the_caveat_quotes_direct_transfers_share_of_the_targets_own_mAP(tmp_pat
     """Market's source model scores 21 on Duke and Duke's own 60 -> 0.35 (real 0.32: smaller gap); Duke's scores
     49 on Market, Market's own 70 -> 0.70 (real 0.31: smaller); Market's scores 5 on MSMT, MSMT's own 50 -> 0.10
     (real 0.10: not smaller): 2 of 3. Without the transfer files the caveat says they are not measured."""
-    from reid_repro.report.build import domain_gap_clause
+    from reid_repro.report.build import domain_gap_clause, read_transfers
 
     for name, maps in {"market": {"market": 0.70, "duke": 0.21, "msmt": 0.05}, "duke": {"duke": 0.60, "market": 0.49},
                        "msmt": {"msmt": 0.50}}.items():
         (tmp_path / f"transfer_{name}.json").write_text(json.dumps({k: {"mAP": v} for k, v in maps.items()}))
-    clause = domain_gap_clause(tmp_path)
+    clause = domain_gap_clause(read_transfers(tmp_path))
     assert clause.startswith("2 of its 3 domain gaps are smaller than the real ones (of the target stand-in's own "
                              "supervised mAP direct transfer keeps 0.35 from Market to Duke, 0.70 from Duke to Market "
                              "and 0.10 from Market into the MSMT stand-in; real data 0.32, 0.31 and 0.10)")
     (tmp_path / "transfer_msmt.json").unlink()          # two pairs left, both smaller than the real ones
-    assert domain_gap_clause(tmp_path).startswith(
+    assert domain_gap_clause(read_transfers(tmp_path)).startswith(
         "its domain gaps are smaller than the real ones (of the target stand-in's own supervised mAP direct transfer "
         "keeps 0.35 from Market to Duke and 0.70 from Duke to Market; real data 0.32 and 0.31), so the")
     _, tmp, _ = report                                   # start.json without transfer files beside it

@@ -41,13 +41,18 @@ TRANSFER_PAIRS = (("market", "duke", "from Market to Duke", 0.32), ("duke", "mar
                   ("market", "msmt", "from Market into the MSMT stand-in", 0.10))
 
 
-def domain_gap_clause(models_dir: Path | None) -> str:
-    """why_different's clause on the domain gaps, from the source models' direct transfer
-    (``transfer_<source>.json`` in ``models_dir``, each the source model's evaluation on every stand-in): per pair,
-    the mAP on the target over the target's own source model's mAP there, beside the real datasets' share."""
-    names = {n for s, t, _, _ in TRANSFER_PAIRS for n in (s, t)}
-    paths = {n: models_dir / f"transfer_{n}.json" for n in names} if models_dir is not None else {}
-    found = {n: json.loads(p.read_text()) for n, p in paths.items() if p.is_file()}
+def read_transfers(models_dir: Path | None) -> dict[str, dict]:
+    """The source models' direct transfers present in ``models_dir`` (``transfer_<source>.json``, each the source
+    model's evaluation on every stand-in), by source; read once for the caveat and the baselines' starts."""
+    if models_dir is None:
+        return {}
+    return {p.stem.removeprefix("transfer_"): json.loads(p.read_text())
+            for p in sorted(models_dir.glob("transfer_*.json"))}
+
+
+def domain_gap_clause(found: dict[str, dict]) -> str:
+    """why_different's clause on the domain gaps, from the source models' direct transfers (``read_transfers``): per
+    pair, the mAP on the target over the target's own source model's mAP there, beside the real datasets' share."""
     pairs = [(found[s][t]["mAP"] / found[t][t]["mAP"], words, real) for s, t, words, real in TRANSFER_PAIRS
              if t in found.get(s, {}) and t in found.get(t, {})]
     if not pairs:
@@ -119,7 +124,8 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     plots_dir = staging_dir(out_dir / "plots")
     write_plot_data(runs, plots_dir)
     # the page's sections in order; the template draws them and the table of contents at the end
-    why = WHY_DIFFERENT.format(domain_gap=domain_gap_clause(Path(start).parent if start is not None else None))
+    transfers = read_transfers(Path(start).parent if start is not None else None)
+    why = WHY_DIFFERENT.format(domain_gap=domain_gap_clause(transfers))
     sections = [Section("how-ours-differ", "How our numbers differ from the papers'", text=why)]
     summary = {"tables": [], "figures": []}
     all_verdicts: list[dict] = []
@@ -215,13 +221,13 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         start_file = Path(start)
         if not start_file.is_file():
             raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
-        transfers = {}        # a domain-adaptation baseline starts at its source model's direct transfer
-        for name in sorted({source_of(by_name[b].spec) for b in BASELINES if b in by_name} - {None}):
-            path = start_file.with_name(f"transfer_{name}.json")
-            if not path.is_file():
-                raise ReidReproError(f"{path}: missing; run `dvc repro transfer@{name}` (the {name} source model's "
-                                     "direct transfer, beside the start's evaluation)")
-            transfers[name] = json.loads(path.read_text())
+        # a domain-adaptation baseline starts at its source model's direct transfer
+        missing = sorted({source_of(by_name[b].spec) for b in BASELINES if b in by_name} - {None} - set(transfers))
+        if missing:
+            name = missing[0]
+            raise ReidReproError(f"{start_file.with_name(f'transfer_{name}.json')}: missing; run `dvc repro "
+                                 f"transfer@{name}` (the {name} source model's direct transfer, beside the start's "
+                                 "evaluation)")
         gains = baseline_gains(by_name, json.loads(start_file.read_text()), transfers)
         if len(gains):
             add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
