@@ -14,7 +14,8 @@ Then, for each stage named, ``dvc repro --single-item <stage>`` under reference 
 to ``bench/results/rebuild_times.jsonl``: the stage, its wall seconds, the CPU seconds of its processes, the load
 average at its end, the CPU, the revision and when it finished; ``bench/rebuild_table.py`` rewrites the rebuild
 tables of the README and docs/pipeline.md from them, in the same commit. A file ``STOP`` in the repository root
-ends the chain before its next stage.
+ends the chain before its next stage. A stage whose command finished while another DVC command held the
+repository's lock is saved with ``dvc commit`` rather than trained again.
 
 Run: python scripts/rebuild_stages.py train@cc_market train@ise_market ...   (repository root, the venv on PATH)
      python scripts/rebuild_stages.py --stale 'train@ise_*' 'train@cc_*'      (what `dvc status` lists as
@@ -39,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG = ROOT / "bench" / "results" / "rebuild_times.jsonl"
 TABLES = ["README.md", "docs/pipeline.md"]            # their rebuild tables (bench/rebuild_table.py)
 TRACKED = ["dvc.lock", "synthetic/dvc.lock", "data", "runs", "models", "reports", "studies",
-           str(LOG.relative_to(ROOT)), *TABLES]
+           str(LOG.relative_to(ROOT)), "bench/results/world_properties.json", *TABLES]
 
 
 def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
@@ -199,11 +200,12 @@ def record(stage: str, wall: float, cpu: float) -> None:
 
 
 def rewrite_tables(stage: str) -> None:
-    """The README's and docs/pipeline.md's rebuild tables from the recorded times (bench/rebuild_table.py)."""
-    table = subprocess.run([sys.executable, "bench/rebuild_table.py", "--write", *TABLES], cwd=ROOT, text=True,
-                           capture_output=True)
-    if table.returncode != 0:
-        print(f"=== {stage}: the rebuild tables were not rewritten: {table.stderr.strip()[-300:]}", flush=True)
+    """The README's and docs/pipeline.md's rebuild tables from the recorded times (bench/rebuild_table.py), and the
+    README's table of the world's properties from the stages' records (bench/world_properties.py)."""
+    for script, files in (("bench/rebuild_table.py", TABLES), ("bench/world_properties.py", ["README.md"])):
+        table = subprocess.run([sys.executable, script, "--write", *files], cwd=ROOT, text=True, capture_output=True)
+        if table.returncode != 0:
+            print(f"=== {stage}: {script} did not rewrite its table: {table.stderr.strip()[-300:]}", flush=True)
 
 
 def commit(stage: str, wall: float) -> None:
@@ -216,6 +218,24 @@ def commit(stage: str, wall: float) -> None:
             return
         time.sleep(5)
     print(f"=== {stage}: could not commit (git busy?); commit it by hand", flush=True)
+
+
+LOCKED = "Unable to acquire lock"
+
+
+def commit_after_lock(stage: str, logf: Path, env: dict, tries: int = 10) -> int:
+    """A stage whose command finished but whose results DVC could not save, because another DVC command held the
+    repository's lock at that moment (``dvc repro`` releases it while the command runs): save them with ``dvc commit``
+    (what the repro would have done: hash the outputs into the cache and write the stage's dvc.lock entry), retrying
+    while the lock is busy, instead of training again. Returns its exit status."""
+    for _ in range(tries):
+        time.sleep(20)
+        run = subprocess.run(["dvc", "commit", "-f", stage], cwd=ROOT, env=env, text=True, capture_output=True)
+        with logf.open("a") as out:
+            out.write(f"=== dvc commit -f {stage} after the lock was busy: rc {run.returncode}\n{run.stderr}")
+        if run.returncode == 0 or LOCKED not in run.stderr:
+            return run.returncode
+    return 1
 
 
 def only_missing(changes: list) -> bool:
@@ -259,6 +279,8 @@ def main() -> None:
         with logf.open("w") as out:
             rc = subprocess.run(["dvc", "repro", "--single-item", stage], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT).returncode
+        if rc != 0 and LOCKED in logf.read_text() and "Running stage" in logf.read_text():
+            rc = commit_after_lock(stage, logf, env)
         wall = time.monotonic() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
