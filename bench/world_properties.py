@@ -103,8 +103,11 @@ def split_run(name: str) -> tuple[str, str, str | None]:
 
 def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list[dict]:
     """One dict per target: its id, what it measures, the anchor, the target, what this world gives (``world``)
-    and ``met`` (True / False, or None while a stage it reads is not rebuilt yet: ``waiting`` names them)."""
+    and ``met`` (True / False, or None while a stage it reads is not rebuilt yet: ``waiting`` names them).
+    ``rebuild``: the pipeline's ``stages`` and the rebuild's ``records`` (target 6); a baseline with no stage in the
+    pipeline (a larger-profile run) is then left out."""
     rows = []
+    baselines = [b for b in BASELINES if rebuild is None or f"train@{b}" in rebuild["stages"]]
 
     def row(key: str, world: str, met: bool | None, rec: Records) -> None:
         what, anchor, target = TARGETS[key]
@@ -156,7 +159,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
         row("3a", "; ".join(f"{NAMES[a]}→{NAMES[b]} {x:.2f} ({pct(tr[a][b]['mAP'])} of {pct(tr[b][b]['mAP'])})"
                             for a, b, x, _ in shares), all(x <= most for *_, x, most in shares), rec)
     rec = Records(root, stale)
-    uda = {n: rec.run(n) for n in BASELINES if split_run(n)[0] in ("mmt", "ssg")}
+    uda = {n: rec.run(n) for n in baselines if split_run(n)[0] in ("mmt", "ssg")}
     tr = {d: rec.read(f"transfer@{d}", f"models/transfer_{d}.json") for d in DOMAINS}
     gains = {n: m["mAP"] - tr[split_run(n)[2]][split_run(n)[1]]["mAP"] for n, m in uda.items()
              if m is not None and tr[split_run(n)[2]] is not None}
@@ -165,7 +168,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
 
     # 4: every baseline's seed sd (report/figures.yaml: the baselines whose gain over their start is tabled)
     rec = Records(root, stale)
-    sds = {n: m for n in BASELINES if (m := rec.run(n)) is not None}
+    sds = {n: m for n in baselines if (m := rec.run(n)) is not None}
     kinds: dict = {}
     for n, m in sds.items():
         kind, target, source = split_run(n)
