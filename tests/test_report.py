@@ -202,6 +202,9 @@ def test_the_caveat_quotes_direct_transfers_share_of_the_targets_own_mAP(tmp_pat
     assert clause.startswith("2 of its 3 domain gaps are smaller than the real ones (of the target stand-in's own "
                              "supervised mAP direct transfer keeps 0.35 from Market to Duke, 0.70 from Duke to Market "
                              "and 0.10 from Market into the MSMT stand-in; real data 0.32, 0.31 and 0.10)")
+    (tmp_path / "transfer_msmt.json").write_text("{truncated")     # a corrupt file is named, not half-read
+    with pytest.raises(ReidReproError, match=r"transfer_msmt\.json: not valid JSON .*`dvc repro transfer@msmt`"):
+        read_transfers(tmp_path)
     (tmp_path / "transfer_msmt.json").unlink()          # two pairs left, both smaller than the real ones
     assert domain_gap_clause(read_transfers(tmp_path)).startswith(
         "its domain gaps are smaller than the real ones (of the target stand-in's own supervised mAP direct transfer "

@@ -46,8 +46,14 @@ def read_transfers(models_dir: Path | None) -> dict[str, dict]:
     model's evaluation on every stand-in), by source; read once for the caveat and the baselines' starts."""
     if models_dir is None:
         return {}
-    return {p.stem.removeprefix("transfer_"): json.loads(p.read_text())
-            for p in sorted(models_dir.glob("transfer_*.json"))}
+    found = {}
+    for path in sorted(models_dir.glob("transfer_*.json")):
+        try:
+            found[path.stem.removeprefix("transfer_")] = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ReidReproError(f"{path}: not valid JSON ({err}); expected a source model's evaluation, rebuilt by "
+                                 f"`dvc repro transfer@{path.stem.removeprefix('transfer_')}`") from err
+    return found
 
 
 def domain_gap_clause(found: dict[str, dict]) -> str:
