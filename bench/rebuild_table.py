@@ -110,11 +110,12 @@ def by_machine(recs: dict[str, dict], stages: list[str]) -> str:
     return "; ".join(f"{m}: {n} stage(s), {h:.1f} h" for m, (n, h) in sorted(hours.items())) or "no machine yet"
 
 
-def write(path: Path, text: str) -> None:
+def write(path: Path, text: str, start: str = START, end: str = END) -> None:
+    """Replace the block between the markers ``start`` and ``end`` of ``path`` with ``text``."""
     body = path.read_text(encoding="utf-8")
-    if START not in body or END not in body:
-        raise SystemExit(f"{path}: no {START} ... {END} block to write the table into")
-    body = re.sub(re.escape(START) + ".*?" + re.escape(END), f"{START}\n{text}\n{END}", body, flags=re.S)
+    if start not in body or end not in body:
+        raise SystemExit(f"{path}: no {start} ... {end} block to write the table into")
+    body = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{text}\n{end}", body, flags=re.S)
     path.write_text(body, encoding="utf-8")
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from rebuild_table import pipeline_stages, records  # noqa: E402
+from rebuild_table import pipeline_stages, records, write  # noqa: E402
 
 START, END = "<!-- world-properties:start -->", "<!-- world-properties:end -->"
 OUT = ROOT / "bench" / "results" / "world_properties.json"
@@ -213,14 +212,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write(path: Path, text: str) -> None:
-    body = path.read_text(encoding="utf-8")
-    if START not in body or END not in body:
-        raise SystemExit(f"{path}: no {START} ... {END} block to write the table into")
-    path.write_text(re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{text}\n{END}", body,
-                           flags=re.S), encoding="utf-8")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--write", nargs="*", type=Path, help="files whose world-properties block to rewrite")
@@ -232,7 +223,7 @@ def main() -> None:
     OUT.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
     text = table(rows)
     for path in args.write or []:
-        write(path if path.is_absolute() else ROOT / path, text)
+        write(path if path.is_absolute() else ROOT / path, text, START, END)
         print(f"wrote the world's properties into {path}")
     if not args.write:
         print(text)
