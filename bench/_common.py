@@ -87,3 +87,17 @@ def train_seconds(folder: Path) -> list[float]:
         if value is not None:
             out.append(float(value))
     return out
+
+
+def table_fills(params: dict) -> dict[tuple, list[str]]:
+    """Which runs fill each paper table cell: (paper, table, row, column) -> the runs, in params.yaml's order (the
+    first is the one a verdict reads). bench/exp_seed_plan.py and bench/exp_rebuild_estimate.py match
+    report/claims.yaml to runs through it."""
+    from reid_repro.config.runs import load_run
+
+    fills: dict = {}
+    for name in params["runs"]:
+        spec = load_run(params, name)
+        for paper, table, row in spec.targets():
+            fills.setdefault((paper, str(table), row, spec.table_column), []).append(name)
+    return fills

@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import write_results  # noqa: E402
+from _common import table_fills, write_results  # noqa: E402
 
 from reid_repro.commands.repro import STAGE_OVERHEAD, estimate  # noqa: E402
 
@@ -80,15 +80,10 @@ def family(spec: dict, params: dict) -> str:
 def verdict_runs(params: dict) -> Counter:
     """How many claims (kind claim, not context; default profile) each run feeds as the row or the baseline, per
     dataset the claim is stated on (report/claims.yaml; an omitted ``datasets`` is every column of its table)."""
-    from reid_repro.config.runs import load_run
     from reid_repro.report.claims import claims
     from reid_repro.report.tables import paper_numbers
 
-    fills: dict = {}
-    for name in params["runs"]:
-        spec = load_run(params, name)
-        for paper, table, row in spec.targets():
-            fills.setdefault((paper, str(table), row, spec.table_column), []).append(name)
+    fills = table_fills(params)
     numbers, fed = paper_numbers(), Counter()
     for paper, items in claims().items():
         for c in items:

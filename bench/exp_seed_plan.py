@@ -34,7 +34,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine  # noqa: E402
+from _common import RESULTS, machine, table_fills  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = (1.5, 1.0)
@@ -43,15 +43,10 @@ MAX_SEEDS = 20
 
 def claim_pairs(params: dict) -> list[dict]:
     """Every verdict the default profile's runs would give: claim id, kind, dataset, metric, row run, versus run."""
-    from reid_repro.config.runs import load_run
     from reid_repro.report.claims import claims
     from reid_repro.report.tables import paper_numbers
 
-    fills: dict = {}
-    for name in params["runs"]:
-        spec = load_run(params, name)
-        for paper, table, row in spec.targets():
-            fills.setdefault((paper, str(table), row, spec.table_column), name)
+    fills = {cell: runs[0] for cell, runs in table_fills(params).items()}     # the first run declared for the cell
     numbers, out = paper_numbers(), []
     for paper, items in claims().items():
         for c in items:
