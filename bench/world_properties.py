@@ -65,17 +65,21 @@ def stale_stages(stages: list[str], recs: dict, use_dvc: bool = False) -> set[st
 
 class Records:
     """The committed files a target reads, each with the stage that writes it; ``missing`` collects the stages
-    not rebuilt yet (stale or without their file)."""
+    not rebuilt yet (stale or without their file). ``files``: the contents read so far, shared by the targets'
+    Records, so that each file is read once while each target keeps its own ``missing``."""
 
-    def __init__(self, root: Path, stale: set[str]):
+    def __init__(self, root: Path, stale: set[str], files: dict | None = None):
         self.root, self.stale, self.missing = root, stale, []
+        self.files = {} if files is None else files
 
     def read(self, stage: str, path: str) -> dict | None:
         file = self.root / path
         if stage in self.stale or not file.is_file():
             self.missing.append(stage)
             return None
-        return json.loads(file.read_text())
+        if path not in self.files:
+            self.files[path] = json.loads(file.read_text())
+        return self.files[path]
 
     def run(self, name: str) -> dict | None:
         return self.read(f"train@{name}", f"runs/{name}/metrics.json")
@@ -105,7 +109,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
     and ``met`` (True / False, or None while a stage it reads is not rebuilt yet: ``waiting`` names them).
     ``rebuild``: the pipeline's ``stages`` and the rebuild's ``records`` (target 6); a baseline with no stage in the
     pipeline (a larger-profile run) is then left out."""
-    rows = []
+    rows, files = [], {}
     baselines = [b for b in BASELINES if rebuild is None or f"train@{b}" in rebuild["stages"]]
 
     def row(key: str, world: str, met: bool | None, rec: Records) -> None:
@@ -115,7 +119,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
                      "met": None if waiting and met is not False else met, "waiting": waiting})
 
     # 1: the start
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     start = rec.read("start", "models/start.json")
     if start:
         world = (" / ".join(pct(start[d]["mAP"]) for d in DOMAINS) + " on the Market / Duke / MSMT stand-ins; "
@@ -126,7 +130,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
         row("1", "", None, rec)
 
     # 2a, 2b: the ceiling: Cluster-Contrast's loop with true labels on Market, the labelled source loop on each
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     start = rec.read("start", "models/start.json")
     gt, cc = rec.run("cc_market_gt"), {d: rec.run(f"cc_{d}") for d in DOMAINS}
     own = {d: rec.read(f"transfer@{d}", f"models/transfer_{d}.json") for d in DOMAINS}
@@ -149,7 +153,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
             all(v >= 0.5 for v in share.values()), rec)
 
     # 3a: direct transfer over the target's own source model; 3b: MMT and SSG over direct transfer
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     tr = {d: rec.read(f"transfer@{d}", f"models/transfer_{d}.json") for d in DOMAINS}
     if rec.missing:
         row("3a", "", None, rec)
@@ -157,7 +161,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
         shares = [(a, b, tr[a][b]["mAP"] / tr[b][b]["mAP"], most) for a, b, most in TRANSFERS]
         row("3a", "; ".join(f"{NAMES[a]}→{NAMES[b]} {x:.2f} ({pct(tr[a][b]['mAP'])} of {pct(tr[b][b]['mAP'])})"
                             for a, b, x, _ in shares), all(x <= most for *_, x, most in shares), rec)
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     uda = {n: rec.run(n) for n in baselines if split_run(n)[0] in ("mmt", "ssg")}
     tr = {d: rec.read(f"transfer@{d}", f"models/transfer_{d}.json") for d in DOMAINS}
     gains = {n: m["mAP"] - tr[split_run(n)[2]][split_run(n)[1]]["mAP"] for n, m in uda.items()
@@ -166,7 +170,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
                         for n, g in gains.items()), all(g >= 0.10 for g in gains.values()), rec)
 
     # 4: every baseline's seed sd (report/figures.yaml: the baselines whose gain over their start is tabled)
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     sds = {n: m for n in baselines if (m := rec.run(n)) is not None}
     kinds: dict = {}
     for n, m in sds.items():
@@ -180,7 +184,7 @@ def properties(root: Path, stale: set[str], rebuild: dict | None = None) -> list
     # 5: the generator, as the figures stage measured it and the report's gate judges it (report/gates.yaml)
     from reid_repro.report.claims import gate_status
 
-    rec = Records(root, stale)
+    rec = Records(root, stale, files)
     gate = gate_status("gcl_generator", rec.read("figures", "reports/model_figures/gcl_fid.json"))
     if gate["passed"] is None:
         row("5", "", None, rec)
