@@ -193,7 +193,7 @@ def test_the_caveat_quotes_direct_transfers_share_of_the_targets_own_mAP(tmp_pat
     """Market's source model scores 21 on Duke and Duke's own 60 -> 0.35 (real 0.32: smaller gap); Duke's scores
     49 on Market, Market's own 70 -> 0.70 (real 0.31: smaller); Market's scores 5 on MSMT, MSMT's own 50 -> 0.10
     (real 0.10: not smaller): 2 of 3. Without the transfer files the caveat says they are not measured."""
-    from reid_repro.report.build import domain_gap_clause, read_transfers
+    from reid_repro.report.summary import domain_gap_clause, read_transfers
 
     for name, maps in {"market": {"market": 0.70, "duke": 0.21, "msmt": 0.05}, "duke": {"duke": 0.60, "market": 0.49},
                        "msmt": {"msmt": 0.50}}.items():
@@ -255,7 +255,7 @@ def test_a_row_the_paper_does_not_print_is_an_error_unless_ours_only(report):
 
 
 def test_a_failed_build_leaves_the_previous_report_whole(report, monkeypatch):
-    import reid_repro.report.build as build
+    import reid_repro.report.sections as sections
 
     params, tmp, _ = report
     before = {p.relative_to(tmp): p.read_bytes() for p in (tmp / "reports").rglob("*") if p.is_file()}
@@ -263,12 +263,12 @@ def test_a_failed_build_leaves_the_previous_report_whole(report, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
     calls = {"n": 0}
-    real = build.curves_figure
+    real = sections.curves_figure
 
     def second_fails(*args, **kwargs):      # the first table's files are written, then the build fails
         calls["n"] += 1
         return real(*args, **kwargs) if calls["n"] == 1 else broken()
-    monkeypatch.setattr(build, "curves_figure", second_fails)
+    monkeypatch.setattr(sections, "curves_figure", second_fails)
     with pytest.raises(RuntimeError, match="disk full"):
         build_report(params, tmp / "runs", tmp / "reports")
     after = {p.relative_to(tmp): p.read_bytes() for p in (tmp / "reports").rglob("*") if p.is_file()
