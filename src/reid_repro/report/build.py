@@ -24,8 +24,8 @@ from reid_repro.report.items import IN_PART, PAPERS, REPRODUCED, coverage, secti
 from reid_repro.report.page import PAGES, PROSE, Section, render_page
 from reid_repro.report.plots import reproduction_figure
 from reid_repro.report.runs import Run, collect_runs, write_plot_data
-from reid_repro.report.sections import (Build, model_figure_sections, paper_table_section, run_figure_sections,
-                                        study_plot_sections)
+from reid_repro.report.sections import (Build, TableSection, model_figure_sections, paper_table_section,
+                                        run_figure_sections, study_plot_sections)
 from reid_repro.report.summary import count_verdicts, domain_gap_clause, read_transfers, stale_summary
 from reid_repro.report.tables import (BASELINES, FIDELITY_INTRO, GCL_FID_INTRO, INCONCLUSIVE_MEANS, PROBE_INTRO,
                                       START_INTRO, STUDIES_INTRO, baseline_gains, camera_probe_frame, check_rows,
@@ -91,22 +91,18 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         for paper_, table, row in r.spec.targets():
             if paper is None or paper_ == paper:     # a shared baseline's rows in other papers stay out
                 groups.setdefault((paper_, table), []).append((r, row))
-    partial: dict[str, int] = {}     # table anchor -> how many of its cells are larger-profile rows not run
-    unbuilt: dict[str, tuple] = {}   # table anchor -> (its cells of runs not built yet, its trained runs)
-    ours_cells: dict[str, int] = {}  # table anchor -> how many cells our runs fill (trained or not)
-    both_readings: list[tuple] = []  # (paper, table, verdicts with the code's reading, with the paper's)
+    tables: list[TableSection] = []
     # (name_p, not paper: `paper` is the argument that selects one paper's report)
     for (name_p, table), entries in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1])
                                                                            if kv[0][1].isdigit() else 99)):
         if name_p not in numbers or table not in numbers[name_p]:
             raise ReidReproError(f"runs {[r.name for r, _ in entries]}: paper {name_p!r} table {table!r} is not "
                                  "in paper_numbers.yaml")
-        t = paper_table_section(b, name_p, table, numbers[name_p][table], entries)
-        sections.append(t.section)
-        summary["tables"].append(t.slug)
-        both_readings += [t.both_readings] if t.both_readings else []
-        partial[t.section.id], unbuilt[t.section.id], ours_cells[t.section.id] = (t.not_run, (t.not_built, t.trained),
-                                                                                  t.ours)
+        tables.append(paper_table_section(b, name_p, table, numbers[name_p][table], entries))
+        sections.append(tables[-1].section)
+        summary["tables"].append(tables[-1].slug)
+    # (paper, table, verdicts with the code's reading, with the paper's) of the tables judged under both readings
+    both_readings = [t.both_readings for t in tables if t.both_readings]
 
     def add_table(slug: str, anchor: str, title: str, intro: str, frame: pd.DataFrame, cells: pd.DataFrame):
         """A section of one table: its data as tables/<slug>.csv, its cells in results.md and on the page."""
@@ -172,7 +168,9 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     summary["figures"].insert(0, f"figures/{repro_fig.name}")
     heads = [f"{short_name(p_name)} headline — {h['sentence']}" for p_name in sorted(per_paper)
              if (h := headline(all_verdicts, p_name))]
-    cov_list = coverage({s.id for s in sections}, paper, partial, unbuilt, ours_cells)
+    cov_list = coverage({s.id for s in sections}, paper, {t.section.id: t.not_run for t in tables},
+                        {t.section.id: (t.not_built, t.trained) for t in tables},
+                        {t.section.id: t.ours for t in tables})
     cov = pd.DataFrame(cov_list)
     b.write_csv("coverage", cov)
     summary["tables"].append("coverage")
