@@ -600,7 +600,11 @@ def test_uda_runs_fill_the_papers_setting_columns_and_are_judged_on_map(tmp_path
             metrics["seeds"][s].update(camera_probe=v, camera_chance=0.2)
         metrics.update(camera_probe=float(np.mean(probe)), camera_chance=0.2)
         path.write_text(json.dumps(metrics))
-    build_report(params, tmp_path / "runs", tmp_path / "reports", paper="canu")
+    # MMT learns over its start, the Market source's direct transfer to Duke (30.0 -> 40, 41, 39): the claims on
+    # it pass their gate (mmt_learns) and are judged
+    (tmp_path / "start.json").write_text(json.dumps({"duke": {"mAP": 0.10}}))
+    (tmp_path / "transfer_market.json").write_text(json.dumps({"duke": {"mAP": 0.30}}))
+    build_report(params, tmp_path / "runs", tmp_path / "reports", paper="canu", start=tmp_path / "start.json")
     probe = pd.read_csv(tmp_path / "reports" / "tables" / "camera_probe.csv").set_index("run")
     assert list(probe.index) == ["mmt_market2duke", "canu_mmt_market2duke"]       # adv: no probe recorded
     found = json.loads((tmp_path / "reports" / "verdicts.json").read_text())
@@ -618,6 +622,53 @@ def test_uda_runs_fill_the_papers_setting_columns_and_are_judged_on_map(tmp_path
     assert "<section id='canu-table-i'>" in page and "<section id='canu-table-iv'>" in page
     section = page[page.index("<section id='canu-camera-probe'>"):]
     assert "<td>32.0 ± 2.0</td>" in section[:section.index("</section>")]
+
+
+def test_a_canu_claim_is_not_testable_where_its_baseline_does_not_learn_over_direct_transfer(tmp_path):
+    """gates.yaml mmt_learns / ssg_learns, per setting. Market->Duke: the Market source transfers at 30.0; MMT ends
+    at 25, 27, 26 (gain -4.0, sd 1: 95% CI -4 +- 4.303 / sqrt(3) = [-6.48, -1.52]), so CANU-MMT's claims against it
+    read "not testable here" with that measurement, whatever their own numbers; SSG ends at 38, 40, 42 (+10.0, sd 2:
+    [+5.03, +14.97]) and CANU-SSG vs SSG is judged. CANU-MMT vs SSG names both gates: MMT's failure decides it.
+    Duke->Market: MMT learns (50 -> 60, 61, 59) and CANU-MMT vs MMT is judged there."""
+    def uda(method, base, source, target, row):
+        return {"method": method, "base": base, "dataset": target, "test": target, "init": f"source_{source}",
+                "column": f"{source}2{target}", "paper": "canu", "table": "I", "row": row, "overrides": {}}
+
+    params = {"data": {"market": {}, "duke": {}},
+              "runs": {"mmt_market2duke": uda("mmt", "mmt", "market", "duke", "MMT (DBSCAN)"),
+                       "canu_mmt_market2duke": uda("canu", "mmt", "market", "duke", "CANU-MMT (ours)"),
+                       "ssg_market2duke": uda("ssg", "ssg", "market", "duke", "SSG [8]"),
+                       "canu_ssg_market2duke": uda("canu_ssg", "ssg", "market", "duke", "CANU-SGG (ours)"),
+                       "mmt_duke2market": uda("mmt", "mmt", "duke", "market", "MMT (DBSCAN)"),
+                       "canu_mmt_duke2market": uda("canu", "mmt", "duke", "market", "CANU-MMT (ours)")}}
+    for name, maps in (("mmt_market2duke", [0.25, 0.27, 0.26]), ("canu_mmt_market2duke", [0.45, 0.46, 0.47]),
+                       ("ssg_market2duke", [0.38, 0.40, 0.42]), ("canu_ssg_market2duke", [0.48, 0.50, 0.52]),
+                       ("mmt_duke2market", [0.60, 0.61, 0.59]), ("canu_mmt_duke2market", [0.65, 0.66, 0.64])):
+        _fake_run(tmp_path / "runs", name, maps, [0.6, 0.7, 0.8])
+    (tmp_path / "start.json").write_text(json.dumps({"duke": {"mAP": 0.10}, "market": {"mAP": 0.10}}))
+    (tmp_path / "transfer_market.json").write_text(json.dumps({"duke": {"mAP": 0.30}}))
+    (tmp_path / "transfer_duke.json").write_text(json.dumps({"market": {"mAP": 0.50}}))
+    summary = build_report(params, tmp_path / "runs", tmp_path / "reports", paper="canu",
+                           start=tmp_path / "start.json")
+    assert summary["gates"]["mmt_learns"]["settings"]["market2duke"]["passed"] is False
+    assert summary["gates"]["mmt_learns"]["settings"]["duke2market"]["passed"] is True
+    assert summary["gates"]["ssg_learns"]["settings"]["market2duke"]["passed"] is True
+    found = {(v["claim"], v["dataset"]): v for v in json.loads((tmp_path / "reports" / "verdicts.json").read_text())}
+    blocked = found[("canu-t1-canu-mmt-vs-mmt-dbscan", "market2duke")]
+    assert blocked["verdict"] == "not testable here" and blocked["our_gain"] == pytest.approx(20.0)
+    assert "mmt_market2duke: 30.0 -> 26.0 mAP" in blocked["gate"] and "[-6.5, -1.5]" in blocked["gate"]
+    assert "not testable here" in blocked["sentence"]
+    both = found[("canu-t1-canu-mmt-vs-ssg-8", "market2duke")]
+    assert both["verdict"] == "not testable here" and "mmt_market2duke" in both["gate"] \
+        and "ssg_market2duke" not in both["gate"]
+    # judged: SSG learns on Market->Duke (+10 [+5.0, +15.0]), MMT on Duke->Market (+10)
+    assert found[("canu-t1-canu-ssg-vs-ssg", "market2duke")]["verdict"] == "holds"
+    assert found[("canu-t1-canu-mmt-vs-mmt-dbscan", "duke2market")]["verdict"] == "holds"
+    # without the baseline's start measured (no start.json) the gate is not measured: not testable either
+    build_report(params, tmp_path / "runs", tmp_path / "r2", paper="canu")
+    found = {(v["claim"], v["dataset"]): v for v in json.loads((tmp_path / "r2" / "verdicts.json").read_text())}
+    assert {v["verdict"] for v in found.values() if v["claim"].startswith("canu-t1")} == {"not testable here"}
+    assert "not measured" in found[("canu-t1-canu-ssg-vs-ssg", "market2duke")]["gate"]
 
 
 def test_our_columns_name_the_real_dataset_when_a_run_used_one(tmp_path):

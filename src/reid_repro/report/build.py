@@ -43,6 +43,23 @@ def _provenance(runs: list[Run], params_hash_value: str) -> dict:
             "report_machine": {"python": platform.python_version(), "platform": platform.platform()}}
 
 
+def _baseline_gains(by_name: dict, start: str | Path | None, transfers: dict) -> pd.DataFrame:
+    """tables.baseline_gains of this build's baselines (empty without ``start``), after checking that the start's
+    and each needed source model's evaluation exist."""
+    if start is None:
+        return pd.DataFrame()
+    start_file = Path(start)
+    if not start_file.is_file():
+        raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
+    missing = sorted({source_of(by_name[n].spec) for n in BASELINES if n in by_name} - {None} - set(transfers))
+    if missing:
+        name = missing[0]
+        raise ReidReproError(f"{start_file.with_name(f'transfer_{name}.json')}: missing; run `dvc repro "
+                             f"transfer@{name}` (the {name} source model's direct transfer, beside the start's "
+                             "evaluation)")
+    return baseline_gains(by_name, json.loads(start_file.read_text()), transfers)
+
+
 def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper: str | None = None,
                  start: str | Path | None = None, model_figures: str | Path | None = None,
                  studies: str | Path | None = None, allow_missing: bool = False) -> dict:
@@ -74,7 +91,13 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     figures_in = Path(model_figures if model_figures is not None else out_dir / "model_figures")
     fid_file = figures_in / "gcl_fid.json"
     gcl_measured = json.loads(fid_file.read_text()) if fid_file.is_file() else None
-    gates = {name: claim_file.gate_status(name, gcl_measured) for name in claim_file.gates()}
+    # each baseline's gain over its start; a domain-adaptation baseline starts at its source model's direct
+    # transfer, and the claims built on it are testable only where it learns (gates.yaml: mmt_learns, ssg_learns)
+    transfers = read_transfers(Path(start).parent if start is not None else None)
+    gains = _baseline_gains(by_name, start, transfers)
+    gains_records = gains.to_dict("records") if len(gains) else None
+    gates = {name: claim_file.gate_status(name, gains_records if spec.get("method") else gcl_measured)
+             for name, spec in claim_file.gates().items()}
     # every run's seed-noise estimate per metric a claim reads, pooled within its noise group (report/verdicts.py)
     claim_metrics = {"mAP"} | {c.get("metric", "mAP") for items in claim_file.claims().values() for c in items}
     noise, noise_tests = run_noise(runs, sorted(claim_metrics | {verdict_metric(t) for p in numbers.values()
@@ -83,7 +106,6 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     b = Build(out_dir, Path(runs_dir), tables_dir, figures_dir, dataset_labels(params.get("data")), gates, noise)
     summary = {"tables": [], "figures": b.figures, "gates": gates, "noise_groups": noise_tests}
     # the page's sections in order; the template draws them and the table of contents at the end
-    transfers = read_transfers(Path(start).parent if start is not None else None)
     sections = [Section("how-ours-differ", "How our numbers differ from the papers'",
                         text=WHY_DIFFERENT.format(domain_gap=domain_gap_clause(transfers)))]
     groups: dict[tuple, list[tuple[Run, str]]] = {}
@@ -110,22 +132,10 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
         sections.append(Section(anchor, title, text=intro, cells=cells))
         summary["tables"].append(slug)
 
-    if start is not None:
-        start_file = Path(start)
-        if not start_file.is_file():
-            raise ReidReproError(f"{start_file}: missing; run `dvc repro start` (the pretrained start's mAP)")
-        # a domain-adaptation baseline starts at its source model's direct transfer
-        missing = sorted({source_of(by_name[n].spec) for n in BASELINES if n in by_name} - {None} - set(transfers))
-        if missing:
-            name = missing[0]
-            raise ReidReproError(f"{start_file.with_name(f'transfer_{name}.json')}: missing; run `dvc repro "
-                                 f"transfer@{name}` (the {name} source model's direct transfer, beside the start's "
-                                 "evaluation)")
-        gains = baseline_gains(by_name, json.loads(start_file.read_text()), transfers)
-        if len(gains):
-            add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
-                      _gains_cells(gains, b.labels))
-            summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
+    if len(gains):
+        add_table("baseline_gains", "baseline-gains", "Does the baseline learn?", START_INTRO, gains,
+                  _gains_cells(gains, b.labels))
+        summary["baselines_learn"] = {r["run"]: r["learns"] for _, r in gains.iterrows()}
     fid = fidelity_frame(by_name, paper)
     if len(fid):
         add_table("fidelity", "paper-vs-code", "Paper vs released code", FIDELITY_INTRO, fid,

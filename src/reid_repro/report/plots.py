@@ -265,7 +265,7 @@ VERDICT_COLORS = {"holds": "#1a9850", "does not hold": "#d73027", "inconclusive"
 
 
 def reproduction_figure(found: list[dict], out: Path) -> Path:
-    """Every claim's paper gain (x) against our paired gain (y) with its 95% interval, coloured by verdict, one
+    """Every claim's paper gain (x) against our gain (y) with its 95% interval, coloured by verdict, one
     panel per paper; zero lines and the diagonal (our gain = the paper's) drawn. A claim with one seed has no
     interval and is drawn hollow."""
     plt = _pyplot()
@@ -292,7 +292,7 @@ def reproduction_figure(found: list[dict], out: Path) -> Path:
         ax.axhline(0, color="k", lw=0.8)
         ax.axvline(0, color="k", lw=0.8)
         ax.plot([-lim, lim], [-lim, lim], ls="--", color="#555", lw=0.8, label="ours = paper")
-        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="paper's gain (points)", ylabel="our paired gain (points)",
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="paper's gain (points)", ylabel="our gain (points)",
                title=f"{short_name(paper)}: {len(mine)} claims")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left")

@@ -188,7 +188,8 @@ def claim_verdict(claim: dict, paper_gain: float | None, row_seeds: dict, versus
     """One listed claim judged on its rows' seeds (``{seed: value}`` each; report/verdicts.py, ``noise``: the rows'
     seed-noise estimates): the paper's gain where it prints both numbers (else the sign the claim states),
     ``not_worse`` judged as "does not hold" only when the interval lies on the wrong side; a claim whose gate fails
-    (or was not measured) reads "not testable here"."""
+    (or was not measured) reads "not testable here" (``gate``: its status on this claim's setting,
+    claims.gate_for)."""
     from reid_repro.report import claims as claim_file
     from reid_repro.report import verdicts as rule
 
@@ -256,7 +257,7 @@ def verdicts(paper: str, table: str, paper_table: dict, frame: pd.DataFrame, val
             if not ours or not ours_base or any(x is None or pd.isna(x) for x in (paper_v, paper_base)):
                 continue
             by = (noise or {}).get(metric, {})
-            v = claim_verdict(claim, paper_v - paper_base, ours, ours_base, (gates or {}).get(claim.get("gate")),
+            v = claim_verdict(claim, paper_v - paper_base, ours, ours_base, claim_file.gate_for(claim, gates, d),
                               (by.get((claim["row"], d)), by.get((claim["versus"], d))))
             v.update(paper=paper, table=table, row=claim["row"], versus=claim["versus"], dataset=d, metric=metric,
                      stale=any(x is not None and not pd.isna(x) and bool(x)
@@ -356,7 +357,7 @@ def run_claim_verdicts(paper: str, by_name: dict, gates: dict | None = None,
             continue
         dataset = (claim.get("datasets") or [a.spec.test])[0]
         by = (noise or {}).get(metric, {})
-        v = claim_verdict(claim, None, va, vb, (gates or {}).get(claim.get("gate")),
+        v = claim_verdict(claim, None, va, vb, claim_file.gate_for(claim, gates),
                           tuple(by.get(claim["runs"][k]) for k in ("row", "versus")))
         v.update(paper=paper, table=claim["source"], row=claim["row"], versus=claim["versus"], dataset=dataset,
                  metric=metric, stale=bool(a.stale or b.stale))
@@ -396,7 +397,7 @@ def gcl_fid_table(ours: dict, paper_table: dict, gates: dict | None = None
         printed = next(r for r in paper_table["rows"] if r["row"] == claim["row"])
         paper_gain = np.mean([printed[a][0] for a in easy]) - np.mean([printed[a][0] for a in hard])
         ours_easy, ours_hard = np.mean([ours["fid"][a] for a in easy]), np.mean([ours["fid"][a] for a in hard])
-        v = claim_verdict(claim, paper_gain, {0: ours_easy}, {0: ours_hard}, (gates or {}).get(claim.get("gate")))
+        v = claim_verdict(claim, paper_gain, {0: ours_easy}, {0: ours_hard}, claim_file.gate_for(claim, gates))
         label = lambda keys: ", ".join(paper_table["datasets"][a] for a in keys)     # noqa: E731
         v.update(paper="gcl", table="1", row=label(easy), versus=label(hard), dataset="market", metric="fid",
                  stale=False)
@@ -423,7 +424,8 @@ def source_of(spec) -> str | None:
 
 def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) -> pd.DataFrame:
     """Per baseline run: the mAP it starts from on its test set, the per-seed final mAP, the mean gain and its 95%
-    interval (Student t over seeds), and whether the interval lies above zero. A run from the pretrained start
+    interval (Student t over seeds), and whether the interval lies above zero (what the gates of the claims built on
+    a domain-adaptation baseline read: claims.gate_status). A run from the pretrained start
     starts at ``start`` (start.json); a domain-adaptation run, from a source model (``init: source_<s>``), at that
     model's direct transfer, ``transfers[<s>]`` (transfer_<s>.json): what adaptation must improve on."""
     from reid_repro.report import verdicts as rule
@@ -440,7 +442,7 @@ def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) ->
         seeds = sorted(finals)
         iv = rule.paired_interval([finals[s] for s in seeds], [begin] * len(seeds))
         ci = None if iv["n"] < 2 else [round(x, 2) for x in iv["ci"]]
-        rows.append({"run": name, "row": r.spec.row, "dataset": r.spec.test,
+        rows.append({"run": name, "method": r.spec.method, "row": r.spec.row, "dataset": r.spec.test,
                      "source": source or "",
                      "start_mAP": round(begin, 2), "seeds": seeds, "final_mAP": [round(finals[s], 2) for s in seeds],
                      "gain": round(iv["our_gain"], 2), "ci": ci, "learns": bool(ci is not None and ci[0] > 0)})
