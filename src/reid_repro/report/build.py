@@ -95,8 +95,7 @@ def build_report(params: dict, runs_dir: str | Path, out_dir: str | Path, paper:
     # transfer, and the claims built on it are testable only where it learns (gates.yaml: mmt_learns, ssg_learns)
     transfers = read_transfers(Path(start).parent if start is not None else None)
     gains = _baseline_gains(by_name, start, transfers)
-    gains_records = gains.to_dict("records") if len(gains) else None
-    gates = {name: claim_file.gate_status(name, gains_records if spec.get("method") else gcl_measured)
+    gates = {name: claim_file.gate_status(name, gains.to_dict("records") if spec.get("method") else gcl_measured)
              for name, spec in claim_file.gates().items()}
     # every run's seed-noise estimate per metric a claim reads, pooled within its noise group (report/verdicts.py)
     claim_metrics = {"mAP"} | {c.get("metric", "mAP") for items in claim_file.claims().values() for c in items}

@@ -81,7 +81,8 @@ def gate_names_of(claim: dict) -> list:
 def gate_status(name: str, measured) -> dict:
     """Whether gate ``name`` passes on this build: ``measured`` is what the gate reads (gcl_generator: the figures
     stage's ``gcl_fid.json``; a gate with a ``method``: the report's baseline gains, one record per baseline run
-    with its method, source, test stand-in, gain over its start and 95% interval), None when it was not measured.
+    with its method, source, test stand-in, gain over its start, 95% interval and ``learns``), None when it was not
+    measured.
     Returns {passed: True | False | None, text}; a gate with a ``method`` has one such status per setting
     (``<source>2<target>``) under ``settings``."""
     spec = gates()[name]
@@ -90,11 +91,10 @@ def gate_status(name: str, measured) -> dict:
         for r in measured or []:
             if r["method"] != spec["method"] or not r["source"]:
                 continue
-            ci = r["ci"]
+            ci, passed = r["ci"], bool(r["learns"])
             where = f"{r['run']}: {r['start_mAP']:.1f} -> {r['start_mAP'] + r['gain']:.1f} mAP"
             gain = (f"gain {r['gain']:+.1f}, 95% CI [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci is not None
                     else f"gain {r['gain']:+.1f}, one seed: no interval")
-            passed = bool(ci is not None and ci[0] > 0)
             settings[f"{r['source']}2{r['dataset']}"] = {
                 "passed": passed, "text": (f"{spec['what']}; it {'does' if passed else 'does not'}: {where} over its "
                                            f"start ({gain}; {spec['source']})")}

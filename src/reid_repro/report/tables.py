@@ -424,10 +424,10 @@ def source_of(spec) -> str | None:
 
 def baseline_gains(by_name: dict, start: dict, transfers: dict | None = None) -> pd.DataFrame:
     """Per baseline run: the mAP it starts from on its test set, the per-seed final mAP, the mean gain and its 95%
-    interval (Student t over seeds), and whether the interval lies above zero (what the gates of the claims built on
-    a domain-adaptation baseline read: claims.gate_status). A run from the pretrained start
-    starts at ``start`` (start.json); a domain-adaptation run, from a source model (``init: source_<s>``), at that
-    model's direct transfer, ``transfers[<s>]`` (transfer_<s>.json): what adaptation must improve on."""
+    interval (Student t over seeds), and whether the interval lies above zero (``learns``: what the gates of the
+    claims built on a domain-adaptation baseline read, claims.gate_status). A run from the pretrained start starts
+    at ``start`` (start.json); a domain-adaptation run, from a source model (``init: source_<s>``), at that model's
+    direct transfer, ``transfers[<s>]`` (transfer_<s>.json): what adaptation must improve on."""
     from reid_repro.report import verdicts as rule
 
     rows = []
